@@ -1,0 +1,64 @@
+/*
+ * sock: the Sendmail/Postfix socket specification, for listening and for
+ * connecting.
+ *
+ *   unix:/run/mailward/auth.sock   local:/run/mailward/auth.sock
+ *   inet:8891@127.0.0.1            inet:8891 (any IPv4 address)
+ *   inet:127.0.0.1:8891            inet:[127.0.0.1]:8891  (Postfix's order)
+ *   inet6:8891@::1                 inet6:[::1]:8891       inet6:8891
+ *
+ * A port is a number from 1 to 65535; a host is an address literal or a
+ * host name; a unix path is absolute and fits sun_path. Nothing here
+ * allocates except the error text written into the caller's buffer.
+ */
+#ifndef MW_SOCK_H
+#define MW_SOCK_H
+
+#include <sys/types.h>
+
+#include "buf.h"
+
+enum mw_sock_kind {
+	MW_SOCK_UNIX,
+	MW_SOCK_INET,
+	MW_SOCK_INET6,
+};
+
+#define MW_SOCK_PATH_MAX 108 /* sizeof(sun_path) on Linux */
+#define MW_SOCK_HOST_MAX 256
+
+struct mw_sockspec {
+	enum mw_sock_kind kind;
+	char path[MW_SOCK_PATH_MAX]; /* MW_SOCK_UNIX */
+	char host[MW_SOCK_HOST_MAX]; /* MW_SOCK_INET*: "" means any address */
+	unsigned port;               /* MW_SOCK_INET* */
+};
+
+/* Owner, group and mode given to a listening unix socket. NULL / 0: keep. */
+struct mw_sock_perms {
+	const char *owner;
+	const char *group;
+	mode_t mode;
+};
+
+/* 0, or -1 with the reason appended to err. */
+int mw_sock_parse(const char *spec, struct mw_sockspec *out, struct mw_buf *err);
+/* The form libmilter and Sendmail read: unix:/path, inet:port@host, inet6:port@host. */
+void mw_sock_format(const struct mw_sockspec *spec, struct mw_buf *out);
+
+/*
+ * Before listening on a unix socket: a socket file left by a crashed daemon
+ * is removed; one that still accepts connections (another instance runs) or
+ * a path that is not a socket is an error.
+ */
+int mw_sock_remove_stale(const char *path, struct mw_buf *err);
+int mw_sock_set_perms(const char *path, const struct mw_sock_perms *perms, struct mw_buf *err);
+
+/* A listening, non-blocking, close-on-exec socket; perms may be NULL.
+   Returns the fd, or -1 with err. */
+int mw_sock_listen(const struct mw_sockspec *spec, const struct mw_sock_perms *perms,
+		   int backlog, struct mw_buf *err);
+/* A connected, blocking socket, or -1 with err after timeout_ms. */
+int mw_sock_connect(const struct mw_sockspec *spec, int timeout_ms, struct mw_buf *err);
+
+#endif
