@@ -74,7 +74,7 @@ struct mw_dns_conf {
 #define MW_DNS_CONF_KEYS(T, M)                                                         \
 	{ .name = "dns_resolver", .type = MW_CONF_CUSTOM,                                      \
 	  .offset = offsetof(T, M.resolver), .def = "system",                          \
-	  .parse = mw_dns_conf_parse_resolver_##T, .release = mw_dns_conf_free_resolver_##T, \
+	  .parse = mw_dns_conf_parse_resolver_##M, .release = mw_dns_conf_free_resolver_##M, \
 	  .help = "system, or forwarders as ip[@port] ..." },                                  \
 	{ .name = "dns_timeout", .type = MW_CONF_DURATION,                                     \
 	  .offset = offsetof(T, M.timeout_ms), .def = "5s", .min = 100, .max = 60000,   \
@@ -95,12 +95,12 @@ struct mw_dns_conf {
  * before its schema.
  */
 #define MW_DNS_CONF_DEFINE(T, M)                                                       \
-	static int mw_dns_conf_parse_resolver_##T(void *target, const char *value,        \
+	static int mw_dns_conf_parse_resolver_##M(void *target, const char *value,        \
 						     struct mw_buf *err)                      \
 	{                                                                                      \
 		return mw_dns_conf_set_resolver(&((T *)target)->M, value, err);       \
 	}                                                                                      \
-	static void mw_dns_conf_free_resolver_##T(void *target)                            \
+	static void mw_dns_conf_free_resolver_##M(void *target)                            \
 	{                                                                                      \
 		mw_dns_conf_clear_resolver(&((T *)target)->M);                         \
 	}

@@ -68,7 +68,7 @@ int mw_redis_discover_master(const struct mw_redis_conf *conf, struct mw_redis_a
    put MW_REDIS_CONF_DEFINE(T, M) once before the schema. */
 #define MW_REDIS_CONF_KEYS(T, M, default_servers)                                            \
 	{ .name = "redis_servers", .type = MW_CONF_CUSTOM, .def = default_servers,          \
-	  .parse = mw_redis_conf_parse_servers_##T,                                         \
+	  .parse = mw_redis_conf_parse_servers_##M,                                         \
 	  .help = "host:port, unix:/path, or sentinel:MASTER@host:port,host:port" },        \
 	{ .name = "redis_username", .type = MW_CONF_STRING,                                 \
 	  .offset = offsetof(T, M.username), .def = "",                                     \
@@ -83,7 +83,7 @@ int mw_redis_discover_master(const struct mw_redis_conf *conf, struct mw_redis_a
 	  .help = "connect and command timeout" }
 
 #define MW_REDIS_CONF_DEFINE(T, M)                                                           \
-	static int mw_redis_conf_parse_servers_##T(void *target, const char *value,          \
+	static int mw_redis_conf_parse_servers_##M(void *target, const char *value,          \
 						   struct mw_buf *err)                       \
 	{                                                                                    \
 		return mw_redis_servers_parse(value, &((T *)target)->M.servers, err);       \

@@ -1,0 +1,170 @@
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "hdrparse.h"
+#include "maconf.h"
+#include "madkim.h"
+#include "madmarc.h"
+#include "spf.h"
+
+MW_DNS_CONF_DEFINE(struct ma_settings, dns)
+
+static int parse_trusted(void *target, const char *value, struct mw_buf *err)
+{
+	struct ma_settings *s = target;
+	mw_cidr_list_free(&s->trusted);
+	return mw_cidr_list_add(&s->trusted, value, err);
+}
+
+static void release_trusted(void *target)
+{
+	mw_cidr_list_free(&((struct ma_settings *)target)->trusted);
+}
+
+static const char *const quarantine_actions[] = { "hold", "header", NULL };
+static const char *const malformed_actions[] = { "reject", "quarantine", "accept", NULL };
+
+#define S(field) offsetof(struct ma_settings, field)
+const struct mw_conf_key ma_conf_schema[] = {
+	{ .name = "socket", .type = MW_CONF_SOCKET, .offset = S(socket),
+	  .def = "unix:/run/mailward/milter-auth.sock",
+	  .help = "where the MTA connects: unix:/path, inet:port@host, inet6:port@host" },
+	{ .name = "authserv_id", .type = MW_CONF_STRING, .offset = S(authserv_id), .def = "",
+	  .help = "the name in our Authentication-Results headers (empty: this host's name)" },
+	{ .name = "trusted_networks", .type = MW_CONF_CUSTOM, .def = "127.0.0.0/8 ::1",
+	  .parse = parse_trusted, .release = release_trusted,
+	  .help = "clients whose mail is not verified (outbound mail)" },
+	{ .name = "skip_authenticated", .type = MW_CONF_BOOL, .offset = S(skip_authenticated),
+	  .def = "yes", .help = "do not verify mail from SMTP AUTH users (outbound mail)" },
+	{ .name = "spf_check_helo", .type = MW_CONF_BOOL, .offset = S(spf_helo), .def = "yes",
+	  .help = "also check the HELO identity (reported as spf=... smtp.helo=)" },
+	{ .name = "spf_reject_fail", .type = MW_CONF_BOOL, .offset = S(spf_reject_fail),
+	  .def = "no", .help = "reject SPF fail (-all) when the domain publishes no DMARC record" },
+	{ .name = "dkim_min_key_bits", .type = MW_CONF_UINT, .offset = S(dkim_min_key_bits),
+	  .def = "1024", .min = 1024, .max = 16384,
+	  .help = "shorter RSA keys never pass (RFC 8301: at least 1024)" },
+	{ .name = "dkim_max_signatures", .type = MW_CONF_UINT, .offset = S(dkim_max_signatures),
+	  .def = "8", .min = 1, .max = 64, .help = "signatures verified per message" },
+	{ .name = "dmarc_enforce", .type = MW_CONF_BOOL, .offset = S(dmarc_enforce), .def = "yes",
+	  .help = "act on p=reject and p=quarantine (no: report only)" },
+	{ .name = "quarantine_action", .type = MW_CONF_ENUM, .offset = S(quarantine_action),
+	  .def = "hold", .choices = quarantine_actions,
+	  .help = "p=quarantine: hold (Postfix hold queue) or header (for Sieve to file into Junk)" },
+	{ .name = "quarantine_header", .type = MW_CONF_STRING, .offset = S(quarantine_header),
+	  .def = "X-Mailward-Quarantine", .help = "header added with quarantine_action = header" },
+	{ .name = "dmarc_override_domains", .type = MW_CONF_LIST, .offset = S(dmarc_override_domains),
+	  .def = "", .flags = MW_CONF_MULTI,
+	  .help = "From domains whose DMARC policy is reported but never enforced" },
+	{ .name = "malformed_from", .type = MW_CONF_ENUM, .offset = S(malformed_from),
+	  .def = "reject", .choices = malformed_actions,
+	  .help = "zero or several From fields, or a From without a domain" },
+	{ .name = "tempfail_on_dns_error", .type = MW_CONF_BOOL, .offset = S(dns_tempfail),
+	  .def = "yes", .help = "when DNS trouble leaves a DMARC policy undecided, 4xx (try later)" },
+	{ .name = "public_suffix_list", .type = MW_CONF_STRING, .offset = S(public_suffix_list),
+	  .def = "/usr/share/publicsuffix/public_suffix_list.dat",
+	  .help = "for organizational domains (Debian package publicsuffix)" },
+	{ .name = "max_headers", .type = MW_CONF_UINT, .offset = S(max_headers), .def = "1000",
+	  .min = 10, .max = 100000, .help = "headers read per message; more are not inspected" },
+	MW_DNS_CONF_KEYS(struct ma_settings, dns),
+	MW_LOG_CONF_KEYS(struct ma_settings, log),
+	MW_DAEMON_CONF_KEYS(struct ma_settings, daemon, "mailward"),
+	{ .name = NULL },
+};
+
+int ma_conf_validate(struct mw_conf *cfg, void *target)
+{
+	struct ma_settings *s = target;
+	if (s->authserv_id[0] == '\0') {
+		char host[256];
+		if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+			return mw_conf_fail(cfg, "authserv_id", "not set and the host name is unknown");
+		host[sizeof(host) - 1] = '\0';
+		free(s->authserv_id);
+		s->authserv_id = strdup(host);
+	}
+	char norm[MA_DOMAIN_MAX];
+	for (const char *p = s->authserv_id; *p != '\0'; p++)
+		if (*p <= ' ' || *p == ';' || *p == '(' || *p == '"' || (unsigned char)*p >= 0x7f)
+			return mw_conf_fail(cfg, "authserv_id", "\"%s\" is not a valid authserv-id "
+					    "(a host name, without spaces, quotes, ';' or '(')",
+					    s->authserv_id);
+	if (s->dmarc_override_domains != NULL) {
+		for (char **d = s->dmarc_override_domains; *d != NULL; d++) {
+			if (ma_domain_normalize(*d, strlen(*d), norm, sizeof(norm)) < 0)
+				return mw_conf_fail(cfg, "dmarc_override_domains",
+						    "\"%s\" is not a domain", *d);
+			memcpy(*d, norm, strlen(norm) + 1); /* normalizing never lengthens */
+		}
+	}
+	if (access(s->public_suffix_list, R_OK) < 0)
+		return mw_conf_fail(cfg, "public_suffix_list", "cannot read %s (install the Debian "
+				    "package publicsuffix)", s->public_suffix_list);
+	for (const char *p = s->quarantine_header; *p != '\0'; p++)
+		if (*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f)
+			return mw_conf_fail(cfg, "quarantine_header", "not a header field name");
+	return 0;
+}
+
+struct ma_conf *ma_conf_load(const char *path, struct mw_buf *err)
+{
+	struct ma_conf *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		mw_buf_puts(err, "out of memory");
+		return NULL;
+	}
+	c->owner = mw_cli_reload_config(ma_conf_schema, &c->s, path, ma_conf_validate, err);
+	if (c->owner == NULL) {
+		free(c);
+		return NULL;
+	}
+	atomic_init(&c->refs, 1);
+	return c;
+}
+
+struct ma_conf *ma_conf_load_cli(const char *path, unsigned cli_flags)
+{
+	struct ma_conf *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		mw_msg_fatal("out of memory");
+	c->owner = mw_cli_load_config(ma_conf_schema, &c->s, path, cli_flags, ma_conf_validate);
+	atomic_init(&c->refs, 1);
+	return c;
+}
+
+int ma_conf_start(struct ma_conf *c, struct mw_buf *err)
+{
+	struct ma_engines *e = &c->e;
+	const struct ma_settings *s = &c->s;
+	e->dns = mw_dns_new(&s->dns, err);
+	e->spf = e->dns != NULL ? ma_spf_new(e->dns, s->authserv_id, err) : NULL;
+	e->dkim = e->spf != NULL ? ma_dkim_new(e->dns, (unsigned)s->dkim_min_key_bits, err) : NULL;
+	e->dmarc = e->dkim != NULL ? ma_dmarc_new(e->dns, s->public_suffix_list, err) : NULL;
+	return e->dmarc != NULL ? 0 : -1;
+}
+
+static void engines_free(struct ma_engines *e)
+{
+	ma_dmarc_free(e->dmarc);
+	ma_dkim_free(e->dkim);
+	ma_spf_free(e->spf);
+	mw_dns_free(e->dns);
+}
+
+struct ma_conf *ma_conf_ref(struct ma_conf *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+	return c;
+}
+
+void ma_conf_unref(struct ma_conf *c)
+{
+	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
+		engines_free(&c->e);
+		mw_conf_free(c->owner);
+		free(c);
+	}
+}

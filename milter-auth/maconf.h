@@ -1,0 +1,78 @@
+/*
+ * maconf: milter-auth's configuration (milter-auth.conf(5)): the schema,
+ * the struct it fills, and the checks across keys.
+ *
+ * A loaded configuration is immutable and shared by every milter thread
+ * through a reference count: SIGHUP loads a new one and swaps it in;
+ * messages in flight keep the one they started with.
+ */
+#ifndef MA_MACONF_H
+#define MA_MACONF_H
+
+#include <stdatomic.h>
+
+#include "cidr.h"
+#include "conf.h"
+#include "daemon.h"
+#include "dns.h"
+#include "log.h"
+
+struct ma_spf;
+struct ma_dkim;
+struct ma_dmarc;
+
+enum ma_quarantine_action { MA_QUARANTINE_HOLD, MA_QUARANTINE_HEADER };
+enum ma_malformed_action { MA_MALFORMED_REJECT, MA_MALFORMED_QUARANTINE, MA_MALFORMED_ACCEPT };
+
+struct ma_settings {
+	char *socket;
+	char *authserv_id;             /* "" until load: then the host name */
+	struct mw_cidr_list trusted;   /* trusted_networks */
+	int skip_authenticated;
+	int spf_helo;                  /* spf_check_helo */
+	int spf_reject_fail;           /* reject SPF fail when no DMARC record */
+	unsigned long long dkim_min_key_bits;
+	unsigned long long dkim_max_signatures;
+	int dmarc_enforce;
+	int quarantine_action;         /* enum ma_quarantine_action */
+	char *quarantine_header;
+	char **dmarc_override_domains;
+	int malformed_from;            /* enum ma_malformed_action */
+	int dns_tempfail;              /* tempfail_on_dns_error */
+	char *public_suffix_list;
+	unsigned long long max_headers;
+	struct mw_dns_conf dns;
+	struct mw_log_conf log;
+	struct mw_daemon_conf daemon;
+};
+
+/* The engines a configuration runs with (their settings come from it). */
+struct ma_engines {
+	struct mw_dns *dns;
+	struct ma_spf *spf;
+	struct ma_dkim *dkim;
+	struct ma_dmarc *dmarc;
+};
+
+struct ma_conf {
+	struct ma_settings s;
+	struct mw_conf *owner;  /* owns the strings in s */
+	struct ma_engines e;    /* built by ma_conf_start() */
+	atomic_int refs;
+};
+
+extern const struct mw_conf_key ma_conf_schema[];
+
+/* Cross-key checks and defaults computed at load (authserv_id). */
+int ma_conf_validate(struct mw_conf *cfg, void *target);
+
+/* Loads path; NULL with "file:line: message" in err. */
+struct ma_conf *ma_conf_load(const char *path, struct mw_buf *err);
+/* For -n / -C and startup: loads or exits 2 (common/cli). */
+struct ma_conf *ma_conf_load_cli(const char *path, unsigned cli_flags);
+/* Builds the engines (resolver, SPF, DKIM, DMARC); 0, or -1 with err. */
+int ma_conf_start(struct ma_conf *c, struct mw_buf *err);
+struct ma_conf *ma_conf_ref(struct ma_conf *c);
+void ma_conf_unref(struct ma_conf *c);
+
+#endif

@@ -1,0 +1,385 @@
+/*
+ * milter-auth: inbound SPF, DKIM and DMARC for Postfix and Sendmail.
+ *
+ *   milter-auth [-f] [-c FILE]            run the milter
+ *   milter-auth -n | -C [-c FILE]         print / check the configuration
+ *   milter-auth -c FILE -t MESSAGE --client-ip IP --helo NAME --mail-from ADDR
+ *               [--rcpt ADDR]... [--auth-user NAME] [--queue-id ID] [--dice N]
+ *                                          what the milter would do, no MTA
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemon.h"
+#include "log.h"
+#include "maconf.h"
+#include "milter.h"
+#include "pipeline.h"
+#include "sock.h"
+#include "strnum.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/mailward/milter-auth.conf"
+#define MAX_MESSAGE (64 * 1024 * 1024)
+
+struct test_args {
+	const char *message;
+	const char *client_ip;
+	const char *helo;
+	const char *mail_from;
+	const char *auth_user;
+	const char *queue_id;
+	const char *rcpts[64];
+	int nrcpts;
+	int dice;
+};
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: milter-auth [-f] [-c FILE]\n"
+		"       milter-auth -n | -C [-c FILE]\n"
+		"       milter-auth -c FILE -t MESSAGE --client-ip IP --helo NAME --mail-from ADDR\n"
+		"                   [--rcpt ADDR]... [--auth-user NAME] [--queue-id ID] [--dice 0-99]\n");
+	exit(MW_EXIT_CONFIG);
+}
+
+/* ------------------------------------------------------------ test mode */
+
+static char *read_file(const char *path, size_t *len)
+{
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	struct mw_buf b;
+	char chunk[65536];
+
+	if (fd < 0)
+		mw_msg_fatal_status(MW_EXIT_CONFIG, "%s: %s", path, strerror(errno));
+	mw_buf_init(&b, MAX_MESSAGE);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			mw_msg_fatal_status(MW_EXIT_CONFIG, "%s: %s", path, strerror(errno));
+		if (n == 0)
+			break;
+		if (mw_buf_append(&b, chunk, (size_t)n) < 0)
+			mw_msg_fatal_status(MW_EXIT_CONFIG, "%s: larger than %d bytes", path, MAX_MESSAGE);
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	*len = mw_buf_len(&b);
+	return mw_buf_steal(&b);
+}
+
+/*
+ * Feeds a message file to the pipeline as an MTA would: each header's name
+ * and its value after the colon with folds kept (CRLF), then the body with
+ * CRLF line ends. A line that is not a header ends the header section, as
+ * Postfix treats it.
+ */
+static void feed_message(struct ma_msg *m, const char *text, size_t len)
+{
+	size_t pos = 0;
+	struct mw_buf name = MW_BUF_INIT, value = MW_BUF_INIT, body = MW_BUF_INIT;
+	int have = 0;
+
+	while (pos < len) {
+		const char *line = text + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		size_t ll = nl != NULL ? (size_t)(nl - line) : len - pos;
+		size_t next = pos + ll + (nl != NULL);
+		if (ll > 0 && line[ll - 1] == '\r')
+			ll--;
+		if (ll > 0 && (line[0] == ' ' || line[0] == '\t') && have) {
+			mw_buf_puts(&value, "\r\n");
+			mw_buf_append(&value, line, ll);
+			pos = next;
+			continue;
+		}
+		if (have) {
+			ma_msg_header(m, mw_buf_str(&name), mw_buf_str(&value));
+			have = 0;
+		}
+		const char *colon = memchr(line, ':', ll);
+		if (ll == 0 || colon == NULL || colon == line) {
+			if (ll == 0)
+				pos = next; /* the blank line itself is not body */
+			break;
+		}
+		mw_buf_set(&name, "");
+		mw_buf_append(&name, line, (size_t)(colon - line));
+		while (mw_buf_len(&name) > 0 && (name.data[mw_buf_len(&name) - 1] == ' ' ||
+						  name.data[mw_buf_len(&name) - 1] == '\t'))
+			mw_buf_truncate(&name, mw_buf_len(&name) - 1);
+		mw_buf_set(&value, "");
+		mw_buf_append(&value, colon + 1, ll - (size_t)(colon + 1 - line));
+		have = 1;
+		pos = next;
+	}
+	if (have)
+		ma_msg_header(m, mw_buf_str(&name), mw_buf_str(&value));
+	ma_msg_eoh(m);
+	/* The body, with CRLF line ends as on the wire. */
+	for (size_t i = pos; i < len; i++) {
+		if (text[i] == '\n' && (i == pos || text[i - 1] != '\r'))
+			mw_buf_putc(&body, '\r');
+		mw_buf_putc(&body, text[i]);
+	}
+	if (mw_buf_len(&body) > 0)
+		ma_msg_body(m, (const unsigned char *)body.data, mw_buf_len(&body));
+	mw_buf_free(&name);
+	mw_buf_free(&value);
+	mw_buf_free(&body);
+}
+
+static void print_folded(const char *prefix, const char *value)
+{
+	fputs(prefix, stdout);
+	for (const char *p = value; *p != '\0'; p++) {
+		if (*p == '\n') {
+			/* one line per change: a fold prints as one space */
+			while (p[1] == '\t' || p[1] == ' ')
+				p++;
+			putchar(' ');
+			continue;
+		}
+		putchar(*p);
+	}
+	putchar('\n');
+}
+
+static int test_mode(const char *config_path, const struct test_args *t)
+{
+	if (t->client_ip == NULL || t->helo == NULL || t->mail_from == NULL) {
+		fprintf(stderr, "milter-auth: -t needs --client-ip, --helo and --mail-from\n");
+		return MW_EXIT_CONFIG;
+	}
+	struct ma_conf *conf = ma_conf_load_cli(config_path, 0);
+	struct mw_buf err = MW_BUF_INIT;
+	mw_log_apply_conf(&conf->s.log);
+	if (ma_conf_start(conf, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	size_t len;
+	char *text = read_file(t->message, &len);
+
+	struct ma_msg *m = ma_msg_new(conf);
+	ma_msg_connect(m, t->client_ip, "");
+	ma_msg_helo(m, t->helo);
+	const char *from = t->mail_from;
+	size_t fl = strlen(from);
+	char sender[1024];
+	if (fl >= 2 && from[0] == '<' && from[fl - 1] == '>')
+		snprintf(sender, sizeof(sender), "%.*s", (int)(fl - 2), from + 1);
+	else
+		snprintf(sender, sizeof(sender), "%s", from);
+	ma_msg_mail(m, sender, t->auth_user);
+	for (int i = 0; i < t->nrcpts; i++)
+		ma_msg_rcpt(m, t->rcpts[i]);
+	feed_message(m, text, len);
+
+	struct ma_outcome o;
+	ma_outcome_init(&o);
+	ma_msg_eom(m, t->queue_id != NULL ? t->queue_id : "TEST", t->dice, &o);
+	switch (o.action) {
+	case MA_ACCEPT: printf("action: accept\n"); break;
+	case MA_REJECT: printf("action: reject %s %s %s\n", o.rcode, o.xcode, mw_buf_str(&o.text)); break;
+	case MA_TEMPFAIL: printf("action: tempfail %s %s %s\n", o.rcode, o.xcode, mw_buf_str(&o.text)); break;
+	case MA_QUARANTINE: printf("action: quarantine %s\n", mw_buf_str(&o.text)); break;
+	}
+	if (o.action != MA_REJECT && o.action != MA_TEMPFAIL) {
+		for (int i = 0; i < o.nchanges; i++) {
+			if (o.changes[i].add) {
+				char prefix[300];
+				snprintf(prefix, sizeof(prefix), "add-header: %s:", o.changes[i].name);
+				print_folded(prefix, o.changes[i].value);
+			} else {
+				printf("delete-header: %s\n", o.changes[i].name);
+			}
+		}
+	}
+	fflush(stdout);
+	mw_msg_info("%s", mw_buf_str(&o.log));
+	ma_outcome_free(&o);
+	ma_msg_free(m);
+	ma_conf_unref(conf);
+	free(text);
+	mw_buf_free(&err);
+	return 0;
+}
+
+/* ------------------------------------------------------------ daemon */
+
+static int signal_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	unsigned char c = (unsigned char)sig;
+	ssize_t w = write(signal_pipe[1], &c, 1);
+	(void)w;
+	errno = saved;
+}
+
+static void *milter_thread(void *arg)
+{
+	(void)arg;
+	if (ma_milter_run() < 0)
+		mw_msg_error("libmilter stopped with an error");
+	/* Wake the main thread if libmilter stopped on its own. */
+	on_signal(SIGTERM);
+	return NULL;
+}
+
+static void reload(const char *path, struct ma_conf **running)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	struct ma_conf *fresh = ma_conf_load(path, &err);
+	if (fresh == NULL || ma_conf_start(fresh, &err) < 0) {
+		mw_msg_error("reload failed, keeping the running configuration: %s", mw_buf_str(&err));
+		if (fresh != NULL)
+			ma_conf_unref(fresh);
+		mw_buf_free(&err);
+		return;
+	}
+	if (strcmp(fresh->s.socket, (*running)->s.socket) != 0 ||
+	    strcmp(fresh->s.daemon.user, (*running)->s.daemon.user) != 0)
+		mw_msg_warn("socket and user changes take effect at the next restart");
+	mw_log_apply_conf(&fresh->s.log);
+	ma_milter_set_conf(fresh);
+	ma_conf_unref(*running);
+	*running = fresh;
+	mw_msg_info("configuration reloaded from %s", path);
+	mw_buf_free(&err);
+}
+
+static int run_daemon(const char *path, int foreground)
+{
+	struct ma_conf *conf = ma_conf_load_cli(path, 0);
+	struct mw_buf err = MW_BUF_INIT;
+
+	mw_log_apply_conf(&conf->s.log);
+	if (ma_milter_setup(conf, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	if (conf->s.daemon.pid_file[0] != '\0' && mw_pidfile_open(conf->s.daemon.pid_file, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	if (!foreground) {
+		if (mw_daemon_detach(&err) < 0 || mw_pidfile_update(&err) < 0)
+			mw_msg_fatal("%s", mw_buf_str(&err));
+		mw_log_set_destinations(MW_LOG_TO_SYSLOG);
+	}
+	if (mw_drop_privileges(conf->s.daemon.user, conf->s.daemon.group, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	if (ma_conf_start(conf, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	ma_milter_set_conf(conf);
+
+	/*
+	 * libmilter treats SIGHUP like SIGTERM in its own signal thread. It
+	 * runs in a thread of its own here, while this (main) thread keeps
+	 * SIGHUP, SIGTERM and SIGINT unblocked with handlers: Linux delivers a
+	 * process signal to the main thread first when it accepts it, so
+	 * SIGHUP reloads instead of stopping.
+	 */
+	if (pipe2(signal_pipe, O_CLOEXEC) < 0)
+		mw_msg_fatal("pipe: %s", strerror(errno));
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	pthread_t tid;
+	if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
+		mw_msg_fatal("cannot start the milter thread");
+	mw_msg_info("listening on %s as %s (authserv-id %s)", conf->s.socket,
+		    conf->s.daemon.user[0] ? conf->s.daemon.user : "root", conf->s.authserv_id);
+
+	for (;;) {
+		unsigned char sig;
+		ssize_t n = read(signal_pipe[0], &sig, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || sig != SIGHUP)
+			break;
+		reload(path, &conf);
+	}
+	mw_msg_info("stopping");
+	ma_milter_stop();
+	pthread_join(tid, NULL);
+	struct mw_sockspec spec;
+	if (mw_sock_parse(conf->s.socket, &spec, &err) == 0 && spec.kind == MW_SOCK_UNIX)
+		(void)unlink(spec.path);
+	mw_pidfile_remove();
+	ma_conf_unref(conf);
+	mw_buf_free(&err);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_CLIENT_IP = 1000, O_HELO, O_MAIL_FROM, O_RCPT, O_AUTH_USER, O_QUEUE_ID, O_DICE };
+	static const struct option longopts[] = {
+		{ "client-ip", required_argument, NULL, O_CLIENT_IP },
+		{ "helo", required_argument, NULL, O_HELO },
+		{ "mail-from", required_argument, NULL, O_MAIL_FROM },
+		{ "rcpt", required_argument, NULL, O_RCPT },
+		{ "auth-user", required_argument, NULL, O_AUTH_USER },
+		{ "queue-id", required_argument, NULL, O_QUEUE_ID },
+		{ "dice", required_argument, NULL, O_DICE },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = DEFAULT_CONFIG;
+	struct test_args t = { .dice = -1 };
+	unsigned flags = 0;
+	int foreground = 0, opt;
+	unsigned long long v;
+
+	mw_log_init("milter-auth", MW_LOG_TO_STDERR, 0);
+	while ((opt = getopt_long(argc, argv, "c:fnCt:", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'f': foreground = 1; break;
+		case 'n': flags |= MW_CLI_PRINT; break;
+		case 'C': flags |= MW_CLI_CHECK; break;
+		case 't': t.message = optarg; break;
+		case O_CLIENT_IP: t.client_ip = optarg; break;
+		case O_HELO: t.helo = optarg; break;
+		case O_MAIL_FROM: t.mail_from = optarg; break;
+		case O_RCPT:
+			if (t.nrcpts < 64)
+				t.rcpts[t.nrcpts++] = optarg;
+			break;
+		case O_AUTH_USER: t.auth_user = optarg; break;
+		case O_QUEUE_ID: t.queue_id = optarg; break;
+		case O_DICE:
+			if (mw_parse_uint(optarg, 99, &v) < 0)
+				usage();
+			t.dice = (int)v;
+			break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if (flags != 0) {
+		ma_conf_load_cli(config_path, flags); /* exits */
+		return 0;
+	}
+	if (t.message != NULL)
+		return test_mode(config_path, &t);
+	return run_daemon(config_path, foreground);
+}

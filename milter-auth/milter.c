@@ -1,0 +1,265 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libmilter/mfapi.h>
+
+#include "log.h"
+#include "milter.h"
+#include "pipeline.h"
+#include "sock.h"
+
+static pthread_mutex_t conf_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ma_conf *current_conf;
+
+void ma_milter_set_conf(struct ma_conf *conf)
+{
+	ma_conf_ref(conf);
+	pthread_mutex_lock(&conf_lock);
+	struct ma_conf *old = current_conf;
+	current_conf = conf;
+	pthread_mutex_unlock(&conf_lock);
+	ma_conf_unref(old);
+}
+
+static struct ma_conf *get_conf(void)
+{
+	pthread_mutex_lock(&conf_lock);
+	struct ma_conf *c = ma_conf_ref(current_conf);
+	pthread_mutex_unlock(&conf_lock);
+	return c;
+}
+
+void ma_milter_reply_text(const char *in, struct mw_buf *out)
+{
+	for (const unsigned char *p = (const unsigned char *)in; *p != '\0' && mw_buf_len(out) < 900; p++) {
+		if (*p == '%')
+			mw_buf_puts(out, "%%");
+		else
+			mw_buf_putc(out, *p >= 0x20 && *p < 0x7f ? *p : '?');
+	}
+}
+
+static struct ma_msg *msg_of(SMFICTX *ctx)
+{
+	return smfi_getpriv(ctx);
+}
+
+static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
+{
+	char ip[INET6_ADDRSTRLEN] = "";
+	if (hostaddr != NULL && hostaddr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)hostaddr)->sin_addr, ip, sizeof(ip));
+	else if (hostaddr != NULL && hostaddr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)hostaddr)->sin6_addr, ip, sizeof(ip));
+	if (ip[0] == '\0') {
+		const char *a = smfi_getsymval(ctx, "{client_addr}");
+		snprintf(ip, sizeof(ip), "%s", a != NULL ? a : "");
+	}
+	struct ma_conf *c = get_conf();
+	struct ma_msg *m = ma_msg_new(c);
+	ma_conf_unref(c);
+	ma_msg_connect(m, ip, hostname);
+	smfi_setpriv(ctx, m);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat on_helo(SMFICTX *ctx, char *helo)
+{
+	struct ma_msg *m = msg_of(ctx);
+	if (m != NULL)
+		ma_msg_helo(m, helo);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct ma_msg *m = msg_of(ctx);
+	if (m == NULL)
+		return SMFIS_TEMPFAIL;
+	char sender[1024] = "";
+	if (argv != NULL && argv[0] != NULL) {
+		const char *a = argv[0];
+		size_t n = strlen(a);
+		if (n >= 2 && a[0] == '<' && a[n - 1] == '>') {
+			a++;
+			n -= 2;
+		}
+		if (n >= sizeof(sender))
+			n = sizeof(sender) - 1;
+		memcpy(sender, a, n);
+		sender[n] = '\0';
+	}
+	ma_msg_mail(m, sender, smfi_getsymval(ctx, "{auth_authen}"));
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct ma_msg *m = msg_of(ctx);
+	if (m != NULL)
+		ma_msg_rcpt(m, argv != NULL ? argv[0] : "");
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct ma_msg *m = msg_of(ctx);
+	if (m != NULL)
+		ma_msg_header(m, name, value);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat on_eoh(SMFICTX *ctx)
+{
+	struct ma_msg *m = msg_of(ctx);
+	if (m != NULL)
+		ma_msg_eoh(m);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat on_body(SMFICTX *ctx, unsigned char *data, size_t len)
+{
+	struct ma_msg *m = msg_of(ctx);
+	if (m != NULL)
+		ma_msg_body(m, data, len);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat on_eom(SMFICTX *ctx)
+{
+	struct ma_msg *m = msg_of(ctx);
+	struct ma_outcome o;
+	sfsistat ret = SMFIS_ACCEPT;
+
+	if (m == NULL)
+		return SMFIS_TEMPFAIL;
+	ma_outcome_init(&o);
+	ma_msg_eom(m, smfi_getsymval(ctx, "i"), -1, &o);
+	mw_msg_info("%s", mw_buf_str(&o.log));
+	if (o.action == MA_REJECT || o.action == MA_TEMPFAIL) {
+		struct mw_buf text = MW_BUF_INIT;
+		ma_milter_reply_text(mw_buf_str(&o.text), &text);
+		smfi_setreply(ctx, o.rcode, o.xcode, text.data);
+		mw_buf_free(&text);
+		ret = o.action == MA_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+	} else {
+		for (int i = 0; i < o.nchanges; i++) {
+			struct ma_change *c = &o.changes[i];
+			if (!c->add)
+				smfi_chgheader(ctx, c->name, c->index, NULL);
+			else
+				/* on top, as RFC 8601 5 asks of trace headers */
+				smfi_insheader(ctx, 0, c->name, c->value);
+		}
+		if (o.action == MA_QUARANTINE) {
+			struct mw_buf text = MW_BUF_INIT;
+			ma_milter_reply_text(mw_buf_str(&o.text), &text);
+			smfi_quarantine(ctx, text.data);
+			mw_buf_free(&text);
+		}
+	}
+	ma_outcome_free(&o);
+	ma_msg_next(m);
+	return ret;
+}
+
+static sfsistat on_abort(SMFICTX *ctx)
+{
+	struct ma_msg *m = msg_of(ctx);
+	if (m != NULL)
+		ma_msg_next(m);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat on_close(SMFICTX *ctx)
+{
+	struct ma_msg *m = msg_of(ctx);
+	if (m != NULL) {
+		smfi_setpriv(ctx, NULL);
+		ma_msg_free(m);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
+			     unsigned long f3, unsigned long *pf0, unsigned long *pf1,
+			     unsigned long *pf2, unsigned long *pf3)
+{
+	(void)ctx;
+	(void)f0;
+	(void)f2;
+	(void)f3;
+	*pf0 = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE;
+	/* Header values exactly as sent (DKIM simple canonicalization needs
+	   the space after the colon), and nothing we do not use. */
+	*pf1 = (f1 & SMFIP_HDR_LEADSPC) | (f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA));
+	*pf2 = 0;
+	*pf3 = 0;
+	return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc desc = {
+	.xxfi_name = "mailward milter-auth",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE,
+	.xxfi_connect = on_connect,
+	.xxfi_helo = on_helo,
+	.xxfi_envfrom = on_envfrom,
+	.xxfi_envrcpt = on_envrcpt,
+	.xxfi_header = on_header,
+	.xxfi_eoh = on_eoh,
+	.xxfi_body = on_body,
+	.xxfi_eom = on_eom,
+	.xxfi_abort = on_abort,
+	.xxfi_close = on_close,
+	.xxfi_negotiate = on_negotiate,
+};
+
+int ma_milter_setup(struct ma_conf *conf, struct mw_buf *err)
+{
+	struct mw_sockspec spec;
+	struct mw_buf canon = MW_BUF_INIT;
+
+	if (mw_sock_parse(conf->s.socket, &spec, err) < 0)
+		return -1;
+	/* Our own stale check: libmilter would remove a live socket too. */
+	if (spec.kind == MW_SOCK_UNIX && mw_sock_remove_stale(spec.path, err) < 0)
+		return -1;
+	mw_sock_format(&spec, &canon);
+	if (smfi_setconn(canon.data) != MI_SUCCESS || smfi_register(desc) != MI_SUCCESS) {
+		mw_buf_printf(err, "libmilter refused %s", canon.data);
+		mw_buf_free(&canon);
+		return -1;
+	}
+	mw_buf_free(&canon);
+	/* Many MTAs connect at once; 128 matches Postfix's default. */
+	smfi_setbacklog(128);
+	if (smfi_opensocket(false) != MI_SUCCESS) {
+		mw_buf_printf(err, "cannot listen on %s", conf->s.socket);
+		return -1;
+	}
+	if (spec.kind == MW_SOCK_UNIX) {
+		const struct mw_daemon_conf *d = &conf->s.daemon;
+		struct mw_sock_perms perms = { d->socket_owner[0] ? d->socket_owner : d->user,
+					       d->socket_group, (mode_t)d->socket_mode };
+		if (mw_sock_set_perms(spec.path, &perms, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int ma_milter_run(void)
+{
+	return smfi_main() == MI_SUCCESS ? 0 : -1;
+}
+
+void ma_milter_stop(void)
+{
+	smfi_stop();
+}
