@@ -93,6 +93,15 @@ class Outcome:
                 out.append(part[len(name) + 1:].split()[0])
         return out
 
+    def verdict(self, name):
+        """A method's result from the A-R header, or from the log line when
+        no header was added (the message was refused)."""
+        got = self.methods(name)
+        if got:
+            return got
+        import re
+        return re.findall(r" %s=(\w+)" % re.escape(name), self.log)
+
     def method_text(self, name):
         return [p.strip() for p in self.ar.split(";")[1:] if p.strip().startswith(name + "=")]
 
