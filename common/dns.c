@@ -369,8 +369,23 @@ enum mw_dns_status mw_dns_lookup(struct mw_dns *dns, const char *name, int type,
 	}
 	now_plus(&deadline, timeout);
 
+	/* Names come from mail and DNS data and may hold any byte (SPF macros
+	   can put spaces in them): libunbound reads presentation format, so
+	   everything but letters, digits, '-', '_' and the dots between
+	   labels goes as \DDD. */
+	char escaped[256 * 4 + 2];
+	size_t e = 0;
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '_' || *p == '.' || *p == '*')
+			escaped[e++] = (char)*p;
+		else
+			e += (size_t)snprintf(escaped + e, sizeof(escaped) - e, "\\%03u", *p);
+	}
+	escaped[e] = '\0';
+
 	pthread_mutex_lock(&dns->lock);
-	int r = ub_resolve_async(dns->ub, name, type, 1, &q, on_result, &async_id);
+	int r = ub_resolve_async(dns->ub, escaped, type, 1, &q, on_result, &async_id);
 	if (r != 0) {
 		pthread_mutex_unlock(&dns->lock);
 		res->status = MW_DNS_ERROR;

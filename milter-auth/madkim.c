@@ -177,7 +177,14 @@ void ma_dkim_msg_header(struct ma_dkim_msg *m, const char *name, const char *val
 	if (m->failed)
 		return;
 	mw_buf_reset(&m->line);
-	mw_buf_printf(&m->line, "%s:%s", name, value);
+	mw_buf_printf(&m->line, "%s:", name);
+	/* MTAs pass folded headers with bare LF; DKIM signs CRLF (RFC 6376 3.4.2
+	   unfolds only CRLF followed by white space). */
+	for (const char *p = value; *p != '\0'; p++) {
+		if (*p == '\n' && (p == value || p[-1] != '\r'))
+			mw_buf_putc(&m->line, '\r');
+		mw_buf_putc(&m->line, *p);
+	}
 	if (mw_buf_failed(&m->line))
 		return; /* a header over 1 MB: libopendkim would refuse it anyway */
 	if (dkim_header(m->dkim, (u_char *)m->line.data, mw_buf_len(&m->line)) != DKIM_STAT_OK)

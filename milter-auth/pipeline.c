@@ -156,6 +156,12 @@ void ma_msg_header(struct ma_msg *m, const char *name, const char *value)
 {
 	if (++m->nheaders > (int)m->conf->s.max_headers)
 		return;
+	if (mw_log_debug_enabled()) {
+		struct mw_buf v = MW_BUF_INIT;
+		mw_buf_append_printable(&v, value, strlen(value), 300);
+		mw_msg_debug("header %s: [%s]", name, mw_buf_str(&v));
+		mw_buf_free(&v);
+	}
 	if (strcasecmp(name, "Authentication-Results") == 0) {
 		char id[256];
 		m->ar_count++;

@@ -39,7 +39,7 @@ def main(t):
          "sink envelope lines kept apart from the message")
     pf.wait_log(r"status=sent")
     t.contains(pf.log(), "to=<alice@example.org>", "maillog records the delivery")
-    t.eq(pf.queue_list(), [], "queue is empty afterwards")
+    t.eq(pf.queue(), [], "queue is empty afterwards")
     try:
         send(pf.port, "a@friend.example", "someone@elsewhere.example", BODY, source_address=None)
         relayed = True

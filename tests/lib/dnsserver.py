@@ -72,7 +72,9 @@ def txt_strings(value):
         while b:
             out.append(b[:255])
             b = b[255:]
-    return out
+    # A TXT record with no strings cannot be written on the wire: the
+    # suite's "null text" is one empty string.
+    return out or [b""]
 
 
 class Name:
@@ -213,7 +215,8 @@ class Server:
         r = q.reply()
         r.header.aa = 1
         r.header.ra = 0
-        qname = str(q.q.qname).lower().rstrip(".")
+        # the raw label bytes: str() would escape a space as \032
+        qname = b".".join(q.q.qname.label).decode("latin-1").lower()
         qtype = QTYPE.get(q.q.qtype)
         with self.lock:
             zone = self.zone

@@ -37,7 +37,7 @@ class Postfix:
         self.name = name or "postfix%d" % _count
         self.dir = sandbox.mkdir(self.name)
         self.conf = sandbox.mkdir(self.name, "conf")
-        self.queue = sandbox.mkdir(self.name, "queue")
+        self.queue_dir = sandbox.mkdir(self.name, "queue")
         self.data = sandbox.mkdir(self.name, "data", mode=0o700)
         uid, gid = _postfix_ids()
         os.chown(self.data, uid, gid)
@@ -60,7 +60,7 @@ class Postfix:
     def _write_main(self, mynetworks):
         params = {
             "compatibility_level": "3.6",
-            "queue_directory": self.queue,
+            "queue_directory": self.queue_dir,
             "data_directory": self.data,
             "maillog_file": self.maillog,
             # Postfix only writes its log where this allows.
@@ -228,7 +228,7 @@ class Postfix:
 
     def master_pid(self):
         try:
-            with open(os.path.join(self.queue, "pid", "master.pid")) as f:
+            with open(os.path.join(self.queue_dir, "pid", "master.pid")) as f:
                 return int(f.read().strip())
         except (OSError, ValueError):
             return None
@@ -306,7 +306,7 @@ class Postfix:
         sandbox.mkdir(self.name, "sink", mode=0o755)
         os.chown(self.sink_dir, 65534, 65534)
 
-    def queue_list(self):
+    def queue(self):
         """Messages in the queue: dicts from postqueue -j (queue_name,
         queue_id, sender, recipients...)."""
         p = subprocess.run(["postqueue", "-c", self.conf, "-j"], capture_output=True, text=True)
