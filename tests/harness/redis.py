@@ -2,9 +2,11 @@
 """Self-test of mwtest.redis: a private Redis that tests can kill and restart."""
 import os
 import socket
+import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("MW_TOP_SRCDIR", os.path.join(os.path.dirname(__file__), "../..")), "tests/lib"))
+TOP = os.environ.get("MW_TOP_SRCDIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
 from mwtest.redis import Redis  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
 
@@ -19,22 +21,38 @@ def reachable(port):
 
 def main(t):
     r = Redis()
-    t.eq(r.cli("SET", "k", "v").strip(), "OK", "SET")
-    t.eq(r.cli("GET", "k").strip(), "v", "GET reads it back")
-    port = r.port
+    port, pid = r.port, r.proc.pid
+    t.eq(r.cli("PING").strip(), "PONG", "started: answers PING")
+    t.eq(r.cli("SET", "k", "v 1").strip(), "OK", "SET")
+    t.eq(r.cli("GET", "k").strip(), "v 1", "GET reads it back")
+    t.eq(r.cli("CONFIG", "GET", "dir").split("\n")[1], r.dir, "its directory is in the sandbox")
+    t.eq(r.cli("CONFIG", "GET", "save").split("\n")[1], "", "no RDB snapshots")
+
     r.kill()
-    t.ok(not reachable(port), "killed: the port refuses connections")
+    t.ok(not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z",
+         "kill: the process is gone")
+    t.ok(not reachable(port), "kill: the port refuses connections")
+    try:
+        r.cli("PING")
+        t.ok(False, "kill: redis-cli fails")
+    except RuntimeError as e:
+        t.contains(str(e), "Connection refused", "kill: redis-cli fails (connection refused)")
+
     r.restart()
-    t.eq(r.port, port, "restarted on the same port")
-    t.eq(r.cli("GET", "k").strip(), "", "no persistence: the key is gone after a restart")
+    t.eq(r.port, port, "restart: same port")
+    t.eq(r.cli("PING").strip(), "PONG", "restart: answers PING")
+    t.eq(r.cli("DBSIZE").strip(), "0", "restart: empty (nothing was persisted)")
+    t.eq(r.cli("GET", "k").strip(), "", "restart: the old key is gone")
+
     s = Redis(password="s3cret")
-    t.ok("NOAUTH" in __import__("subprocess").run(["redis-cli", "-p", str(s.port), "GET", "x"],
-                                                    capture_output=True, text=True).stdout,
-         "a password-protected instance refuses unauthenticated commands")
-    t.eq(s.cli("PING").strip(), "PONG", "and answers with the password")
+    out = subprocess.run(["redis-cli", "-p", str(s.port), "GET", "x"], capture_output=True, text=True).stdout
+    t.contains(out, "NOAUTH", "password: unauthenticated commands are refused")
+    t.eq(s.cli("PING").strip(), "PONG", "password: .cli() authenticates")
+
     r.stop()
     s.stop()
-    t.ok(not reachable(port), "stopped")
+    t.ok(not reachable(port) and not reachable(s.port), "stop: both ports closed")
+    t.ok(r.proc is None and s.proc is None, "stop: no process left")
 
 
 t = Tap()

@@ -4,120 +4,190 @@
     pf.apply_snippet("contrib/postfix/milter-auth.cf", replace={"/run/mailward/": d + "/"})
     pf.start()
     ... send to 127.0.0.1:pf.port ...
-    pf.wait_delivered(1); pf.delivered()[0]   # bytes as the next hop got them
+    pf.wait_delivered(1)[0]      # bytes, as the next hop received them
 
 Own config, queue and data directories and its own log file in the sandbox,
 chroot off, local delivery off, and every message relayed to an smtp-sink
-(also started here) that keeps each one as a file. Nothing under /etc is
-read or written: `postfix -c DIR` runs as root with this directory alone.
+(started here too) that keeps each one as a file.
+
+How it runs without touching /etc/postfix: `postfix -c DIR start` as root.
+Postfix only insists that DIR be listed in alternate_config_directories of
+/etc/postfix/main.cf when the caller is not root (mail_conf_suck() checks
+geteuid()), so the default instance's main.cf need not even exist. master.cf
+is written here in full rather than copied from /etc/postfix.
 """
 import json
 import os
+import pwd
 import re
 import shutil
+import signal
 import subprocess
 import time
 
 from . import sandbox
 
-POSTFIX_MASTER_CF = "/etc/postfix/master.cf"
-_count = 0
+_names = set()
+
+# The stock Postfix 3.7 services (/usr/share/postfix/master.cf.dist), chroot
+# off ("n" in the 5th column: the sandbox paths are not inside any chroot),
+# minus the pipe(8) examples. The smtpd listener is added on our own port.
+_MASTER_BASE = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+  -o syslog_name=postfix/$service_name
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+SNIPPET_MASTER_MARK = "# --- master.cf ---"
 
 
-def _postfix_ids():
-    import pwd
-    pw = pwd.getpwnam("postfix")
+def _uid_gid(user):
+    pw = pwd.getpwnam(user)
     return pw.pw_uid, pw.pw_gid
 
 
+def _conf_value(v):
+    if v is True or v is False:
+        return "yes" if v else "no"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(str(x) for x in v)
+    return "" if v is None else str(v)
+
+
 class Postfix:
-    def __init__(self, name=None, main=None, master_extra=None, mynetworks="127.0.0.0/8"):
-        global _count
-        _count += 1
-        self.name = name or "postfix%d" % _count
-        self.dir = sandbox.mkdir(self.name)
-        self.conf = sandbox.mkdir(self.name, "conf")
-        self.queue_dir = sandbox.mkdir(self.name, "queue")
-        self.data = sandbox.mkdir(self.name, "data", mode=0o700)
-        uid, gid = _postfix_ids()
-        os.chown(self.data, uid, gid)
-        self.sink_dir = sandbox.mkdir(self.name, "sink", mode=0o755)
-        os.chown(self.sink_dir, 65534, 65534)  # smtp-sink runs as nobody
+    """.port (smtpd), .submission_port (after sasl_dovecot()), .sink_port;
+    .config_dir (alias .conf), .queue_dir, .data_dir, .sink_dir, .maillog.
+    name: the instance's directory in the sandbox (a second one with the
+    same name gets a number). main: main.cf settings on top of the
+    defaults below. master_extra: master.cf lines to append."""
+
+    def __init__(self, name="postfix", main=None, master_extra=None, mynetworks="127.0.0.0/8"):
+        if os.geteuid() != 0:
+            raise RuntimeError("a private Postfix needs root (master starts as root, files go to user postfix)")
+        # one directory per instance: a second Postfix() gets postfix2, ...
+        base, n = name, 1
+        while name in _names or os.path.exists(sandbox.path(name)):
+            n += 1
+            name = "%s%d" % (base, n)
+        _names.add(name)
+        self.name = name
+        self.dir = sandbox.mkdir(name)
+        self.config_dir = sandbox.mkdir(name, "conf")
+        self.conf = self.config_dir  # short alias
+        self.queue_dir = sandbox.mkdir(name, "queue")
+        # master's lock file lives here: it must belong to mail_owner
+        self.data_dir = sandbox.mkdir(name, "data", mode=0o700)
+        os.chown(self.data_dir, *_uid_gid("postfix"))
+        self.sink_dir = os.path.join(self.dir, "sink")
+        self._make_sink_dir()
         self.maillog = os.path.join(self.dir, "maillog")
         self.port = sandbox.free_port()
         self.sink_port = sandbox.free_port()
         self.submission_port = None
+        self._submission = []
+        self._master_extra = []
         self.sink = None
         self.running = False
-        self._master_lines = list(master_extra or [])
+        self._sid = None  # master's pid = its session id, while running
         self._write_main(mynetworks)
         if main:
             self.set(**main)
+        if master_extra:
+            self.add_master(master_extra)
         self._write_master()
         sandbox.at_cleanup(self.stop)
 
     # ------------------------------------------------------------ config
     def _write_main(self, mynetworks):
-        params = {
-            "compatibility_level": "3.6",
-            "queue_directory": self.queue_dir,
-            "data_directory": self.data,
-            "maillog_file": self.maillog,
-            # Postfix only writes its log where this allows.
-            "maillog_file_prefixes": os.path.dirname(self.dir),
-            "mail_owner": "postfix",
-            "setgid_group": "postdrop",
-            "inet_interfaces": "127.0.0.1",
-            "inet_protocols": "ipv4",
-            "myhostname": "mx.example.org",
-            "mydomain": "example.org",
-            "myorigin": "$mydomain",
-            "mydestination": "",
-            "mynetworks": mynetworks,
-            "local_transport": "error:5.1.1 no local delivery in this sandbox",
-            "alias_maps": "",
-            "alias_database": "",
-            "relayhost": "[127.0.0.1]:%d" % self.sink_port,
-            "smtp_dns_support_level": "disabled",
-            "smtpd_relay_restrictions": "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
-            "relay_domains": "",
-            "smtputf8_enable": "no",
-            "biff": "no",
-            # quick retries so a deferred message shows up soon in tests
-            "queue_run_delay": "1s",
-            "minimal_backoff_time": "1s",
-            "maximal_backoff_time": "2s",
-            "smtp_connection_cache_on_demand": "no",
-            "smtpd_banner": "$myhostname ESMTP",
-        }
-        with open(os.path.join(self.conf, "main.cf"), "w") as f:
-            for k, v in params.items():
+        params = [
+            ("compatibility_level", "3.6"),
+            ("queue_directory", self.queue_dir),
+            ("data_directory", self.data_dir),
+            # no syslog in a sandbox: postlogd writes this file, but only
+            # under maillog_file_prefixes (default /var, /dev/stdout)
+            ("maillog_file", self.maillog),
+            ("maillog_file_prefixes", sandbox.tmpdir()),
+            ("mail_owner", "postfix"),
+            ("setgid_group", "postdrop"),
+            ("inet_interfaces", "127.0.0.1"),
+            ("inet_protocols", "ipv4"),
+            ("myhostname", "mx.example.org"),
+            ("mydomain", "example.org"),
+            ("myorigin", "$mydomain"),
+            # no local delivery: every recipient relays to the sink
+            ("mydestination", ""),
+            ("local_recipient_maps", ""),
+            ("local_transport", "error:5.1.1 no local delivery in this sandbox"),
+            ("alias_maps", ""),
+            ("alias_database", ""),
+            ("mynetworks", mynetworks),
+            ("relay_domains", ""),
+            ("smtpd_relay_restrictions",
+             "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"),
+            ("relayhost", "[127.0.0.1]:%d" % self.sink_port),
+            # no DNS for the next hop (the current name of disable_dns_lookups)
+            ("smtp_dns_support_level", "disabled"),
+            ("smtpd_banner", "$myhostname ESMTP"),
+            ("biff", "no"),
+            # deferred mail is retried within seconds, not minutes
+            ("queue_run_delay", "1s"),
+            ("minimal_backoff_time", "1s"),
+            ("maximal_backoff_time", "2s"),
+            # each delivery its own connection; no smtpd throttling when
+            # a test sends faster than the sink takes mail
+            ("smtp_connection_cache_on_demand", "no"),
+            ("in_flow_delay", "0s"),
+        ]
+        with open(self._main_cf(), "w") as f:
+            f.write("# private test instance (tests/lib/mwtest/postfix.py)\n")
+            for k, v in params:
                 f.write("%s = %s\n" % (k, v))
+        self._backdate(self._main_cf())
+
+    def _main_cf(self):
+        return os.path.join(self.config_dir, "main.cf")
+
+    @staticmethod
+    def _backdate(path):
+        """Postfix rereads main.cf every 0.3 s until its mtime is at least
+        2 s old (dict_load_file_xt: "let the file settle"), so a fresh file
+        stalls every Postfix command and daemon. Ours is written in one go."""
+        t = time.time() - 10
+        os.utime(path, (t, t))
 
     def _write_master(self):
-        """Debian's master.cf with chroot off and smtpd on our port."""
-        out = []
-        with open(POSTFIX_MASTER_CF) as f:
-            for line in f:
-                if line.startswith("#") or not line.strip() or line[0].isspace():
-                    if not line.startswith("#"):
-                        out.append(line)
-                    continue
-                fields = line.split()
-                if len(fields) >= 8:
-                    if fields[0] in ("smtp",) and fields[1] == "inet":
-                        fields[0] = "127.0.0.1:%d" % self.port
-                    elif fields[1] == "inet":
-                        continue  # no other network listeners
-                    fields[4] = "n"  # chroot off: the sandbox paths are outside it
-                    line = " ".join(fields[:7]) + " " + " ".join(fields[7:]) + "\n"
-                out.append(line)
-        out += [ln if ln.endswith("\n") else ln + "\n" for ln in self._master_lines]
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.writelines(out)
+        lines = ["# private test instance (tests/lib/mwtest/postfix.py)\n",
+                 "127.0.0.1:%d inet n - n - - smtpd\n" % self.port,
+                 _MASTER_BASE]
+        lines += [ln + "\n" for ln in self._submission + self._master_extra]
+        with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
+            f.writelines(lines)
 
     def postconf(self, *args):
-        p = subprocess.run(["postconf", "-c", self.conf] + list(args), capture_output=True, text=True)
+        """Runs postconf -c DIR ARGS; its stdout."""
+        p = subprocess.run(["postconf", "-c", self.config_dir] + list(args), capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError("postconf %s: %s" % (" ".join(args), p.stderr))
         return p.stdout
@@ -126,62 +196,80 @@ class Postfix:
         return self.postconf("-h", name).strip()
 
     def set(self, **params):
-        """Sets main.cf parameters (postconf -e); reloads a running instance."""
-        for k, v in params.items():
-            self.postconf("-e", "%s = %s" % (k, v))
+        """Sets main.cf parameters (postconf -e); reloads a running instance.
+        True/False become yes/no, lists are joined with ", "."""
+        if not params:
+            return
+        self.postconf("-e", *["%s = %s" % (k, _conf_value(v)) for k, v in params.items()])
+        self._backdate(self._main_cf())
         if self.running:
             self.reload()
 
     def add_master(self, lines):
+        """Appends master.cf lines (a string or a list of lines); a line
+        starting with whitespace continues the previous one."""
         if isinstance(lines, str):
             lines = lines.splitlines()
-        self._master_lines += list(lines)
+        self._master_extra += [ln.rstrip("\n") for ln in lines if ln.strip()]
         self._write_master()
         if self.running:
             self.reload()
 
     def apply_snippet(self, path, replace=None):
-        """Pastes a contrib/postfix/*.cf snippet: main.cf settings, then an
-        optional master.cf part after a line "# --- master.cf ---". replace
-        maps text to text (sandbox paths) before pasting."""
+        """Pastes a contrib/postfix/*.cf snippet. Before a line
+        "# --- master.cf ---": "name = value" settings for main.cf (lines
+        starting with whitespace continue the previous one, # comments are
+        ignored), set with postconf -e. After it: lines appended to
+        master.cf. replace maps old text to new text (paths into the
+        sandbox) and is applied to the whole file first. Relative paths
+        are taken from the top of the source tree. Returns the main.cf
+        settings as [(name, value)]."""
         if not os.path.isabs(path):
             path = os.path.join(sandbox.top_srcdir(), path)
         with open(path) as f:
             text = f.read()
         for old, new in (replace or {}).items():
             text = text.replace(old, new)
-        main_part, _, master_part = text.partition("# --- master.cf ---")
-        settings, current = [], None
-        for line in main_part.splitlines():
+        main_lines, master_lines, in_master = [], [], False
+        for line in text.splitlines():
+            if line.strip() == SNIPPET_MASTER_MARK:
+                in_master = True
+            elif in_master:
+                master_lines.append(line)
+            else:
+                main_lines.append(line)
+        settings = []
+        for n, line in enumerate(main_lines, 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             if line[0].isspace():
-                if current is None:
-                    raise ValueError("%s: continuation line without a setting" % path)
-                current[1] += " " + line.strip()
+                if not settings:
+                    raise ValueError("%s:%d: continuation line without a setting" % (path, n))
+                settings[-1][1] = (settings[-1][1] + " " + line.strip()).strip()
                 continue
             name, eq, value = line.partition("=")
-            if not eq:
-                raise ValueError("%s: not a 'name = value' line: %r" % (path, line))
-            current = [name.strip(), value.strip()]
-            settings.append(current)
-        for name, value in settings:
-            self.postconf("-e", "%s = %s" % (name, value))
-        lines = [ln for ln in master_part.splitlines()
-                 if ln.strip() and not ln.lstrip().startswith("#")]
-        if lines:
-            self._master_lines += lines
+            if not eq or not name.strip():
+                raise ValueError("%s:%d: not a 'name = value' line: %r" % (path, n, line))
+            settings.append([name.strip(), value.strip()])
+        settings = [tuple(s) for s in settings]
+        if settings:
+            self.postconf("-e", *["%s = %s" % s for s in settings])
+            self._backdate(self._main_cf())
+        master_lines = [ln for ln in master_lines if ln.strip() and not ln.lstrip().startswith("#")]
+        if master_lines:
+            self._master_extra += master_lines
             self._write_master()
         if self.running:
             self.reload()
         return settings
 
     def sasl_dovecot(self, auth_socket):
-        """A submission service on its own port, authenticating through
-        Dovecot's auth socket; only authenticated clients may send there."""
+        """A submission service on its own port (.submission_port) that
+        authenticates through Dovecot's auth socket; only authenticated
+        clients may send there. Plain text AUTH: no TLS in tests."""
         if self.submission_port is None:
             self.submission_port = sandbox.free_port()
-        self._master_lines += [
+        self._submission = [
             "127.0.0.1:%d inet n - n - - smtpd" % self.submission_port,
             "  -o syslog_name=postfix/submission",
             "  -o smtpd_sasl_auth_enable=yes",
@@ -197,57 +285,139 @@ class Postfix:
         if self.running:
             self.reload()
 
-    # ------------------------------------------------------------ life
-    def _postfix(self, *args):
-        return subprocess.run(["postfix", "-c", self.conf] + list(args), capture_output=True, text=True)
+    def _inet_ports(self):
+        """The 127.0.0.1:PORT listeners in master.cf (ours and added ones)."""
+        ports = []
+        with open(os.path.join(self.config_dir, "master.cf")) as f:
+            for line in f:
+                m = re.match(r"127\.0\.0\.1:(\d+)\s+inet\s", line)
+                if m:
+                    ports.append(int(m.group(1)))
+        return ports
 
-    def start(self):
+    # ------------------------------------------------------------ life
+    def _make_sink_dir(self):
+        os.makedirs(self.sink_dir, exist_ok=True)
+        os.chmod(self.sink_dir, 0o755)
+        os.chown(self.sink_dir, *_uid_gid("nobody"))  # smtp-sink runs as nobody
+
+    def start_sink(self):
+        """Starts the next hop (start() does); with stop_sink(), for tests
+        of a next hop that is down: mail is deferred, then flush()."""
         if self.sink is None:
-            self.sink = sandbox.spawn(["smtp-sink", "-u", "nobody", "-d", os.path.join(self.sink_dir, "%M."),
+            # -d: one file per transaction, named by strftime plus a random
+            # hex part; -u: it must drop root
+            self.sink = sandbox.spawn(["smtp-sink", "-u", "nobody", "-d", os.path.join(self.sink_dir, "%H%M%S."),
                                        "127.0.0.1:%d" % self.sink_port, "100"],
                                       log=os.path.join(self.dir, "smtp-sink.log"))
             sandbox.wait_port(self.sink_port)
-        check = self._postfix("check")
-        if check.returncode != 0:
-            raise RuntimeError("postfix check: %s%s" % (check.stderr, self.log()))
-        p = self._postfix("start")
-        if p.returncode != 0:
-            raise RuntimeError("postfix start failed: %s\n%s" % (p.stderr, self.log()))
-        self.running = True
-        sandbox.wait_port(self.port)
-        if self.submission_port:
-            sandbox.wait_port(self.submission_port)
 
-    def reload(self):
-        before = self.log().count("reload -- version")
-        p = self._postfix("reload")
-        if p.returncode != 0:
-            raise RuntimeError("postfix reload: %s" % p.stderr)
-        sandbox.wait_for(lambda: self.log().count("reload -- version") > before, 10, what="postfix reload")
-        sandbox.wait_port(self.port)
-
-    def master_pid(self):
-        try:
-            with open(os.path.join(self.queue_dir, "pid", "master.pid")) as f:
-                return int(f.read().strip())
-        except (OSError, ValueError):
-            return None
-
-    def stop(self):
-        if self.running:
-            pid = self.master_pid()
-            self._postfix("stop")
-            if pid:
-                try:
-                    sandbox.wait_for(lambda: not os.path.exists("/proc/%d" % pid), 10, what="postfix to stop")
-                except TimeoutError:
-                    os.kill(pid, 9)
-            self.running = False
+    def stop_sink(self):
         if self.sink is not None:
             sandbox.stop(self.sink)
             self.sink = None
 
-    # ------------------------------------------------------------ results
+    def _postfix(self, *args):
+        return subprocess.run(["postfix", "-c", self.config_dir] + list(args),
+                              capture_output=True, text=True, timeout=60)
+
+    def start(self):
+        if self.running:
+            return
+        self.start_sink()
+        # "start" runs postfix-script's own checks first (and creates the
+        # queue directories); the reason for a refusal goes to maillog_file.
+        p = self._postfix("start")
+        if p.returncode != 0:
+            raise RuntimeError("postfix -c %s start failed (%d): %s\n%s"
+                               % (self.config_dir, p.returncode, p.stderr, self.log()))
+        self.running = True
+        self._sid = self.master_pid()
+        for port in self._inet_ports():
+            sandbox.wait_port(port)
+
+    def reload(self):
+        """postfix reload, then waits for master to log it and for new
+        smtpd processes: idle ones of the old generation keep the old
+        settings until they exit, which they do at once after a reload."""
+        before = self.log().count(": reload -- version")
+        old = set(self._children("smtpd"))
+        p = self._postfix("reload")
+        if p.returncode != 0:
+            raise RuntimeError("postfix reload: %s\n%s" % (p.stderr, self.log()))
+        sandbox.wait_for(lambda: self.log().count(": reload -- version") > before, 10, what="postfix reload")
+        try:
+            sandbox.wait_for(lambda: not old & set(self._children("smtpd")), 2, what="old smtpd to exit")
+        except TimeoutError:
+            pass  # one busy with a client: it finishes that session first
+        for port in self._inet_ports():
+            sandbox.wait_port(port)
+
+    def master_pid(self):
+        try:
+            with open(os.path.join(self.queue_dir, "pid", "master.pid")) as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def pids(self, sid=None):
+        """Pids of this instance's processes: master makes itself a session
+        leader, and every daemon it starts stays in that session. After
+        stop(), pass the master pid from before to check that all are gone."""
+        sid = sid or self._sid
+        if not sid:
+            return []
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open("/proc/%s/stat" % d) as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                # field 6 of stat is the session id; a zombie (Z) has exited
+                # and only waits for its parent (or init) to reap it
+                if int(fields[3]) == sid and fields[0] != "Z":
+                    out.append(int(d))
+        return out
+
+    def _children(self, program):
+        res = []
+        for pid in self.pids(self.master_pid()):
+            try:
+                with open("/proc/%d/comm" % pid) as f:
+                    if f.read().strip() == program:
+                        res.append(pid)
+            except OSError:
+                pass
+        return res
+
+    def stop(self):
+        """Stops master and every daemon, and the sink. Does what
+        `postfix stop` does (SIGTERM to master, which terminates its
+        process group) without its one-second polling."""
+        if self.running:
+            sid = self._sid
+            if sid in self.pids(sid):  # master itself (not a stale pid file)
+                os.kill(sid, signal.SIGTERM)
+            try:
+                sandbox.wait_for(lambda: not self.pids(sid), 10, what="postfix to stop")
+            except TimeoutError:
+                for pid in self.pids(sid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                sandbox.wait_for(lambda: not self.pids(sid), 5, what="postfix to die")
+            self.running = False
+            self._sid = None
+        self.stop_sink()
+
+    def flush(self):
+        """postqueue -f: tries deferred mail again now."""
+        subprocess.run(["postqueue", "-c", self.config_dir, "-f"], capture_output=True, check=True)
+
+    # ------------------------------------------------------------ the log
     def log(self):
         try:
             with open(self.maillog, errors="replace") as f:
@@ -255,63 +425,148 @@ class Postfix:
         except FileNotFoundError:
             return ""
 
-    def wait_log(self, regex, timeout=10):
-        rx = re.compile(regex)
-        return sandbox.wait_for(lambda: rx.search(self.log()), timeout, what="maillog /%s/" % regex)
+    def log_mark(self):
+        """Where the log ends now: wait_log(..., since=mark) only looks
+        at what comes after."""
+        return len(self.log())
+
+    def wait_log(self, regex, timeout=10, since=0):
+        """Waits for a maillog line matching regex (multiline: ^ and $ are
+        line ends); returns the match."""
+        rx = re.compile(regex, re.M)
+        return sandbox.wait_for(lambda: rx.search(self.log(), since), timeout, what="maillog /%s/" % regex)
+
+    # ------------------------------------------------------------ the sink
+    _QID = re.compile(rb"^Received: .*\n(?:[ \t].*\n)*?[ \t]+by \S+ \(Postfix[^)]*\) (?:with \S+ )?id (\w+)", re.M)
 
     def _sink_files(self):
+        """Complete sink files, in arrival order.
+
+        smtp-sink writes a file as the message comes in and answers the
+        final "." only when it is written, so a file is complete once
+        Postfix has logged status=sent for its queue id. The order is the
+        file's mtime; the file system clock is coarse (ms), so ties go to
+        the order of those log lines."""
+        try:
+            names = os.listdir(self.sink_dir)
+        except FileNotFoundError:
+            return []
+        log = self.log()
+        sent = {}  # queue id -> position of its first status=sent to the sink
+        for m in re.finditer(r"\b(\w+): to=<[^>]*>, relay=[^,]*:%d, .*status=sent" % self.sink_port, log):
+            sent.setdefault(m.group(1), m.start())
         files = []
-        for root, _, names in os.walk(self.sink_dir):
-            files += [os.path.join(root, n) for n in names]
-        return sorted(files, key=lambda p: (os.stat(p).st_mtime_ns, p))
+        for n in names:
+            p = os.path.join(self.sink_dir, n)
+            try:
+                st = os.stat(p)
+                with open(p, "rb") as f:
+                    raw = f.read()
+            except OSError:
+                continue
+            m = self._QID.search(raw)
+            if m:
+                qid = m.group(1).decode()
+                if qid not in sent:
+                    continue  # still being written
+                pos = sent[qid]
+            elif raw.endswith(b"\n\n"):
+                pos = len(log)  # no Postfix Received header (removed?): trust the end
+            else:
+                continue
+            files.append(((st.st_mtime_ns, pos, n), p, raw))
+        files.sort()
+        return [(p, raw) for _, p, raw in files]
 
     def delivered_raw(self):
-        """Each delivered message as smtp-sink stored it: its X-Client-Addr,
-        X-Helo-Args, X-Mail-Args, X-Rcpt-Args lines and its own Received
-        header first."""
-        out = []
-        for p in self._sink_files():
-            with open(p, "rb") as f:
-                out.append(f.read())
-        return out
+        """Each delivered message exactly as smtp-sink stored it: its own
+        X-Client-Addr, X-Helo-Args, X-Mail-Args, X-Rcpt-Args lines and its
+        Received header first, LF line ends, one extra empty line at the end."""
+        return [raw for _, raw in self._sink_files()]
+
+    @staticmethod
+    def _split_sink(raw):
+        """(sink header lines, message with CRLF line ends)."""
+        lines = raw.split(b"\n")
+        i = 0
+        while i < len(lines) and re.match(rb"X-(Client-Addr|Client-Proto|Helo-Args|Mail-Args|Rcpt-Args): ", lines[i]):
+            i += 1
+        head = lines[:i]
+        if i < len(lines) and lines[i].startswith(b"Received: ") and \
+                any(b"(smtp-sink)" in ln for ln in lines[i:i + 3]):
+            i += 1
+            while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+                i += 1
+        msg = lines[i:]
+        if msg[-2:] == [b"", b""]:
+            msg = msg[:-1]  # the empty line smtp-sink adds after each message
+        # smtp-sink stores lines without their CR (it drops every CR);
+        # Postfix sends every line with CRLF, so this gives back the bytes
+        # on the wire, dots unstuffed (only a bare CR inside a line is lost)
+        return head, b"\r\n".join(msg)
 
     def delivered(self):
-        """Each delivered message as Postfix sent it (smtp-sink's own lines
-        removed), in arrival order."""
+        """Each delivered message as Postfix sent it to the next hop (CRLF
+        line ends, dots unstuffed, smtp-sink's own lines removed), in
+        arrival order."""
+        return [self._split_sink(raw)[1] for _, raw in self._sink_files()]
+
+    def envelopes(self):
+        """The envelope of each delivered message as the next hop got it:
+        {"client", "helo", "mail_from", "rcpts"} (MAIL/RCPT arguments with
+        their ESMTP parameters, e.g. "<a@b.example> ORCPT=rfc822;a@b.example")."""
         out = []
-        for raw in self.delivered_raw():
-            lines = raw.split(b"\n")
-            i = 0
-            while i < len(lines) and lines[i].startswith(b"X-") and b":" in lines[i] and \
-                    lines[i].split(b":")[0] in (b"X-Client-Addr", b"X-Client-Proto", b"X-Helo-Args",
-                                                b"X-Mail-Args", b"X-Rcpt-Args"):
-                i += 1
-            if i < len(lines) and lines[i].startswith(b"Received: from") and b"by smtp-sink" in b"\n".join(lines[i:i + 3]):
-                i += 1
-                while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
-                    i += 1
-            msg = b"\n".join(lines[i:])
-            if msg.endswith(b"\n\n"):
-                msg = msg[:-1]  # smtp-sink ends each file with an extra newline
-            out.append(msg)
+        for _, raw in self._sink_files():
+            env = {"client": None, "helo": None, "mail_from": None, "rcpts": []}
+            for ln in self._split_sink(raw)[0]:
+                k, _, v = ln.decode(errors="replace").partition(": ")
+                if k == "X-Client-Addr":
+                    env["client"] = v
+                elif k == "X-Helo-Args":
+                    env["helo"] = v
+                elif k == "X-Mail-Args":
+                    env["mail_from"] = v
+                elif k == "X-Rcpt-Args":
+                    env["rcpts"].append(v)
+            out.append(env)
         return out
 
     def wait_delivered(self, n, timeout=10):
-        sandbox.wait_for(lambda: len(self._sink_files()) >= n, timeout, what="%d delivered message(s)" % n)
-        time.sleep(0.05)  # smtp-sink writes the file before the final reply
+        """Waits until at least n messages reached the sink; returns
+        delivered()."""
+        sandbox.wait_for(lambda: len(self._sink_files()) >= n, timeout,
+                         what="%d message(s) delivered to the sink" % n)
         return self.delivered()
 
     def clear_delivered(self):
+        """Forgets what the sink received so far."""
         shutil.rmtree(self.sink_dir)
-        sandbox.mkdir(self.name, "sink", mode=0o755)
-        os.chown(self.sink_dir, 65534, 65534)
+        self._make_sink_dir()
 
+    # ------------------------------------------------------------ the queue
     def queue(self):
-        """Messages in the queue: dicts from postqueue -j (queue_name,
-        queue_id, sender, recipients...)."""
-        p = subprocess.run(["postqueue", "-c", self.conf, "-j"], capture_output=True, text=True)
-        return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+        """Messages in the queue, as postqueue -j reports them: dicts with
+        queue_name ("incoming", "active", "deferred", "hold"...), queue_id,
+        sender, recipients ([{address, delay_reason}]), arrival_time.
+        When the instance is not running, from the queue directories:
+        {queue_name, queue_id} only."""
+        if self.running:
+            p = subprocess.run(["postqueue", "-c", self.config_dir, "-j"], capture_output=True, text=True)
+            if p.returncode != 0:
+                raise RuntimeError("postqueue -j: %s" % p.stderr)
+            return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+        out = []
+        for qname in ("maildrop", "incoming", "active", "deferred", "hold", "corrupt"):
+            for root, _, names in os.walk(os.path.join(self.queue_dir, qname)):
+                out += [{"queue_name": qname, "queue_id": n} for n in sorted(names)]
+        return out
 
-    def postcat(self, qid):
-        p = subprocess.run(["postcat", "-c", self.conf, "-q", qid], capture_output=True, text=True)
+    queue_list = queue  # the older name
+
+    def postcat(self, qid, *options):
+        """postcat -q QID (options e.g. "-h" headers, "-b" body); its text."""
+        p = subprocess.run(["postcat", "-c", self.config_dir] + list(options) + ["-q", qid],
+                           capture_output=True, text=True, errors="replace")
+        if p.returncode != 0:
+            raise RuntimeError("postcat -q %s: %s" % (qid, p.stderr))
         return p.stdout

@@ -1,6 +1,13 @@
 """Redis: a private redis-server on a loopback port, without persistence.
 
-    r = Redis(); r.cli("SET", "k", "v"); r.kill(); r.restart()
+    r = Redis()              # started; r.port
+    r.cli("SET", "k", "v")   # redis-cli's stdout, as text
+    r.kill()                 # SIGKILL, as a crash would (fault tests)
+    r.restart()              # same port again, empty, answers PING
+    r.stop()
+
+Its directory (working dir, log) is inside the sandbox; nothing is saved to
+disk, so a restart always comes back empty.
 """
 import os
 import signal
@@ -16,52 +23,74 @@ class Redis:
         global _count
         _count += 1
         self.dir = sandbox.mkdir("redis%d" % _count)
+        self.logfile = os.path.join(self.dir, "redis.log")
         self.port = port or sandbox.free_port()
         self.password = password
-        self.extra = list(extra or [])
+        self.extra = [str(a) for a in (extra or [])]  # more "--name value" arguments
         self.proc = None
         sandbox.at_cleanup(self.stop)
         if start:
             self.start()
 
     def argv(self):
-        a = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
-             "--logfile", os.path.join(self.dir, "redis.log")]
+        a = ["redis-server",
+             "--port", str(self.port), "--bind", "127.0.0.1",
+             # no RDB snapshots, no AOF: nothing survives a restart
+             "--save", "", "--appendonly", "no",
+             "--dir", self.dir, "--logfile", self.logfile, "--daemonize", "no"]
         if self.password:
             a += ["--requirepass", self.password]
         return a + self.extra
 
     def start(self):
+        if self.proc is not None:
+            return
         self.proc = sandbox.spawn(self.argv())
-        sandbox.wait_for(self.ping, 10, what="redis on port %d" % self.port)
+
+        def up():
+            if self.proc.poll() is not None:  # e.g. the port is taken: say why
+                raise RuntimeError("redis-server exited (%s):\n%s" % (self.proc.returncode, self.log()))
+            return self.ping()
+        sandbox.wait_for(up, 10, what="redis on port %d" % self.port)
 
     def ping(self):
         try:
             return self.cli("PING").strip() == "PONG"
-        except Exception:
+        except (RuntimeError, subprocess.TimeoutExpired):
             return False
 
     def cli(self, *args):
+        """Runs redis-cli against this server; its stdout. A refused
+        connection raises RuntimeError (redis-cli exits 1); a Redis error
+        reply (e.g. WRONGTYPE) comes back as text, as redis-cli prints it."""
         a = ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port)]
         if self.password:
             a += ["--no-auth-warning", "-a", self.password]
         p = subprocess.run(a + [str(x) for x in args], capture_output=True, text=True, timeout=10)
         if p.returncode != 0:
-            raise RuntimeError("redis-cli: %s" % p.stderr)
+            raise RuntimeError("redis-cli %s: %s" % (" ".join(map(str, args)), (p.stderr or p.stdout).strip()))
         return p.stdout
 
+    def log(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
     def kill(self):
-        """SIGKILL, as a crash would: for fault tests."""
-        if self.proc:
+        """SIGKILL, as a crash would: no goodbye to clients."""
+        if self.proc is not None:
             sandbox.stop(self.proc, sig=signal.SIGKILL)
             self.proc = None
 
     def restart(self):
+        """A fresh, empty server on the same port (redis sets SO_REUSEADDR,
+        so the port is free again at once)."""
         self.kill()
         self.start()
 
     def stop(self):
-        if self.proc:
+        if self.proc is not None:
             sandbox.stop(self.proc)
             self.proc = None
