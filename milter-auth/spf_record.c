@@ -37,6 +37,16 @@ int ma_spf_is_record(const char *text, size_t len)
 	return len >= 6 && strncasecmp(text, "v=spf1", 6) == 0 && (len == 6 || text[6] == ' ');
 }
 
+/* Bytes up to the next space or the end (inputs carry a length and need
+   not be NUL-terminated). */
+static size_t term_length(const char *s, size_t max)
+{
+	size_t n = 0;
+	while (n < max && s[n] != ' ')
+		n++;
+	return n;
+}
+
 static int is_alpha(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -233,9 +243,7 @@ int ma_spf_record_check(const char *record, size_t len, struct mw_buf *why)
 		if (pos >= len)
 			break;
 		const char *t = record + pos;
-		size_t tl = strcspn(t, " ");
-		if (pos + tl > len)
-			tl = len - pos;
+		size_t tl = term_length(t, len - pos);
 		pos += tl;
 
 		/* modifier: name "=" ... */
@@ -265,9 +273,7 @@ int ma_spf_record_check(const char *record, size_t len, struct mw_buf *why)
 		}
 
 		/* mechanism: [qualifier] name [":" ...] */
-		size_t k = 0;
-		if (strchr("+-~?", t[0]) != NULL)
-			k = 1;
+		size_t k = t[0] == '+' || t[0] == '-' || t[0] == '~' || t[0] == '?';
 		size_t name = k;
 		while (k < tl && (is_alpha(t[k]) || is_digit(t[k])))
 			k++;
@@ -328,8 +334,13 @@ static void normalize_a_mx(const char *t, size_t tl, size_t qlen, int mx, int cl
 	size_t cl = al - (size_t)dl;
 	int has4 = 0, has6 = 0;
 	unsigned long c4 = 32, c6 = 128;
-	const char *dd = strstr(cidr, "//");
-	if (dd != NULL && dd < cidr + cl) {
+	const char *dd = NULL;
+	for (size_t i = 0; i + 1 < cl; i++)
+		if (cidr[i] == '/' && cidr[i + 1] == '/') {
+			dd = cidr + i;
+			break;
+		}
+	if (dd != NULL) {
 		has6 = 1;
 		c6 = cidr_value(dd + 2, cl - (size_t)(dd + 2 - cidr));
 		if (dd > cidr) {
@@ -376,9 +387,7 @@ int ma_spf_record_normalize(const char *record, size_t len, int client_v6, struc
 		if (pos >= len)
 			break;
 		const char *t = record + pos;
-		size_t tl = strcspn(t, " ");
-		if (pos + tl > len)
-			tl = len - pos;
+		size_t tl = term_length(t, len - pos);
 		pos += tl;
 
 		size_t n = 0;
@@ -397,7 +406,7 @@ int ma_spf_record_normalize(const char *record, size_t len, int client_v6, struc
 			}
 			continue; /* unknown modifiers are ignored (RFC 7208 6) */
 		}
-		size_t q = strchr("+-~?", t[0]) != NULL ? 1 : 0;
+		size_t q = t[0] == '+' || t[0] == '-' || t[0] == '~' || t[0] == '?';
 		size_t k = q;
 		while (k < tl && (is_alpha(t[k]) || is_digit(t[k])))
 			k++;
