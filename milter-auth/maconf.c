@@ -31,7 +31,7 @@ static const char *const malformed_actions[] = { "reject", "quarantine", "accept
 #define S(field) offsetof(struct ma_settings, field)
 const struct mw_conf_key ma_conf_schema[] = {
 	{ .name = "socket", .type = MW_CONF_SOCKET, .offset = S(socket),
-	  .def = "unix:/run/mailward/milter-auth.sock",
+	  .def = "unix:/var/spool/postfix/mailward/milter-auth.sock",
 	  .help = "where the MTA connects: unix:/path, inet:port@host, inet6:port@host" },
 	{ .name = "authserv_id", .type = MW_CONF_STRING, .offset = S(authserv_id), .def = "",
 	  .help = "the name in our Authentication-Results headers (empty: this host's name)" },

@@ -416,8 +416,9 @@ static void decide(const struct ma_msg *m, struct verdicts *v, struct ma_outcome
 static void log_line(const struct ma_msg *m, const char *qid, const struct verdicts *v, int skip,
 		     const struct ma_outcome *o, struct mw_buf *log)
 {
-	mw_buf_printf(log, "%s: client=%s[%s] helo=", qid, m->client_name[0] ? m->client_name : "unknown",
-		      m->client_ip);
+	/* Postfix names a client without reverse DNS "[address]" */
+	mw_buf_printf(log, "%s: client=%s[%s] helo=", qid,
+		      m->client_name[0] && m->client_name[0] != '[' ? m->client_name : "unknown", m->client_ip);
 	mw_buf_append_printable(log, m->helo.data, mw_buf_len(&m->helo), 100);
 	mw_buf_puts(log, " from=<");
 	mw_buf_append_printable(log, m->sender.data, mw_buf_len(&m->sender), 200);
