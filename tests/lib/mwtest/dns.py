@@ -13,7 +13,7 @@ _count = 0
 
 
 class DnsServer:
-    def __init__(self, text=None, fmt="zone", files=None, ttl=300, start=True):
+    def __init__(self, text=None, fmt="zone", files=None, ttl=300, start=True, addr="127.0.0.1", port=None):
         global _count
         _count += 1
         self.dir = sandbox.mkdir("dns%d" % _count)
@@ -24,14 +24,15 @@ class DnsServer:
             self.files.insert(0, self.own)
             self.set_zone(text)
         self.ttl = ttl
-        self.port = None
+        self.addr = addr
+        self.port = port  # None: a free one
         self.proc = None
         if start:
             self.start()
 
     @property
     def spec(self):
-        return "127.0.0.1@%d" % self.port
+        return "%s@%d" % (self.addr, self.port)
 
     def set_zone(self, text):
         with open(self.own, "w", encoding="utf-8") as f:
@@ -42,7 +43,7 @@ class DnsServer:
         if os.path.exists(ready):
             os.unlink(ready)
         argv = ["/usr/bin/python3", os.path.join(sandbox.top_srcdir(), "tests/lib/dnsserver.py"),
-                "--port", str(self.port or 0), "--ttl", str(self.ttl),
+                "--addr", self.addr, "--port", str(self.port or 0), "--ttl", str(self.ttl),
                 "--ready-file", ready, "--log", os.path.join(self.dir, "queries.log")]
         for f in self.files:
             argv += ["--zone", f]
