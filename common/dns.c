@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -19,8 +20,32 @@
    others check their deadlines. */
 #define LEADER_SLICE_MS 50
 
+/* An answer as we keep it: ours, so it can be shared by the cache and
+   every result that uses it. */
+struct mw_dns_answer {
+	atomic_int refs;
+	enum mw_dns_status status;
+	enum mw_dns_security security;
+	int rcode;
+	unsigned ttl;
+	int count;
+	unsigned char **data;
+	size_t *len;
+	unsigned char *packet;
+	size_t packet_len;
+};
+
+struct cache_slot {
+	char *name;         /* lower-case */
+	int type;
+	time_t expires;     /* CLOCK_MONOTONIC seconds */
+	struct mw_dns_answer *ans;
+};
+
 struct mw_dns {
 	struct ub_ctx *ub;
+	pthread_mutex_t cache_lock;
+	struct cache_slot cache[MW_DNS_CACHE_ENTRIES]; /* direct-mapped by hash */
 	struct mw_dns_conf conf;
 	pthread_mutex_t lock;  /* guards libunbound calls and the fields below */
 	pthread_cond_t cond;   /* broadcast when results were processed */
@@ -98,6 +123,136 @@ void mw_dns_conf_clear_resolver(struct mw_dns_conf *conf)
 {
 	free(conf->resolver);
 	conf->resolver = NULL;
+}
+
+/* ---------------------------------------------------------------- answers */
+
+static void answer_unref(struct mw_dns_answer *a)
+{
+	if (a == NULL || atomic_fetch_sub(&a->refs, 1) != 1)
+		return;
+	for (int i = 0; i < a->count; i++)
+		free(a->data[i]);
+	free(a->data);
+	free(a->len);
+	free(a->packet);
+	free(a);
+}
+
+/* Our copy of libunbound's result; NULL when out of memory. */
+static struct mw_dns_answer *answer_from_ub(const struct ub_result *r, enum mw_dns_status status)
+{
+	struct mw_dns_answer *a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return NULL;
+	atomic_init(&a->refs, 1);
+	a->status = status;
+	a->security = r->secure ? MW_DNS_SECURE : r->bogus ? MW_DNS_BOGUS : MW_DNS_INSECURE;
+	a->rcode = r->rcode;
+	a->ttl = r->ttl > 0 ? (unsigned)r->ttl : 0;
+	if (status == MW_DNS_OK)
+		while (r->data[a->count] != NULL)
+			a->count++;
+	a->data = calloc((size_t)a->count + 1, sizeof(*a->data));
+	a->len = calloc((size_t)a->count + 1, sizeof(*a->len));
+	if (a->data == NULL || a->len == NULL)
+		goto fail;
+	for (int i = 0; i < a->count; i++) {
+		a->len[i] = (size_t)r->len[i];
+		a->data[i] = malloc(a->len[i] + 1);
+		if (a->data[i] == NULL)
+			goto fail;
+		memcpy(a->data[i], r->data[i], a->len[i]);
+	}
+	if (r->answer_packet != NULL && r->answer_len > 0) {
+		a->packet = malloc((size_t)r->answer_len);
+		if (a->packet == NULL)
+			goto fail;
+		memcpy(a->packet, r->answer_packet, (size_t)r->answer_len);
+		a->packet_len = (size_t)r->answer_len;
+	}
+	return a;
+fail:
+	for (int i = 0; a->data != NULL && i < a->count; i++)
+		free(a->data[i]);
+	free(a->data);
+	free(a->len);
+	free(a->packet);
+	free(a);
+	return NULL;
+}
+
+static time_t monotonic_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* FNV-1a over the lower-cased name and the type. */
+static size_t cache_index(const char *lname, int type)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)type;
+	for (const unsigned char *p = (const unsigned char *)lname; *p != '\0'; p++) {
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	return (size_t)(h % MW_DNS_CACHE_ENTRIES);
+}
+
+/* A referenced answer from the cache, or NULL. */
+static struct mw_dns_answer *cache_get(struct mw_dns *dns, const char *lname, int type)
+{
+	size_t i = cache_index(lname, type);
+	struct mw_dns_answer *a = NULL;
+	pthread_mutex_lock(&dns->cache_lock);
+	struct cache_slot *slot = &dns->cache[i];
+	if (slot->ans != NULL && slot->type == type && strcmp(slot->name, lname) == 0) {
+		if (slot->expires > monotonic_seconds()) {
+			a = slot->ans;
+			atomic_fetch_add(&a->refs, 1);
+		}
+	}
+	pthread_mutex_unlock(&dns->cache_lock);
+	return a;
+}
+
+static void cache_put(struct mw_dns *dns, const char *lname, int type, struct mw_dns_answer *a)
+{
+	unsigned ttl = a->ttl;
+	unsigned cap = a->status == MW_DNS_OK ? MW_DNS_CACHE_TTL_MAX : MW_DNS_NEGATIVE_TTL_MAX;
+	if (a->status != MW_DNS_OK && ttl == 0)
+		ttl = 30; /* negative answers without a TTL: briefly */
+	if (ttl == 0 || a->security == MW_DNS_BOGUS)
+		return;
+	if (ttl > cap)
+		ttl = cap;
+	char *name = strdup(lname);
+	if (name == NULL)
+		return;
+	size_t i = cache_index(lname, type);
+	atomic_fetch_add(&a->refs, 1);
+	pthread_mutex_lock(&dns->cache_lock);
+	struct cache_slot *slot = &dns->cache[i];
+	char *old_name = slot->name;
+	struct mw_dns_answer *old = slot->ans;
+	slot->name = name;
+	slot->type = type;
+	slot->expires = monotonic_seconds() + (time_t)ttl;
+	slot->ans = a;
+	pthread_mutex_unlock(&dns->cache_lock);
+	free(old_name);
+	answer_unref(old);
+}
+
+static void fill_result(struct mw_dns_result *res, struct mw_dns_answer *a)
+{
+	res->ans = a;
+	res->status = a->status;
+	res->security = a->security;
+	res->rcode = a->rcode;
+	res->ttl = a->ttl;
+	res->count = a->count;
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -205,6 +360,7 @@ struct mw_dns *mw_dns_new(const struct mw_dns_conf *conf, struct mw_buf *err)
 	if (dns->conf.budget_ms == 0)
 		dns->conf.budget_ms = 15000;
 	pthread_mutex_init(&dns->lock, NULL);
+	pthread_mutex_init(&dns->cache_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&dns->cond, &ca);
@@ -229,6 +385,11 @@ void mw_dns_free(struct mw_dns *dns)
 		return;
 	if (dns->ub != NULL)
 		ub_ctx_delete(dns->ub);
+	for (size_t i = 0; i < MW_DNS_CACHE_ENTRIES; i++) {
+		free(dns->cache[i].name);
+		answer_unref(dns->cache[i].ans);
+	}
+	pthread_mutex_destroy(&dns->cache_lock);
 	pthread_mutex_destroy(&dns->lock);
 	pthread_cond_destroy(&dns->cond);
 	free(dns->conf.resolver);
@@ -305,36 +466,21 @@ static int valid_name(const char *name)
 	return label > 0;
 }
 
-static void classify(struct mw_dns_result *res)
+static enum mw_dns_status classify(const struct ub_result *r, struct mw_dns_result *res)
 {
-	struct ub_result *r = res->ub;
-
-	res->rcode = r->rcode;
-	res->ttl = r->ttl > 0 ? (unsigned)r->ttl : 0;
-	res->security = r->secure ? MW_DNS_SECURE : r->bogus ? MW_DNS_BOGUS : MW_DNS_INSECURE;
 	if (r->bogus) {
-		res->status = MW_DNS_SERVFAIL;
 		snprintf(res->error, sizeof(res->error), "DNSSEC validation failed: %s",
 			 r->why_bogus != NULL ? r->why_bogus : "bogus");
-		return;
+		return MW_DNS_SERVFAIL;
 	}
-	if (r->rcode == 3) {
-		res->status = MW_DNS_NXDOMAIN;
-		return;
-	}
+	if (r->rcode == 3)
+		return MW_DNS_NXDOMAIN;
 	if (r->rcode != 0) {
-		res->status = MW_DNS_SERVFAIL;
 		snprintf(res->error, sizeof(res->error), "server answered rcode %d%s", r->rcode,
 			 r->rcode == 2 ? " (SERVFAIL)" : r->rcode == 5 ? " (REFUSED)" : "");
-		return;
+		return MW_DNS_SERVFAIL;
 	}
-	if (!r->havedata) {
-		res->status = MW_DNS_NODATA;
-		return;
-	}
-	while (r->data[res->count] != NULL)
-		res->count++;
-	res->status = MW_DNS_OK;
+	return r->havedata ? MW_DNS_OK : MW_DNS_NODATA;
 }
 
 enum mw_dns_status mw_dns_lookup(struct mw_dns *dns, const char *name, int type,
@@ -351,6 +497,19 @@ enum mw_dns_status mw_dns_lookup(struct mw_dns *dns, const char *name, int type,
 	if (!valid_name(name)) {
 		res->status = MW_DNS_BADNAME;
 		snprintf(res->error, sizeof(res->error), "not a valid domain name");
+		return res->status;
+	}
+	char lname[256];
+	size_t nl = strlen(name);
+	if (nl > 0 && name[nl - 1] == '.')
+		nl--;
+	for (size_t i = 0; i < nl; i++)
+		lname[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+	lname[nl] = '\0';
+	struct mw_dns_answer *hit = cache_get(dns, lname, type);
+	if (hit != NULL) {
+		fill_result(res, hit);
+		res->cached = 1;
 		return res->status;
 	}
 	if (budget != NULL) {
@@ -438,16 +597,24 @@ enum mw_dns_status mw_dns_lookup(struct mw_dns *dns, const char *name, int type,
 		snprintf(res->error, sizeof(res->error), "resolver: %s", ub_strerror(q.err));
 		return res->status;
 	}
-	res->ub = q.result;
-	classify(res);
+	enum mw_dns_status st = classify(q.result, res);
+	struct mw_dns_answer *a = answer_from_ub(q.result, st);
+	ub_resolve_free(q.result);
+	if (a == NULL) {
+		res->status = MW_DNS_ERROR;
+		snprintf(res->error, sizeof(res->error), "out of memory");
+		return res->status;
+	}
+	if (!mw_dns_status_is_temporary(st))
+		cache_put(dns, lname, type, a);
+	fill_result(res, a);
 	return res->status;
 }
 
 void mw_dns_result_free(struct mw_dns_result *res)
 {
-	if (res->ub != NULL)
-		ub_resolve_free(res->ub);
-	res->ub = NULL;
+	answer_unref(res->ans);
+	res->ans = NULL;
 	res->count = 0;
 }
 
@@ -455,10 +622,10 @@ void mw_dns_result_free(struct mw_dns_result *res)
 
 int mw_dns_result_rdata(const struct mw_dns_result *res, int i, const unsigned char **data, size_t *len)
 {
-	if (res->ub == NULL || i < 0 || i >= res->count)
+	if (res->ans == NULL || i < 0 || i >= res->count)
 		return -1;
-	*data = (const unsigned char *)res->ub->data[i];
-	*len = (size_t)res->ub->len[i];
+	*data = res->ans->data[i];
+	*len = res->ans->len[i];
 	return 0;
 }
 
@@ -574,10 +741,10 @@ int mw_dns_result_tlsa(const struct mw_dns_result *res, int i, uint8_t *usage, u
 
 const unsigned char *mw_dns_result_packet(const struct mw_dns_result *res, size_t *len)
 {
-	if (res->ub == NULL || res->ub->answer_packet == NULL || res->ub->answer_len <= 0)
+	if (res->ans == NULL || res->ans->packet == NULL)
 		return NULL;
-	*len = (size_t)res->ub->answer_len;
-	return res->ub->answer_packet;
+	*len = res->ans->packet_len;
+	return res->ans->packet;
 }
 
 const char *mw_dns_status_name(enum mw_dns_status status)

@@ -18,6 +18,11 @@
  * uses /usr/share/dns/root.key when dns_resolver = system), every result says
  * whether it was secure, insecure or bogus; a bogus answer is a SERVFAIL.
  *
+ * Cache: answers (including NXDOMAIN and NODATA, never failures) are kept
+ * for their TTL, at most MW_DNS_CACHE_TTL_MAX, in a cache of our own in
+ * front of libunbound's, shared by all threads: a warm lookup costs a hash
+ * probe instead of a round trip through libunbound's worker thread.
+ *
  * Memory: a struct mw_dns_result is the caller's; mw_dns_lookup() fills it
  * and mw_dns_result_free() releases what it holds. Accessors copy into the
  * caller's buffers or return pointers valid until mw_dns_result_free().
@@ -60,6 +65,10 @@ enum mw_dns_security {
 	MW_DNS_SECURE,   /* DNSSEC validated */
 	MW_DNS_BOGUS,    /* DNSSEC validation failed (status is MW_DNS_SERVFAIL) */
 };
+
+#define MW_DNS_CACHE_ENTRIES 8192
+#define MW_DNS_CACHE_TTL_MAX 3600  /* seconds */
+#define MW_DNS_NEGATIVE_TTL_MAX 300
 
 /* Resolver settings: the values of the dns_* keys of every daemon. */
 struct mw_dns_conf {
@@ -131,7 +140,8 @@ struct mw_dns_result {
 	int count;          /* records of the type asked for */
 	unsigned ttl;
 	int type;
-	struct ub_result *ub; /* private */
+	int cached;         /* answered from mailward's own cache */
+	struct mw_dns_answer *ans; /* private, shared and reference-counted */
 	char error[128];    /* human-readable cause for SERVFAIL/ERROR/BADNAME/TIMEOUT */
 };
 

@@ -123,8 +123,11 @@ struct ma_dkim *ma_dkim_new(struct mw_dns *dns, unsigned min_key_bits, struct mw
 		return NULL;
 	}
 	/* FIXCRLF: the MTA hands us bare LF line ends; BADSIGHANDLES: report
-	   malformed signatures too instead of dropping them silently. */
-	unsigned int flags = DKIM_LIBFLAGS_FIXCRLF | DKIM_LIBFLAGS_BADSIGHANDLES;
+	   malformed signatures too instead of dropping them silently;
+	   DELAYSIGPROC: look keys up in dkim_eom(), within the message's DNS
+	   budget, not at the end of the headers (a slow client's DATA must
+	   not count against DNS time). */
+	unsigned int flags = DKIM_LIBFLAGS_FIXCRLF | DKIM_LIBFLAGS_BADSIGHANDLES | DKIM_LIBFLAGS_DELAYSIGPROC;
 	dkim_options(d->lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof(flags));
 	unsigned int bits = min_key_bits;
 	dkim_options(d->lib, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS, &bits, sizeof(bits));

@@ -13,6 +13,7 @@
 #include "milter.h"
 #include "pipeline.h"
 #include "sock.h"
+#include "tcprelay.h"
 
 static pthread_mutex_t conf_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ma_conf *current_conf;
@@ -45,9 +46,36 @@ void ma_milter_reply_text(const char *in, struct mw_buf *out)
 	}
 }
 
+/* One per connection: the message pipeline, and what the MTA agreed to. */
+struct conn {
+	struct ma_msg *msg;
+	unsigned long no_reply; /* SMFIP_NR_* the MTA accepted */
+	int can_skip;           /* the MTA understands SMFIS_SKIP */
+};
+
+static struct conn *conn_of(SMFICTX *ctx)
+{
+	struct conn *c = smfi_getpriv(ctx);
+	if (c == NULL) {
+		/* an MTA without protocol negotiation */
+		c = mw_xcalloc(1, sizeof(*c));
+		smfi_setpriv(ctx, c);
+	}
+	return c;
+}
+
 static struct ma_msg *msg_of(SMFICTX *ctx)
 {
-	return smfi_getpriv(ctx);
+	struct conn *c = smfi_getpriv(ctx);
+	return c != NULL ? c->msg : NULL;
+}
+
+/* Each callback answers only when the MTA waits for an answer: every
+   skipped reply is a round trip saved per header. */
+static sfsistat cont(SMFICTX *ctx, unsigned long nr_flag)
+{
+	struct conn *c = smfi_getpriv(ctx);
+	return c != NULL && (c->no_reply & nr_flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
 static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
@@ -65,8 +93,8 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 	struct ma_msg *m = ma_msg_new(c);
 	ma_conf_unref(c);
 	ma_msg_connect(m, ip, hostname);
-	smfi_setpriv(ctx, m);
-	return SMFIS_CONTINUE;
+	conn_of(ctx)->msg = m;
+	return cont(ctx, SMFIP_NR_CONN);
 }
 
 static sfsistat on_helo(SMFICTX *ctx, char *helo)
@@ -74,7 +102,7 @@ static sfsistat on_helo(SMFICTX *ctx, char *helo)
 	struct ma_msg *m = msg_of(ctx);
 	if (m != NULL)
 		ma_msg_helo(m, helo);
-	return SMFIS_CONTINUE;
+	return cont(ctx, SMFIP_NR_HELO);
 }
 
 static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
@@ -96,7 +124,7 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 		sender[n] = '\0';
 	}
 	ma_msg_mail(m, sender, smfi_getsymval(ctx, "{auth_authen}"));
-	return SMFIS_CONTINUE;
+	return cont(ctx, SMFIP_NR_MAIL);
 }
 
 static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
@@ -104,7 +132,7 @@ static sfsistat on_envrcpt(SMFICTX *ctx, char **argv)
 	struct ma_msg *m = msg_of(ctx);
 	if (m != NULL)
 		ma_msg_rcpt(m, argv != NULL ? argv[0] : "");
-	return SMFIS_CONTINUE;
+	return cont(ctx, SMFIP_NR_RCPT);
 }
 
 static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
@@ -112,7 +140,7 @@ static sfsistat on_header(SMFICTX *ctx, char *name, char *value)
 	struct ma_msg *m = msg_of(ctx);
 	if (m != NULL)
 		ma_msg_header(m, name, value);
-	return SMFIS_CONTINUE;
+	return cont(ctx, SMFIP_NR_HDR);
 }
 
 static sfsistat on_eoh(SMFICTX *ctx)
@@ -120,7 +148,7 @@ static sfsistat on_eoh(SMFICTX *ctx)
 	struct ma_msg *m = msg_of(ctx);
 	if (m != NULL)
 		ma_msg_eoh(m);
-	return SMFIS_CONTINUE;
+	return cont(ctx, SMFIP_NR_EOH);
 }
 
 static sfsistat on_body(SMFICTX *ctx, unsigned char *data, size_t len)
@@ -128,6 +156,9 @@ static sfsistat on_body(SMFICTX *ctx, unsigned char *data, size_t len)
 	struct ma_msg *m = msg_of(ctx);
 	if (m != NULL)
 		ma_msg_body(m, data, len);
+	/* Unsigned mail: the rest of the body cannot change a verdict. */
+	if (m != NULL && !ma_msg_wants_body(m) && conn_of(ctx)->can_skip)
+		return SMFIS_SKIP;
 	return SMFIS_CONTINUE;
 }
 
@@ -179,10 +210,11 @@ static sfsistat on_abort(SMFICTX *ctx)
 
 static sfsistat on_close(SMFICTX *ctx)
 {
-	struct ma_msg *m = msg_of(ctx);
-	if (m != NULL) {
+	struct conn *c = smfi_getpriv(ctx);
+	if (c != NULL) {
 		smfi_setpriv(ctx, NULL);
-		ma_msg_free(m);
+		ma_msg_free(c->msg);
+		free(c);
 	}
 	return SMFIS_CONTINUE;
 }
@@ -191,16 +223,21 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 			     unsigned long f3, unsigned long *pf0, unsigned long *pf1,
 			     unsigned long *pf2, unsigned long *pf3)
 {
-	(void)ctx;
 	(void)f0;
 	(void)f2;
 	(void)f3;
 	*pf0 = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE;
 	/* Header values exactly as sent (DKIM simple canonicalization needs
-	   the space after the colon), and nothing we do not use. */
-	*pf1 = (f1 & SMFIP_HDR_LEADSPC) | (f1 & (SMFIP_NOUNKNOWN | SMFIP_NODATA));
+	   the space after the colon); no replies where we never object (each
+	   one is a round trip); nothing we do not use. */
+	const unsigned long nr = SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL | SMFIP_NR_RCPT |
+				 SMFIP_NR_HDR | SMFIP_NR_EOH;
+	*pf1 = f1 & (SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NORCPT | SMFIP_SKIP | nr);
 	*pf2 = 0;
 	*pf3 = 0;
+	struct conn *c = conn_of(ctx);
+	c->no_reply = *pf1 & nr;
+	c->can_skip = (*pf1 & SMFIP_SKIP) != 0;
 	return SMFIS_CONTINUE;
 }
 
@@ -221,6 +258,8 @@ static struct smfiDesc desc = {
 	.xxfi_negotiate = on_negotiate,
 };
 
+static int relay; /* inet: sockets go through tcprelay */
+
 int ma_milter_setup(struct ma_conf *conf, struct mw_buf *err)
 {
 	struct mw_sockspec spec;
@@ -231,19 +270,33 @@ int ma_milter_setup(struct ma_conf *conf, struct mw_buf *err)
 	/* Our own stale check: libmilter would remove a live socket too. */
 	if (spec.kind == MW_SOCK_UNIX && mw_sock_remove_stale(spec.path, err) < 0)
 		return -1;
-	mw_sock_format(&spec, &canon);
+	if (spec.kind == MW_SOCK_UNIX) {
+		mw_sock_format(&spec, &canon);
+	} else {
+		/* TCP: our relay accepts (see tcprelay.h); libmilter listens on a
+		   private unix socket behind it. */
+		if (ma_tcprelay_prepare(&spec, conf->s.daemon.user, &canon, err) < 0)
+			return -1;
+		relay = 1;
+	}
 	if (smfi_setconn(canon.data) != MI_SUCCESS || smfi_register(desc) != MI_SUCCESS) {
 		mw_buf_printf(err, "libmilter refused %s", canon.data);
 		mw_buf_free(&canon);
 		return -1;
 	}
-	mw_buf_free(&canon);
 	/* Many MTAs connect at once; 128 matches Postfix's default. */
 	smfi_setbacklog(128);
 	if (smfi_opensocket(false) != MI_SUCCESS) {
 		mw_buf_printf(err, "cannot listen on %s", conf->s.socket);
 		return -1;
 	}
+	if (relay) {
+		const char *path = canon.data + strlen("unix:");
+		struct mw_sock_perms perms = { conf->s.daemon.user, NULL, 0600 };
+		if (mw_sock_set_perms(path, &perms, err) < 0)
+			return -1;
+	}
+	mw_buf_free(&canon);
 	if (spec.kind == MW_SOCK_UNIX) {
 		const struct mw_daemon_conf *d = &conf->s.daemon;
 		struct mw_sock_perms perms = { d->socket_owner[0] ? d->socket_owner : d->user,
@@ -256,7 +309,18 @@ int ma_milter_setup(struct ma_conf *conf, struct mw_buf *err)
 
 int ma_milter_run(void)
 {
-	return smfi_main() == MI_SUCCESS ? 0 : -1;
+	if (relay) {
+		struct mw_buf err = MW_BUF_INIT;
+		if (ma_tcprelay_start(&err) < 0) {
+			mw_msg_error("%s", mw_buf_str(&err));
+			mw_buf_free(&err);
+			return -1;
+		}
+	}
+	int r = smfi_main() == MI_SUCCESS ? 0 : -1;
+	if (relay)
+		ma_tcprelay_cleanup();
+	return r;
 }
 
 void ma_milter_stop(void)

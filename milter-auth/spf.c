@@ -427,8 +427,7 @@ static SPF_errcode_t layer_get_exp(SPF_server_t *server, const char *domain, cha
 		    ma_spf_expand(text.data, mw_buf_len(&text), 1, &m, &current->explanation) == 0)
 			current->exp_ok = 1;
 	}
-	if (r.ub != NULL)
-		mw_dns_result_free(&r);
+	mw_dns_result_free(&r);
 	mw_buf_free(&text);
 	/* libspf2 wants something back; ours is read from the state */
 	const char *placeholder = current->exp_ok ? mw_buf_str(&current->explanation) : "";
