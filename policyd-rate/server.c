@@ -1,0 +1,604 @@
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "decide.h"
+#include "log.h"
+#include "server.h"
+#include "sock.h"
+#include "store.h"
+#include "strnum.h"
+
+/* Latency buckets for the metrics, microseconds. */
+static const unsigned long long buckets_us[] = { 100, 250, 500, 1000, 2500, 5000, 10000, 50000 };
+#define NBUCKETS (sizeof(buckets_us) / sizeof(buckets_us[0]))
+
+struct counters {
+	unsigned long long requests, dunno, defer, reject, hold, exempt, bad_requests;
+	unsigned long long store_errors, store_fallbacks, connections, connections_total;
+	unsigned long long latency_count, latency_sum_us, latency_bucket[NBUCKETS];
+};
+
+struct server {
+	struct event_base *base;
+	struct pr_conf *conf;
+	struct pr_conf *retired[8]; /* older configurations, maybe still in use */
+	const char *conf_path;
+	struct pr_store *store;
+	struct pr_store *local; /* on_store_error = local */
+	int fds[3];             /* policy, control, metrics (-1: none) */
+	struct evconnlistener *listeners[3];
+	struct counters n;
+	int store_down;         /* Redis is failing: logged once, then every minute */
+	time_t store_down_logged;
+	int stopping;
+	struct event *stop_timer;
+};
+
+static struct server srv = { .fds = { -1, -1, -1 } };
+
+struct client {
+	struct bufferevent *bev;
+	struct pr_request req;
+	struct pr_conf *conf;  /* the configuration of the request in flight */
+	struct pr_plan plan;
+	struct timespec t0;
+	int busy;
+	int dead;              /* closed while a store answer was pending */
+	int from_local;        /* answered by the local fallback store */
+};
+
+/* ------------------------------------------------------------ binding */
+
+static int bind_one(const char *spec_text, const struct mw_daemon_conf *d, int unix_socket_perms,
+		    struct mw_buf *err)
+{
+	struct mw_sockspec spec;
+	if (mw_sock_parse(spec_text, &spec, err) < 0)
+		return -1;
+	struct mw_sock_perms perms = { d->socket_owner[0] ? d->socket_owner : d->user, d->socket_group,
+				       (mode_t)d->socket_mode };
+	/* the control socket is for root and the daemon's user only */
+	struct mw_sock_perms ctl = { d->user, "", 0600 };
+	return mw_sock_listen(&spec, unix_socket_perms ? &perms : &ctl, 1024, err);
+}
+
+int pr_server_bind(struct pr_conf *conf, struct mw_buf *err)
+{
+	srv.fds[0] = bind_one(conf->s.socket, &conf->s.daemon, 1, err);
+	if (srv.fds[0] < 0)
+		return -1;
+	if (conf->s.control_socket[0] != '\0') {
+		srv.fds[1] = bind_one(conf->s.control_socket, &conf->s.daemon, 0, err);
+		if (srv.fds[1] < 0) {
+			mw_buf_puts(err, " (control_socket)");
+			return -1;
+		}
+	}
+	if (conf->s.metrics_listen[0] != '\0') {
+		srv.fds[2] = bind_one(conf->s.metrics_listen, &conf->s.daemon, 1, err);
+		if (srv.fds[2] < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void client_free(struct client *c)
+{
+	srv.n.connections--;
+	bufferevent_free(c->bev);
+	pr_request_free(&c->req);
+	free(c);
+}
+
+static void record_latency(const struct client *c)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	unsigned long long us = (unsigned long long)(t1.tv_sec - c->t0.tv_sec) * 1000000ULL +
+				(unsigned long long)((t1.tv_nsec - c->t0.tv_nsec) / 1000);
+	srv.n.latency_count++;
+	srv.n.latency_sum_us += us;
+	for (size_t i = 0; i < NBUCKETS; i++)
+		if (us <= buckets_us[i])
+			srv.n.latency_bucket[i]++;
+}
+
+static void process_input(struct client *c);
+
+static void send_reply(struct client *c, const char *reply)
+{
+	record_latency(c);
+	if (!c->dead)
+		bufferevent_write(c->bev, reply, strlen(reply));
+	pr_request_reset(&c->req);
+	c->busy = 0;
+	if (c->dead) {
+		client_free(c);
+		return;
+	}
+	if (srv.stopping) {
+		bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+		return;
+	}
+	process_input(c); /* pipelined requests already read */
+}
+
+static void log_store_trouble(void)
+{
+	time_t now = time(NULL);
+	if (!srv.store_down) {
+		srv.store_down = 1;
+		srv.store_down_logged = now;
+		const char *what[] = { "counting in memory on this host until it is back (on_store_error = local)",
+				       "ALLOWING mail without limits until it is back (on_store_error = allow)",
+				       "DEFERRING all counted mail until it is back (on_store_error = defer)" };
+		mw_msg_error("Redis is not answering: %s", what[srv.conf->s.on_store_error]);
+	} else if (now - srv.store_down_logged >= 60) {
+		srv.store_down_logged = now;
+		mw_msg_error("Redis still not answering (%llu requests affected so far)", srv.n.store_errors);
+	}
+}
+
+static void answer(struct client *c, const struct pr_gcra_result *results)
+{
+	int refund[PR_MAX_CHECKS];
+	struct mw_buf reply = MW_BUF_INIT, log = MW_BUF_INIT;
+	enum pr_verdict v = pr_decide_reply(c->conf, &c->plan, results, refund, &reply, &log);
+	for (int i = 0; i < c->plan.n; i++)
+		if (refund[i])
+			pr_store_refund(c->from_local ? srv.local : srv.store, &c->plan.checks[i]);
+	switch (v) {
+	case PR_VERDICT_DUNNO: srv.n.dunno++; break;
+	case PR_VERDICT_DEFER: srv.n.defer++; break;
+	case PR_VERDICT_REJECT: srv.n.reject++; break;
+	case PR_VERDICT_HOLD: srv.n.hold++; break;
+	}
+	if (v != PR_VERDICT_DUNNO) {
+		mw_msg_info("%s: client=%s sasl_username=%s sender=<%s> %s",
+			    c->req.queue_id != NULL && c->req.queue_id[0] ? c->req.queue_id : "NOQUEUE",
+			    c->req.client_address != NULL ? c->req.client_address : "",
+			    c->req.sasl_username != NULL ? c->req.sasl_username : "",
+			    c->req.sender != NULL ? c->req.sender : "", mw_buf_str(&log));
+	}
+	send_reply(c, mw_buf_str(&reply));
+	mw_buf_free(&reply);
+	mw_buf_free(&log);
+}
+
+static void on_local(void *ctx, enum pr_store_status st, const struct pr_gcra_result *results, int n)
+{
+	(void)st;
+	(void)n;
+	struct client *c = ctx;
+	c->from_local = 1;
+	answer(c, results);
+}
+
+static void on_store(void *ctx, enum pr_store_status st, const struct pr_gcra_result *results, int n)
+{
+	struct client *c = ctx;
+	(void)n;
+	if (st == PR_STORE_OK) {
+		if (srv.store_down) {
+			srv.store_down = 0;
+			mw_msg_info("Redis answers again: counters are shared again");
+		}
+		answer(c, results);
+		return;
+	}
+	srv.n.store_errors++;
+	log_store_trouble();
+	switch (c->conf->s.on_store_error) {
+	case PR_ON_ERROR_LOCAL:
+		srv.n.store_fallbacks++;
+		/* The same checks against this host's memory: limits still hold
+		   per MTA while Redis is away. */
+		pr_store_run(srv.local, c->plan.checks, c->plan.n, on_local, c);
+		return;
+	case PR_ON_ERROR_ALLOW:
+		srv.n.dunno++;
+			send_reply(c, "action=DUNNO\n\n");
+		return;
+	case PR_ON_ERROR_DEFER:
+	default:
+		srv.n.defer++;
+			send_reply(c, "action=DEFER_IF_PERMIT 4.7.1 Sending rate limits cannot be checked right now, "
+			      "try again later\n\n");
+		return;
+	}
+}
+
+static void handle_request(struct client *c)
+{
+	srv.n.requests++;
+	clock_gettime(CLOCK_MONOTONIC, &c->t0);
+	c->busy = 1;
+	c->from_local = 0;
+	c->conf = srv.conf;
+	if (c->req.request != NULL && strcmp(c->req.request, "smtpd_access_policy") != 0) {
+			send_reply(c, "action=DUNNO\n\n");
+		srv.n.dunno++;
+		return;
+	}
+	pr_decide_checks(c->conf, &c->req, &c->plan);
+	if (c->plan.n == 0) {
+		if (c->plan.exempt)
+			srv.n.exempt++;
+		srv.n.dunno++;
+			send_reply(c, "action=DUNNO\n\n");
+		return;
+	}
+	/* While Redis is known to be down, on_store_error = local answers
+	   from memory at once (the store keeps reconnecting meanwhile). */
+	struct pr_store_stats st;
+	pr_store_get_stats(srv.store, &st);
+	if (pr_store_is_redis(srv.store) && st.connected == 0 && c->conf->s.on_store_error == PR_ON_ERROR_LOCAL) {
+		srv.n.store_errors++;
+		srv.n.store_fallbacks++;
+		log_store_trouble();
+		pr_store_run(srv.local, c->plan.checks, c->plan.n, on_local, c);
+		return;
+	}
+	pr_store_run(srv.store, c->plan.checks, c->plan.n, on_store, c);
+}
+
+static void process_input(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	while (!c->busy && !c->dead && evbuffer_get_length(in) > 0) {
+		size_t len = evbuffer_get_length(in), used = 0;
+		if (len > 65536)
+			len = 65536;
+		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+		struct mw_buf err = MW_BUF_INIT;
+		enum pr_parse_status st = pr_request_feed(&c->req, data, len, &used, &err);
+		evbuffer_drain(in, used);
+		if (st == PR_BAD) {
+			srv.n.bad_requests++;
+			mw_msg_warn("closing a policy connection: %s", mw_buf_str(&err));
+			mw_buf_free(&err);
+			c->dead = 1;
+			client_free(c);
+			return;
+		}
+		mw_buf_free(&err);
+		if (st == PR_NEED_MORE)
+			return;
+		handle_request(c);
+	}
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct client *c = arg;
+	/* A client sending far ahead of our answers is not Postfix. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 1024 * 1024) {
+		srv.n.bad_requests++;
+		mw_msg_warn("closing a policy connection: more than 1 MB sent ahead of the answers");
+		if (c->busy)
+			c->dead = 1;
+		else
+			client_free(c);
+		return;
+	}
+	process_input(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct client *c = arg;
+	if (what & BEV_EVENT_TIMEOUT)
+		mw_msg_info("closing an idle policy connection");
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		if (c->busy)
+			c->dead = 1; /* freed when the store answers */
+		else
+			client_free(c);
+	}
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	if (srv.stopping || srv.n.connections >= srv.conf->s.max_connections) {
+		evutil_closesocket(fd);
+		return;
+	}
+	struct client *c = mw_xcalloc(1, sizeof(*c));
+	c->bev = bufferevent_socket_new(srv.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	pr_request_init(&c->req);
+	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	struct timeval tv = { (time_t)(srv.conf->s.client_timeout_ms / 1000),
+			      (suseconds_t)(srv.conf->s.client_timeout_ms % 1000) * 1000 };
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	srv.n.connections++;
+	srv.n.connections_total++;
+}
+
+/* ------------------------------------------------------------ control and metrics */
+
+static void metrics_text(struct mw_buf *out)
+{
+	struct pr_store_stats st;
+	pr_store_get_stats(srv.store, &st);
+	mw_buf_printf(out,
+		      "# HELP policyd_rate_requests_total Policy requests answered.\n"
+		      "# TYPE policyd_rate_requests_total counter\n"
+		      "policyd_rate_requests_total %llu\n"
+		      "# HELP policyd_rate_actions_total Replies by action.\n"
+		      "# TYPE policyd_rate_actions_total counter\n"
+		      "policyd_rate_actions_total{action=\"dunno\"} %llu\n"
+		      "policyd_rate_actions_total{action=\"defer\"} %llu\n"
+		      "policyd_rate_actions_total{action=\"reject\"} %llu\n"
+		      "policyd_rate_actions_total{action=\"hold\"} %llu\n"
+		      "policyd_rate_exempt_total %llu\n"
+		      "policyd_rate_bad_requests_total %llu\n"
+		      "# HELP policyd_rate_store_errors_total Requests Redis could not answer.\n"
+		      "# TYPE policyd_rate_store_errors_total counter\n"
+		      "policyd_rate_store_errors_total %llu\n"
+		      "policyd_rate_store_fallbacks_total %llu\n"
+		      "policyd_rate_store_up %d\n"
+		      "policyd_rate_connections %llu\n"
+		      "policyd_rate_connections_total %llu\n"
+		      "# HELP policyd_rate_latency_seconds Time from request to answer.\n"
+		      "# TYPE policyd_rate_latency_seconds histogram\n",
+		      srv.n.requests, srv.n.dunno, srv.n.defer, srv.n.reject, srv.n.hold, srv.n.exempt,
+		      srv.n.bad_requests, srv.n.store_errors, srv.n.store_fallbacks,
+		      pr_store_is_redis(srv.store) ? (st.connected > 0 && !srv.store_down) : 1,
+		      srv.n.connections, srv.n.connections_total);
+	for (size_t i = 0; i < NBUCKETS; i++)
+		mw_buf_printf(out, "policyd_rate_latency_seconds_bucket{le=\"%g\"} %llu\n",
+			      (double)buckets_us[i] / 1e6, srv.n.latency_bucket[i]);
+	mw_buf_printf(out, "policyd_rate_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+			   "policyd_rate_latency_seconds_sum %.6f\n"
+			   "policyd_rate_latency_seconds_count %llu\n",
+		      srv.n.latency_count, (double)srv.n.latency_sum_us / 1e6, srv.n.latency_count);
+}
+
+/* One command per control connection:
+     usage RULE:VALUE | reset RULE:VALUE[*] | top [N] | stats */
+static void run_control(const char *line, struct mw_buf *out)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	char cmd[16] = "", arg[512] = "";
+	size_t cl = strcspn(line, " \r\n");
+	if (cl >= sizeof(cmd)) {
+		mw_buf_puts(out, "ERROR unknown command\n");
+		return;
+	}
+	memcpy(cmd, line, cl);
+	const char *a = line + cl;
+	while (*a == ' ')
+		a++;
+	size_t al = strcspn(a, "\r\n");
+	if (al >= sizeof(arg))
+		al = sizeof(arg) - 1;
+	memcpy(arg, a, al);
+	arg[al] = '\0';
+	if (strcmp(cmd, "stats") == 0) {
+		metrics_text(out);
+	} else if (strcmp(cmd, "usage") == 0 && arg[0] != '\0') {
+		if (pr_store_usage(srv.store, arg, NULL, 0, out, &err) < 0)
+			mw_buf_printf(out, "ERROR %s\n", mw_buf_str(&err));
+		else if (mw_buf_len(out) == 0)
+			mw_buf_puts(out, "(nothing counted)\n");
+	} else if (strcmp(cmd, "reset") == 0 && arg[0] != '\0') {
+		size_t count = 0;
+		if (pr_store_reset(srv.store, arg, &count, &err) < 0)
+			mw_buf_printf(out, "ERROR %s\n", mw_buf_str(&err));
+		else
+			mw_buf_printf(out, "OK %zu counters removed\n", count);
+		if (srv.local != NULL)
+			pr_store_reset(srv.local, arg, &count, &err);
+		mw_msg_info("control: reset %s", arg);
+	} else if (strcmp(cmd, "top") == 0) {
+		unsigned long long n = 20;
+		if (arg[0] != '\0' && mw_parse_uint(arg, 1000, &n) < 0)
+			n = 20;
+		if (pr_store_top(srv.store, (int)n, out, &err) < 0)
+			mw_buf_printf(out, "ERROR %s\n", mw_buf_str(&err));
+	} else {
+		mw_buf_puts(out, "ERROR commands: usage RULE:VALUE, reset RULE:VALUE[*], top [N], stats\n");
+	}
+	mw_buf_free(&err);
+}
+
+struct side {
+	int metrics; /* HTTP, not the control protocol */
+};
+
+static void on_side_read(struct bufferevent *bev, void *arg)
+{
+	struct side *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	if (evbuffer_get_length(in) > 8192) {
+		free(s);
+		bufferevent_free(bev);
+		return;
+	}
+	struct mw_buf out = MW_BUF_INIT, body = MW_BUF_INIT;
+	if (s->metrics) {
+		/* any request: wait for its end, answer the metrics */
+		if (evbuffer_search(in, "\r\n\r\n", 4, NULL).pos < 0)
+			return;
+		metrics_text(&body);
+		mw_buf_printf(&out, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+				    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", mw_buf_len(&body),
+			      mw_buf_str(&body));
+	} else {
+		char *line = evbuffer_readln(in, NULL, EVBUFFER_EOL_ANY);
+		if (line == NULL)
+			return;
+		run_control(line, &out);
+		free(line);
+	}
+	bufferevent_write(bev, out.data, mw_buf_len(&out));
+	bufferevent_disable(bev, EV_READ);
+	mw_buf_free(&out);
+	mw_buf_free(&body);
+}
+
+static void on_side_written(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !(bufferevent_get_enabled(bev) & EV_READ)) {
+		free(arg);
+		bufferevent_free(bev);
+	}
+}
+
+static void on_side_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	free(arg);
+	bufferevent_free(bev);
+}
+
+static void on_side_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)salen;
+	struct side *s = mw_xcalloc(1, sizeof(*s));
+	s->metrics = arg != NULL;
+	struct bufferevent *bev = bufferevent_socket_new(srv.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(bev, on_side_read, on_side_written, on_side_event, s);
+	struct timeval tv = { 10, 0 };
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* ------------------------------------------------------------ signals */
+
+static void on_reload(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	struct mw_buf err = MW_BUF_INIT;
+	struct pr_conf *fresh = pr_conf_load(srv.conf_path, &err);
+	if (fresh == NULL) {
+		mw_msg_error("reload failed, keeping the running configuration: %s", mw_buf_str(&err));
+		mw_buf_free(&err);
+		return;
+	}
+	if (fresh->s.store != srv.conf->s.store || strcmp(fresh->s.socket, srv.conf->s.socket) != 0)
+		mw_msg_warn("store and socket changes take effect at the next restart");
+	/*
+	 * Requests in flight keep pointers into the old configuration: it is
+	 * retired, and freed on a later reload once nothing can use it (one
+	 * store round trip is far shorter than the time between reloads; the
+	 * last eight are kept to be safe).
+	 */
+	if (srv.retired[7] != NULL)
+		pr_conf_free(srv.retired[7]);
+	memmove(&srv.retired[1], &srv.retired[0], 7 * sizeof(srv.retired[0]));
+	srv.retired[0] = srv.conf;
+	srv.conf = fresh;
+	mw_log_apply_conf(&fresh->s.log);
+	mw_msg_info("configuration reloaded from %s: %d rules, %zu overrides", srv.conf_path, fresh->s.nrules,
+		    fresh->overrides.n);
+	mw_buf_free(&err);
+}
+
+static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (srv.n.connections == 0 || srv.stopping > 50) /* all gone, or 5 s passed */
+		event_base_loopexit(srv.base, NULL);
+	srv.stopping++;
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (srv.stopping)
+		return;
+	mw_msg_info("stopping: answering requests in flight");
+	srv.stopping = 1;
+	for (int i = 0; i < 3; i++)
+		if (srv.listeners[i] != NULL)
+			evconnlistener_disable(srv.listeners[i]);
+	struct timeval tv = { 0, 100000 };
+	srv.stop_timer = event_new(srv.base, -1, EV_PERSIST, on_stop_timer, NULL);
+	event_add(srv.stop_timer, &tv);
+}
+
+int pr_server_run(struct pr_conf *conf, const char *conf_path)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	evthread_use_pthreads(); /* Sentinel discovery reports from a thread */
+	srv.base = event_base_new();
+	srv.conf = conf;
+	srv.conf_path = conf_path;
+	if (conf->s.store == PR_STORE_REDIS) {
+		srv.store = pr_store_redis(srv.base, &conf->s.redis, (int)conf->s.redis_connections,
+					   conf->s.redis_prefix, &err);
+		if (srv.store == NULL)
+			mw_msg_fatal("%s", mw_buf_str(&err));
+		if (conf->s.on_store_error == PR_ON_ERROR_LOCAL)
+			srv.local = pr_store_memory((size_t)conf->s.memory_max_entries);
+	} else {
+		srv.store = pr_store_memory((size_t)conf->s.memory_max_entries);
+	}
+	srv.listeners[0] = evconnlistener_new(srv.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, srv.fds[0]);
+	if (srv.fds[1] >= 0)
+		srv.listeners[1] = evconnlistener_new(srv.base, on_side_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, srv.fds[1]);
+	if (srv.fds[2] >= 0)
+		srv.listeners[2] = evconnlistener_new(srv.base, on_side_accept, &srv, LEV_OPT_CLOSE_ON_FREE, -1, srv.fds[2]);
+	struct event *hup = evsignal_new(srv.base, SIGHUP, on_reload, NULL);
+	struct event *term = evsignal_new(srv.base, SIGTERM, on_stop, NULL);
+	struct event *intr = evsignal_new(srv.base, SIGINT, on_stop, NULL);
+	event_add(hup, NULL);
+	event_add(term, NULL);
+	event_add(intr, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	mw_msg_info("listening on %s, %d rules, store %s%s", conf->s.socket, conf->s.nrules,
+		    conf->s.store == PR_STORE_REDIS ? "redis" : "memory",
+		    conf->s.store == PR_STORE_REDIS ? (conf->s.on_store_error == PR_ON_ERROR_LOCAL ?
+						       ", on_store_error = local (count in memory while Redis is away)" :
+						       conf->s.on_store_error == PR_ON_ERROR_ALLOW ?
+						       ", on_store_error = allow (NO limits while Redis is away)" :
+						       ", on_store_error = defer (defer mail while Redis is away)") : "");
+	event_base_dispatch(srv.base);
+	mw_msg_info("stopped after %llu requests", srv.n.requests);
+	for (int i = 0; i < 3; i++)
+		if (srv.listeners[i] != NULL)
+			evconnlistener_free(srv.listeners[i]);
+	event_free(hup);
+	event_free(term);
+	event_free(intr);
+	if (srv.stop_timer != NULL)
+		event_free(srv.stop_timer);
+	pr_store_free(srv.store);
+	pr_store_free(srv.local);
+	for (int i = 0; i < 8; i++)
+		pr_conf_free(srv.retired[i]);
+	event_base_free(srv.base);
+	mw_buf_free(&err);
+	return 0;
+}
