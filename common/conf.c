@@ -27,6 +27,7 @@ struct mw_conf {
 	void *target;
 	struct entry *entries;
 	struct mw_buf error;
+	struct mw_buf source; /* the file (or name) loaded: where unset keys "are" */
 	int loaded;
 };
 
@@ -79,6 +80,7 @@ struct mw_conf *mw_conf_new(const struct mw_conf_key *schema, void *target)
 		mw_buf_init(&cfg->entries[i].where, 0);
 	}
 	mw_buf_init(&cfg->error, 4096);
+	mw_buf_init(&cfg->source, 0);
 	return cfg;
 }
 
@@ -96,6 +98,7 @@ void mw_conf_free(struct mw_conf *cfg)
 	}
 	free(cfg->entries);
 	mw_buf_free(&cfg->error);
+	mw_buf_free(&cfg->source);
 	free(cfg);
 }
 
@@ -120,7 +123,7 @@ const char *mw_conf_where(const struct mw_conf *cfg, const char *name)
 {
 	size_t i;
 	if (find_key(cfg, name, &i) == NULL || !cfg->entries[i].set_in_file)
-		return "default";
+		return mw_buf_len(&cfg->source) ? mw_buf_str(&cfg->source) : "default";
 	return mw_buf_str(&cfg->entries[i].where);
 }
 
@@ -586,6 +589,7 @@ int mw_conf_load_file(struct mw_conf *cfg, const char *path)
 		return -1;
 	}
 	cfg->loaded = 1;
+	mw_buf_set(&cfg->source, path);
 	return 0;
 }
 

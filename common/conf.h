@@ -78,7 +78,8 @@ int mw_conf_load_file(struct mw_conf *cfg, const char *path);
 int mw_conf_load_string(struct mw_conf *cfg, const char *name, const char *text, size_t len);
 /* "file:line: message" of the first error. */
 const char *mw_conf_error(const struct mw_conf *cfg);
-/* Where a key got its value: "file:line", or "default". */
+/* Where a key got its value: "file:line"; for a key left at its default,
+   the file loaded (so cross-key errors name it), or "default". */
 const char *mw_conf_where(const struct mw_conf *cfg, const char *key);
 int mw_conf_is_set(const struct mw_conf *cfg, const char *key);
 /* For checks across keys after loading: records "where: key: message"

@@ -179,6 +179,24 @@ static void set_expiry(struct entry *e, const struct pr_window *w, int nw, doubl
 	e->nw = nw;
 }
 
+/* Lines the entry's TATs up with windows w: matched by period, and when a
+   limit changed (override, reload) rescaled so that what was counted is
+   kept, as the Redis script does. */
+static void carry_over(struct entry *e, const struct pr_window *w, int nw, double now_us)
+{
+	double tat[PR_MAX_WINDOWS] = { 0 };
+	for (int i = 0; i < nw; i++)
+		for (int j = 0; j < e->nw; j++) {
+			if (e->w[j].period_ms != w[i].period_ms)
+				continue;
+			tat[i] = e->tat[j];
+			if (e->w[j].limit != w[i].limit && w[i].limit > 0 && tat[i] > now_us)
+				tat[i] = now_us + (tat[i] - now_us) * (double)e->w[j].limit / (double)w[i].limit;
+			break;
+		}
+	memcpy(e->tat, tat, sizeof(tat));
+}
+
 void pr_memstore_check(struct pr_memstore *s, const char *key, const struct pr_window *w, int nw,
 		       unsigned long long cost, int commit, double now_us, struct pr_gcra_result *out)
 {
@@ -188,6 +206,7 @@ void pr_memstore_check(struct pr_memstore *s, const char *key, const struct pr_w
 		pr_gcra_apply(now_us, cost, w, nw, fresh, 0, out);
 		return;
 	}
+	carry_over(e, w, nw, now_us);
 	pr_gcra_apply(now_us, cost, w, nw, e->tat, commit, out);
 	set_expiry(e, w, nw, now_us);
 }

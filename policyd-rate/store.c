@@ -39,8 +39,12 @@ static const char GCRA_LUA[] =
 	"  local period = tonumber(ARGV[1 + 2 * i])\n"
 	"  local limit = tonumber(ARGV[2 + 2 * i])\n"
 	"  local e = period / limit\n"
-	"  local tat = tonumber(redis.call('HGET', KEYS[1], 't' .. period)) or 0\n"
+	"  local st = redis.call('HMGET', KEYS[1], 't' .. period, 'l' .. period)\n"
+	"  local tat = tonumber(st[1]) or 0\n"
 	"  if tat < now then tat = now end\n"
+	"  local old = tonumber(st[2])\n"
+	/* a limit changed (override, reload): keep what was counted */
+	"  if old and old > 0 and old ~= limit then tat = now + (tat - now) * old / limit end\n"
 	"  local nt = tat + cost * e\n"
 	"  tats[i], nexts[i], es[i] = tat, nt, e\n"
 	"  if nt - now > period + 0.5 then\n"

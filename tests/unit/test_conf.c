@@ -142,7 +142,8 @@ static void test_defaults(void **state)
 	assert_null(t.words[3]);
 	assert_null(t.password);
 	assert_int_equal(t.nrules, 0);
-	assert_string_equal(mw_conf_where(cfg, "count"), "default");
+	/* a key left at its default is "in" the file loaded, for cross-key errors */
+	assert_non_null(strstr(mw_conf_where(cfg, "count"), "empty.conf"));
 	mw_conf_free(cfg);
 }
 
