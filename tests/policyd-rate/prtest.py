@@ -110,10 +110,16 @@ class Daemon:
             self.start()
 
     def write(self, conf):
-        base = ("socket = %s\ncontrol_socket = %s\npid_file =\nuser =\nlog_level = info\n"
-                % (self.socket, self.control))
+        given = {ln.split("=")[0].strip() for ln in conf.splitlines() if "=" in ln}
+        base = [("socket", self.socket), ("control_socket", self.control), ("pid_file", ""),
+                ("user", ""), ("log_level", "info")]
+        for k, v in base:
+            if k == "socket" and k in given:
+                self.socket = [ln.split("=", 1)[1].strip() for ln in conf.splitlines()
+                               if ln.split("=")[0].strip() == "socket"][0]
+        text = "".join("%s = %s\n" % (k, v) for k, v in base if k not in given)
         with open(self.conf, "w") as f:
-            f.write(base + conf)
+            f.write(text + conf)
 
     def log(self):
         try:
