@@ -87,6 +87,10 @@ int pr_windows_parse(const char *text, size_t len, struct pr_window *w, int *nw,
 static int parse_keys(struct pr_rule *r, const char *v, size_t len, struct mw_buf *err)
 {
 	size_t pos = 0;
+	if (len == 0) {
+		mw_buf_puts(err, "key= is empty");
+		return -1;
+	}
 	while (pos < len) {
 		size_t n = 0;
 		while (pos + n < len && v[pos + n] != '|')
@@ -135,9 +139,8 @@ static int parse_keys(struct pr_rule *r, const char *v, size_t len, struct mw_bu
 	return 0;
 }
 
-int pr_rule_parse(const char *text, struct pr_rule *out, struct mw_buf *err)
+static int parse_rule(const char *text, struct pr_rule *out, struct mw_buf *err)
 {
-	memset(out, 0, sizeof(*out));
 	out->prefix4 = 24;
 	out->prefix6 = 64;
 	const char *colon = strchr(text, ':');
@@ -238,6 +241,16 @@ int pr_rule_parse(const char *text, struct pr_rule *out, struct mw_buf *err)
 	}
 	if (out->nwindows == 0) {
 		mw_buf_puts(err, "limit= is missing");
+		return -1;
+	}
+	return 0;
+}
+
+int pr_rule_parse(const char *text, struct pr_rule *out, struct mw_buf *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (parse_rule(text, out, err) < 0) {
+		pr_rule_free(out);
 		return -1;
 	}
 	return 0;
