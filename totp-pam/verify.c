@@ -56,14 +56,15 @@ static void match_code(const struct tp_state *st, const struct tp_policy *pol, i
 	uint64_t step;
 	int f;
 
-	/* only steps newer than the last one accepted can be accepted */
-	uint64_t newer = st->last_step + 1 > lo ? st->last_step + 1 : lo;
+	/* only steps newer than the last one accepted can be accepted
+	   (last_step 0: none yet; step 0 is 1970's first 30 s) */
+	uint64_t newer = st->last_step > 0 && st->last_step + 1 > lo ? st->last_step + 1 : lo;
 	if ((f = find(st, newer, hi, otp, n, &step)) != 0) {
 		r->outcome = f > 0 ? TP_ACCEPT_CODE : TP_ERROR;
 		r->step = step;
 		return;
 	}
-	if ((f = find(st, lo, st->last_step < hi ? st->last_step : hi, otp, n, &step)) != 0) {
+	if (st->last_step > 0 && (f = find(st, lo, st->last_step < hi ? st->last_step : hi, otp, n, &step)) != 0) {
 		r->outcome = f > 0 ? TP_REJECT_REPLAY : TP_ERROR;
 		r->step = step;
 		return;
