@@ -111,44 +111,51 @@ static void ctx_free(struct ctx *c)
 	mw_buf_wipe(&c->err);
 }
 
-/*
- * Reads the user's state. Files: under the user's lock, which is then
- * held until ctx_free, so the read-verify-write is one step. Redis: the
- * file (the enrollment) is read without a lock, the dynamic part comes
- * from Redis. 1 enrolled, 0 not, or a PAM error.
- */
-static int load(struct ctx *c, int want_lock)
+/* Reads the user's state, without the lock: 1 enrolled, 0 not, or a PAM
+   error. Enough to know whether to ask for anything at all. */
+static int load(struct ctx *c)
 {
-	if (tp_store_open(&c->store, c->args.dir, c->user, &c->err) < 0) {
+	if (c->store.dir_fd < 0 && tp_store_open(&c->store, c->args.dir, c->user, &c->err) < 0) {
 		tp_log(c, LOG_ERR, "refused: %s", mw_buf_str(&c->err));
 		return PAM_AUTHINFO_UNAVAIL;
-	}
-	if (want_lock && !c->args.redis) {
-		if (tp_store_lock(&c->store, c->args.lock_timeout_ms, &c->err) == 0)
-			c->can_record = 1;
-		else
-			tp_log(c, LOG_CRIT, "cannot lock the state (%s): what this login changes will not be "
-			       "recorded", mw_buf_str(&c->err));
 	}
 	int r = tp_store_load(&c->store, c->st, &c->err);
 	if (r < 0) {
 		tp_log(c, LOG_ERR, "refused: %s", mw_buf_str(&c->err));
 		return PAM_AUTHINFO_UNAVAIL;
 	}
-	if (r == 0 || !c->st->confirmed)
-		return 0;
-	if (c->args.redis && want_lock) {
+	return r == 1 && c->st->confirmed ? 1 : 0;
+}
+
+/*
+ * Once the user has answered: files: take the user's lock (held until
+ * ctx_free, so read-verify-write is one step) and read the state again
+ * under it; Redis: fetch the shared dynamic part. Never held while a
+ * person types: one user at a prompt must not stall the others' logins.
+ * 1 enrolled, 0 not (any more), or a PAM error.
+ */
+static int relock(struct ctx *c)
+{
+	mw_buf_reset(&c->err);
+	if (c->args.redis) {
 		if (tp_redis_fetch(&c->redis, c->user, c->st, &c->err) == 0) {
 			c->can_record = 1;
-		} else {
-			c->redis_down = 1;
-			tp_log(c, LOG_CRIT, "redis: %s; on_redis_error=%s", mw_buf_str(&c->err),
-			       c->args.on_redis_error == TP_REDIS_ERR_REFUSE ? "refuse" : "accept_without_replay");
-			if (c->args.on_redis_error == TP_REDIS_ERR_REFUSE)
-				return PAM_AUTHINFO_UNAVAIL;
+			return 1;
 		}
+		c->redis_down = 1;
+		tp_log(c, LOG_CRIT, "redis: %s; on_redis_error=%s", mw_buf_str(&c->err),
+		       c->args.on_redis_error == TP_REDIS_ERR_REFUSE ? "refuse" : "accept_without_replay");
+		return c->args.on_redis_error == TP_REDIS_ERR_REFUSE ? PAM_AUTHINFO_UNAVAIL : 1;
 	}
-	return 1;
+	if (tp_store_lock(&c->store, c->args.lock_timeout_ms, &c->err) < 0) {
+		/* a read-only or full disk, or a stuck lock: decide on the
+		   state read before, and say that nothing can be recorded */
+		tp_log(c, LOG_CRIT, "cannot lock the state (%s): what this login changes will not be "
+		       "recorded", mw_buf_str(&c->err));
+		return 1;
+	}
+	c->can_record = 1;
+	return load(c);
 }
 
 /* Writes what the decision changed in the state. 0 done, 1 lost a race
@@ -244,47 +251,90 @@ static int refuse(struct ctx *c, const struct tp_result *r)
 	return PAM_AUTH_ERR;
 }
 
+/* forward_pass: the typed password, split at its end into a password and
+   a code; the first reading that is accepted wins. */
+static int check_forward(struct ctx *c, const char *typed)
+{
+	struct tp_result r;
+	size_t n = strlen(typed);
+	struct tp_split sp[4];
+	int ns = tp_split_forward(typed, n, c->st->digits, sp);
+	struct tp_result best = { .outcome = TP_REJECT_MALFORMED, .backup_index = -1 };
+	int chosen = -1;
+	for (int i = 0; i < ns; i++) {
+		tp_match(c->st, &c->args.policy, c->now, typed + sp[i].otp_off, sp[i].otp_len, &r);
+		if (r.outcome == TP_ACCEPT_CODE || r.outcome == TP_ACCEPT_BACKUP) {
+			best = r;
+			chosen = i;
+			break;
+		}
+		/* keep the most telling refusal for the log */
+		if (best.outcome == TP_REJECT_MALFORMED || best.outcome == TP_REJECT_BAD)
+			best = r;
+	}
+	if (chosen < 0)
+		return refuse(c, &best);
+	int ret = accept(c, &best, best.outcome == TP_ACCEPT_CODE ? "code accepted (forward_pass)"
+								  : "backup code accepted (forward_pass)");
+	if (ret == PAM_SUCCESS) {
+		/* the password alone goes on to the next module */
+		char *pass = strndup(typed, sp[chosen].pass_len);
+		if (pass == NULL)
+			return PAM_BUF_ERR;
+		int sr = pam_set_item(c->pamh, PAM_AUTHTOK, pass);
+		tp_wipe(pass, sp[chosen].pass_len);
+		free(pass);
+		if (sr != PAM_SUCCESS)
+			return sr;
+	}
+	return ret;
+}
+
+static int check_answer(struct ctx *c, char *resp)
+{
+	struct tp_result r;
+	size_t n = strlen(resp), o = 0;
+	/* spaces as some apps show the code: "123 456" */
+	for (size_t i = 0; i < n; i++)
+		if (resp[i] != ' ')
+			resp[o++] = resp[i];
+	tp_match(c->st, &c->args.policy, c->now, resp, o, &r);
+	if (r.outcome == TP_ACCEPT_CODE || r.outcome == TP_ACCEPT_BACKUP)
+		return accept(c, &r, r.outcome == TP_ACCEPT_CODE ? "code accepted" : "backup code accepted");
+	return refuse(c, &r);
+}
+
+/* After the answer: lock, read again, and check the lockout again (another
+   login may have started one meanwhile). */
+static int relock_enrolled(struct ctx *c)
+{
+	int ret = relock(c);
+	if (ret == 0) {
+		tp_log(c, LOG_NOTICE, "refused: two-factor was turned off during the login");
+		return PAM_AUTH_ERR;
+	}
+	if (ret != 1)
+		return ret;
+	if (tp_locked(c->st, c->now)) {
+		tp_log(c, LOG_NOTICE, "refused: locked out for %llds more after repeated failures",
+		       (long long)(c->st->locked_until - c->now));
+		return PAM_MAXTRIES;
+	}
+	return 1;
+}
+
 /* The one-time part: typed after the password, or asked for. */
 static int check_code(struct ctx *c)
 {
-	struct tp_result r;
-	const char *typed = NULL;
+	int ret;
 	if (c->args.forward_pass) {
+		const char *typed = NULL;
 		int pr = pam_get_authtok(c->pamh, PAM_AUTHTOK, &typed, NULL);
 		if (pr != PAM_SUCCESS || typed == NULL)
 			return pr == PAM_SUCCESS ? PAM_AUTH_ERR : pr;
-		size_t n = strlen(typed);
-		struct tp_split sp[4];
-		int ns = tp_split_forward(typed, n, c->st->digits, sp);
-		struct tp_result best = { .outcome = TP_REJECT_MALFORMED, .backup_index = -1 };
-		int chosen = -1;
-		for (int i = 0; i < ns; i++) {
-			tp_match(c->st, &c->args.policy, c->now, typed + sp[i].otp_off, sp[i].otp_len, &r);
-			if (r.outcome == TP_ACCEPT_CODE || r.outcome == TP_ACCEPT_BACKUP) {
-				best = r;
-				chosen = i;
-				break;
-			}
-			/* keep the most telling refusal for the log */
-			if (best.outcome == TP_REJECT_MALFORMED || best.outcome == TP_REJECT_BAD)
-				best = r;
-		}
-		if (chosen < 0)
-			return refuse(c, &best);
-		int ret = accept(c, &best, best.outcome == TP_ACCEPT_CODE ? "code accepted (forward_pass)"
-									  : "backup code accepted (forward_pass)");
-		if (ret == PAM_SUCCESS) {
-			/* the password alone goes on to the next module */
-			char *pass = strndup(typed, sp[chosen].pass_len);
-			if (pass == NULL)
-				return PAM_BUF_ERR;
-			int sr = pam_set_item(c->pamh, PAM_AUTHTOK, pass);
-			tp_wipe(pass, sp[chosen].pass_len);
-			free(pass);
-			if (sr != PAM_SUCCESS)
-				return sr;
-		}
-		return ret;
+		if ((ret = relock_enrolled(c)) != 1)
+			return ret;
+		return check_forward(c, typed);
 	}
 	char *resp = NULL;
 	int pr = pam_prompt(c->pamh, PAM_PROMPT_ECHO_OFF, &resp, "%s", c->args.prompt);
@@ -293,17 +343,12 @@ static int check_code(struct ctx *c)
 		return pr == PAM_SUCCESS ? PAM_CONV_ERR : pr;
 	}
 	size_t n = strlen(resp);
-	/* spaces as some apps show the code: "123 456" */
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++)
-		if (resp[i] != ' ')
-			resp[o++] = resp[i];
-	tp_match(c->st, &c->args.policy, c->now, resp, o, &r);
+	ret = relock_enrolled(c);
+	if (ret == 1)
+		ret = check_answer(c, resp);
 	tp_wipe(resp, n);
 	free(resp);
-	if (r.outcome == TP_ACCEPT_CODE || r.outcome == TP_ACCEPT_BACKUP)
-		return accept(c, &r, r.outcome == TP_ACCEPT_CODE ? "code accepted" : "backup code accepted");
-	return refuse(c, &r);
+	return ret;
 }
 
 static int check_app_password(struct ctx *c)
@@ -312,6 +357,13 @@ static int check_app_password(struct ctx *c)
 	int pr = pam_get_authtok(c->pamh, PAM_AUTHTOK, &typed, NULL);
 	if (pr != PAM_SUCCESS || typed == NULL)
 		return pr == PAM_SUCCESS ? PAM_AUTH_ERR : pr;
+	int ret = relock(c);
+	if (ret == 0) {
+		tp_log(c, LOG_NOTICE, "refused: two-factor was turned off during the login");
+		return PAM_AUTH_ERR;
+	}
+	if (ret != 1)
+		return ret;
 	int idx = -1;
 	int m = tp_match_app(c->st, typed, strlen(typed), &idx);
 	if (m < 0) {
@@ -341,7 +393,7 @@ EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 	if (ret != PAM_SUCCESS)
 		goto out;
 	int app = tp_args_app_service(&c.args, c.service);
-	ret = load(&c, 1);
+	ret = load(&c);
 	if (ret == 0) {
 		if (c.args.nullok) {
 			if (c.args.debug)
@@ -390,7 +442,7 @@ EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char 
 	int ret = ctx_init(&c, pamh, argc, argv);
 	if (ret != PAM_SUCCESS)
 		goto out;
-	ret = load(&c, 0);
+	ret = load(&c);
 	if (ret == 0) {
 		ret = PAM_IGNORE;
 		goto out;

@@ -161,7 +161,11 @@ class PamEnv:
         e["PAM_WRAPPER"] = "1"
         e["PAM_WRAPPER_SERVICE_DIR"] = self.svc
         e["PAM_WRAPPER_DEBUGLEVEL"] = "2"
-        e["ASAN_OPTIONS"] = "detect_leaks=0"
+        # pamtester is no sanitized program (its leaks are not ours); and
+        # ASan's allocator reads CLOCK_MONOTONIC while holding its lock,
+        # which deadlocks in libfaketime's first (lazy, allocating) call
+        # unless the allocator never times releases to the OS
+        e["ASAN_OPTIONS"] = "detect_leaks=0:allocator_release_to_os_interval_ms=-1"
         if extra:
             e.update(extra)
         return e
@@ -178,16 +182,38 @@ class PamEnv:
                            env=self.env(at, env), timeout=60)
         return Result(p)
 
-    def spawn_login(self, service, user, answers=(), at=None):
-        """The same, started and not waited for: (Popen, input)."""
+    def spawn_login(self, service, user, at=None):
+        """pamtester started and waiting at its prompt, not answered yet:
+        pam_start is done by then. (pam_wrapper 1.1.4 picks its private
+        copy of the configuration as /tmp/pam.<one letter> and removes it
+        at exit, so two processes starting at once can share, and lose,
+        one; once at the prompt, the configuration is read.)"""
         p = subprocess.Popen(self.pamtester_argv(service, user), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=self.env(at))
-        return p, "".join(a + "\n" for a in answers)
+                             stderr=subprocess.PIPE, env=self.env(at), bufsize=0)
+        seen = b""
+        while b"code:" not in seen and b"Password:" not in seen:
+            chunk = os.read(p.stderr.fileno(), 4096)  # misc_conv prompts on stderr
+            if not chunk:
+                break
+            seen += chunk
+        return p, seen
+
+    def answer_all(self, started, answers):
+        """Answers started logins all at once; [(exit status, output)]."""
+        for (p, _), a in zip(started, answers):
+            p.stdin.write((a + "\n").encode())
+            p.stdin.flush()
+        out = []
+        for p, seen in started:
+            o, e = p.communicate(timeout=120)
+            out.append((p.returncode, (seen + o + e).decode(errors="replace")))
+        return out
 
     def admin(self, *args, at=None):
         e = dict(os.environ)
+        e["ASAN_OPTIONS"] = "allocator_release_to_os_interval_ms=-1"  # see env()
         if at is not None:
-            e.update(LD_PRELOAD=FAKETIME, FAKETIME=utc(at), FAKETIME_DONT_FAKE_MONOTONIC="1", TZ="UTC")
+            e.update(LD_PRELOAD=" ".join(self.preload + [FAKETIME]), FAKETIME=utc(at), FAKETIME_DONT_FAKE_MONOTONIC="1", TZ="UTC")
         p = subprocess.run([admin_path(), "-d", self.state] + [str(a) for a in args], capture_output=True,
                            text=True, env=e, timeout=60)
         return p.returncode, p.stdout, p.stderr
