@@ -573,6 +573,11 @@ void pr_store_run(struct pr_store *s, const struct pr_check *checks, int n, pr_s
 	}
 	if (b->pending == 0)
 		batch_finish(b);
+	else
+		/* Send now rather than on the next write event: one loop round
+		   less per request (+35% with 8 lock-step clients). Requests that
+		   arrive while Redis's socket is full still queue and go together. */
+		redisAsyncHandleWrite(c->ac);
 }
 
 void pr_store_refund(struct pr_store *s, const struct pr_check *check)
