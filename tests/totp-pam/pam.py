@@ -1,0 +1,336 @@
+#!/usr/bin/python3
+"""pam_totp.so through real libpam (pamtester under pam_wrapper), with
+codes from oathtool and the module's clock set by libfaketime: every mode,
+the window, replay, backup codes, lockout, app passwords, file checks, a
+corrupt file, a full and a read-only disk, and the account phase."""
+import base64
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tptest import SECRET, T0, PamEnv, code, missing_tools  # noqa: E402
+from mwtest.tap import Tap  # noqa: E402
+
+env = None
+
+
+def prompt_mode(t):
+    env.service("prompt", "auth required {module} dir={state}")
+    env.user("alice")
+    c = code(SECRET, T0)
+    r = env.login("prompt", "alice", [c], at=T0)
+    t.ok(r.ok, "prompt: the current code is accepted", r)
+    t.contains(r.log, "user alice service prompt: code accepted", "prompt: and logged")
+    st = env.read_state("alice")
+    t.eq(st["last_step"], [str(T0 // 30)], "prompt: the accepted step is recorded")
+    t.eq(st["last_login"], [str(T0)], "prompt: last login recorded")
+    r = env.login("prompt", "alice", [c], at=T0 + 5)
+    t.ok(not r.ok, "replay: the same code is refused a second time", r)
+    t.contains(r.log, "code already used (replay)", "replay: logged as a replay")
+    r = env.login("prompt", "alice", [code(SECRET, T0 - 30)], at=T0 + 6)
+    t.ok(not r.ok, "replay: an older code of the window is refused after a newer one")
+    r = env.login("prompt", "alice", [code(SECRET, T0 + 30)], at=T0 + 7)
+    t.ok(r.ok, "window: the next step's code is accepted (clock one step ahead)", r)
+    r = env.login("prompt", "alice", ["%s %s" % (code(SECRET, T0 + 60)[:3], code(SECRET, T0 + 60)[3:])], at=T0 + 60)
+    t.ok(r.ok, "prompt: a code typed as '123 456' is accepted", r)
+    for secret in (SECRET, "JBSWY3DPEHPK3PXP"):
+        t.ok(secret not in r.err + r.out, "no secret in the output or logs")
+    r = env.login("prompt", "alice", [""], at=T0 + 90)
+    t.ok(not r.ok, "prompt: an empty answer is refused")
+    r = env.login("prompt", "alice", ["abc"], at=T0 + 90)
+    t.ok(not r.ok and "not a code" in r.log, "prompt: 'abc' is not a code", r)
+
+
+def many_times(t):
+    """oathtool's codes at many times, for every algorithm and length."""
+    env.service("many", "auth required {module} dir={state} window=0")
+    times = sorted({T0 + 30 * k * 7919 % (86400 * 365 * 60) + 3 for k in range(1, 13)} |
+                   {1, 86400 * 365 * 30 + 1, 2 ** 31 + 5, 4102444800 + 1})
+    failures = []
+    for alg, digits, step in (("sha1", 6, 30), ("sha256", 8, 30), ("sha512", 6, 60), ("sha1", 8, 45)):
+        user = "many-%s-%d-%d" % (alg, digits, step)
+        key = base64.b32encode((b"1234567890" * 7)[:{"sha1": 20, "sha256": 32, "sha512": 64}[alg]]).decode()
+        env.user(user, key, extra="algorithm %s\ndigits %d\nstep %d\n" % (alg, digits, step))
+        for tm in times:
+            tm = tm - tm % step + 1
+            c = code(key, tm, alg, digits, step)
+            r = env.login("many", user, [c], at=tm)
+            if not r.ok:
+                failures.append((alg, digits, step, tm, r))
+    t.ok(not failures, "oathtool: codes at %d times x 4 algorithm/length/step settings accepted" % len(times),
+         "\n".join(map(str, failures[:5])))
+
+
+def window_and_skew(t):
+    env.service("window", "auth required {module} dir={state} window=1 skew_search=20")
+    rows = [(-1, True), (1, True), (-2, False), (2, False), (-20, False), (19, False), (-40, False), (45, False)]
+    for i, (off, want) in enumerate(rows):
+        user = "skew%d" % i
+        env.user(user)
+        r = env.login("window", user, [code(SECRET, T0 + 30 * off)], at=T0)
+        t.eq(r.ok, want, "window=1: a code %+d steps away is %s" % (off, "accepted" if want else "refused"))
+        if not want and abs(off) <= 21:
+            t.contains(r.log, "the code is for a time %+ds (%+d steps)" % (30 * off, off),
+                       "skew: the offset %+d steps is logged" % off)
+        elif not want:
+            t.contains(r.log, "wrong code", "skew: %+d steps is beyond the search: just wrong" % off)
+    env.user("skew-state", extra="window 3\n")
+    r = env.login("window", "skew-state", [code(SECRET, T0 - 90)], at=T0)
+    t.ok(r.ok, "a window in the state file overrides window=", r)
+
+
+def forward_pass(t):
+    env.service("fwd", "auth requisite {module} dir={state} forward_pass\n{password}")
+    env.user("bob")
+    env.set_password("bob", "bob-pw 1")
+    r = env.login("fwd", "bob", ["bob-pw 1" + code(SECRET, T0)], at=T0)
+    t.ok(r.ok, "forward_pass: password+code accepted; the next module got the password alone", r)
+    r = env.login("fwd", "bob", ["bob-pw 1" + code(SECRET, T0 + 30)], at=T0 + 30)
+    t.ok(r.ok, "forward_pass: again with the next step's code", r)
+    r = env.login("fwd", "bob", ["bob-pw 1" + code(SECRET, T0 + 30)], at=T0 + 35)
+    t.ok(not r.ok and "replay" in r.log, "forward_pass: a replayed code fails", r)
+    t.eq(env.read_state("bob")["failures"], ["1"], "forward_pass: the replay counted as a failure")
+    r = env.login("fwd", "bob", ["wrong-pw" + code(SECRET, T0 + 60)], at=T0 + 60)
+    t.ok(not r.ok and "code accepted (forward_pass)" in r.log,
+         "forward_pass: right code, wrong password: our module passes, the password module refuses", r)
+    r = env.login("fwd", "bob", ["bob-pw 1"], at=T0 + 90)
+    t.ok(not r.ok and "no code at the end of the password" in r.log, "forward_pass: no code: refused", r)
+    t.eq(env.read_state("bob")["failures"], ["0"],
+         "forward_pass: the accepted code reset the count; the missing code was not counted")
+
+
+def nullok(t):
+    env.service("nullok", "auth requisite {module} dir={state} nullok forward_pass\n{password}")
+    env.service("strict", "auth required {module} dir={state}")
+    env.set_password("carol", "carol-pw")
+    r = env.login("nullok", "carol", ["carol-pw"], at=T0)
+    t.ok(r.ok, "nullok: a user without a state file logs in with the password alone", r)
+    r = env.login("nullok", "carol", ["carol-wrong"], at=T0)
+    t.ok(not r.ok, "nullok: ...and still needs the right password")
+    r = env.login("strict", "carol", ["123456"], at=T0)
+    t.ok(not r.ok and "not enrolled" in r.log, "without nullok: not enrolled is refused", r)
+    env.user("carol2", confirmed=0)
+    env.set_password("carol2", "pw")
+    r = env.login("nullok", "carol2", ["pw"], at=T0)
+    t.ok(r.ok, "nullok: an enrollment not confirmed yet counts as not enrolled", r)
+    r = env.login("strict", "../etc/passwd", ["123456"], at=T0)
+    t.ok(not r.ok and r.rc != 0, "a user name that is not a file name is refused", r)
+
+
+def backup_codes(t):
+    rc, out, err = env.admin("enroll", "dave", "--backup-codes", "3", "--issuer", "Test", at=T0)
+    t.ok(rc == 0, "totp-admin enroll", err)
+    key = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.strip().startswith("key:")][0]
+    codes = [ln.strip() for ln in out.splitlines() if ln.startswith("  ") and len(ln.strip()) == 11
+             and ln.strip()[5] == "-"]
+    t.eq(len(codes), 3, "enroll shows 3 backup codes")
+    rc, out, err = env.admin("confirm", "dave", code(key, T0), at=T0)
+    t.ok(rc == 0, "totp-admin confirm with oathtool's code", err)
+    env.service("backup", "auth required {module} dir={state}")
+    env.service("backup-fwd", "auth requisite {module} dir={state} forward_pass\n{password}")
+    env.set_password("dave", "dave-pw")
+    r = env.login("backup", "dave", [codes[0]], at=T0 + 30)
+    t.ok(r.ok and "backup code accepted" in r.log, "a backup code works", r)
+    r = env.login("backup", "dave", [codes[0]], at=T0 + 31)
+    t.ok(not r.ok, "...once", r)
+    r = env.login("backup", "dave", [codes[1].upper().replace("-", " ")], at=T0 + 32)
+    t.ok(r.ok, "another, typed in capitals with a space", r)
+    r = env.login("backup-fwd", "dave", ["dave-pw" + codes[2]], at=T0 + 33)
+    t.ok(r.ok, "forward_pass: password+backup code", r)
+    t.eq(env.read_state("dave").get("backup"), None, "all three used: none left in the state")
+    rc, out, err = env.admin("status", "dave", at=T0 + 34)
+    t.contains(out, "backup codes left: 0", "status shows none left")
+
+
+def lockout(t):
+    env.service("lock", "auth required {module} dir={state} max_failures=3 lockout=60\n"
+                "account required {module} dir={state}")
+    env.user("erin")
+    for i in range(3):
+        r = env.login("lock", "erin", ["000000"], at=T0 + i)
+    t.contains(r.log, "locked out for 60s after 3 failures", "three wrong codes: locked out")
+    r = env.login("lock", "erin", [code(SECRET, T0 + 30)], at=T0 + 30)
+    t.ok(not r.ok and "locked out for" in r.log, "while locked out, even the right code is refused", r)
+    r = env.login("lock", "erin", [], at=T0 + 30, ops=("acct_mgmt",))
+    t.ok(not r.ok and "account refused: locked out" in r.log, "account: refused while locked out", r)
+    r = env.login("lock", "erin", [code(SECRET, T0 + 63)], at=T0 + 63)
+    t.ok(r.ok, "after the lockout the right code works", r)
+    r = env.login("lock", "erin", [], at=T0 + 64, ops=("acct_mgmt",))
+    t.ok(r.ok, "account: fine again", r)
+    for i in range(3):
+        env.login("lock", "erin", ["111111"], at=T0 + 70 + i)
+    rc, out, err = env.admin("unlock", "erin", at=T0 + 80)
+    r = env.login("lock", "erin", [code(SECRET, T0 + 90)], at=T0 + 90)
+    t.ok(rc == 0 and r.ok, "totp-admin unlock ends a lockout", r)
+    env.service("nolock", "auth required {module} dir={state} max_failures=0")
+    env.user("erin2")
+    for i in range(8):
+        env.login("nolock", "erin2", ["000000"], at=T0 + i)
+    r = env.login("nolock", "erin2", [code(SECRET, T0 + 30)], at=T0 + 30)
+    t.ok(r.ok, "max_failures=0: never locked out", r)
+
+
+def app_passwords(t):
+    env.user("frank")
+    rc, out, err = env.admin("app-password", "add", "frank", "phone", at=T0)
+    pw = out.strip().splitlines()[-1].strip()
+    t.ok(rc == 0 and len(pw) == 19, "totp-admin app-password add", out + err)
+    env.service("dovecot", "auth [success=done ignore=ignore default=die] {module} dir={state} "
+                "app_passwords=dovecot,smtp nullok\n{password}")
+    env.service("sshd", "auth requisite {module} dir={state} app_passwords=dovecot,smtp forward_pass\n{password}")
+    env.set_password("frank", "frank-pw")
+    env.set_password("gina", "gina-pw")
+    r = env.login("dovecot", "frank", [pw], at=T0 + 10)
+    t.ok(r.ok and 'app password "phone" accepted' in r.log, "app password on an app_passwords service", r)
+    t.eq(env.read_state("frank")["app"][0].split()[2], str(T0 + 10), "its last use is recorded")
+    r = env.login("dovecot", "frank", [pw.replace("-", "").upper()], at=T0 + 11)
+    t.ok(r.ok, "app password without dashes, in capitals", r)
+    r = env.login("dovecot", "frank", ["frank-pw"], at=T0 + 12)
+    t.ok(not r.ok and "needs an app password" in r.log, "the account password alone is refused there", r)
+    r = env.login("dovecot", "frank", ["frank-pw" + code(SECRET, T0 + 30)], at=T0 + 30)
+    t.ok(not r.ok, "password+code is refused on an app_passwords service", r)
+    r = env.login("dovecot", "gina", ["gina-pw"], at=T0)
+    t.ok(r.ok, "a user without two-factor uses the password there (nullok)", r)
+    r = env.login("sshd", "frank", [pw + code(SECRET, T0 + 60)], at=T0 + 60)
+    t.ok(not r.ok, "an app password is no account password elsewhere", r)
+    r = env.login("sshd", "frank", ["frank-pw" + code(SECRET, T0 + 90)], at=T0 + 90)
+    t.ok(r.ok, "while password+code works on other services", r)
+    failures_before = env.read_state("frank")["failures"]
+    for i in range(8):
+        env.login("dovecot", "frank", ["aaaa-bbbb-cccc-dddd"], at=T0 + 62)
+    t.eq(env.read_state("frank")["failures"], failures_before, "wrong app passwords do not count towards a lockout")
+    rc, out, err = env.admin("app-password", "list", "frank")
+    t.contains(out, "phone", "app-password list")
+    rc, out, err = env.admin("app-password", "revoke", "frank", "phone")
+    r = env.login("dovecot", "frank", [pw], at=T0 + 70)
+    t.ok(rc == 0 and not r.ok, "a revoked app password stops working", r)
+
+
+def file_checks(t):
+    env.service("files", "auth required {module} dir={state}")
+    cases = []
+    p = env.user("own")
+    os.chown(p, 65534, 65534)
+    cases.append(("own", "owner uid 65534", "a state file not owned by root"))
+    p = env.user("mode")
+    os.chmod(p, 0o640)
+    cases.append(("mode", "mode 0640", "a state file readable by its group"))
+    p = env.user("mode2")
+    os.chmod(p, 0o602)
+    cases.append(("mode2", "mode 0602", "a state file writable by others"))
+    target = env.user("target")
+    os.symlink(target, env.state_path("link"))
+    cases.append(("link", "a symbolic link", "a symbolic link"))
+    os.mkfifo(env.state_path("fifo"), 0o600)
+    cases.append(("fifo", "not a regular file", "a FIFO"))
+    os.mkdir(env.state_path("dir"), 0o700)
+    cases.append(("dir", "not a regular file", "a directory"))
+    p = env.user("hardlink")
+    os.link(p, os.path.join(env.dir, "hardlink-elsewhere"))
+    cases.append(("hardlink", "links 2", "a state file with a second hard link"))
+    for user, msg, what in cases:
+        r = env.login("files", user, [code(SECRET, T0)], at=T0)
+        t.ok(not r.ok and msg in r.log, "refused: %s" % what, r)
+    for text, why in (("version 1\nsecret JBSWY3DPEHPK3PXP\nconfirmed 1\nfailures x\n", "bad value for failures"),
+                      ("version 1\nsecret JBSWY3DPEHPK3PXP\nconfirmed 1", "no newline at the end"),
+                      ("", "no version line"),
+                      ("\x00\x01garbage\n", "control or non-ASCII"),
+                      ("version 1\nsecret JBSWY3DPEHPK3PXP\nconfirmed 1\nbackup zz\n", "bad value for backup")):
+        with open(env.state_path("corrupt"), "w") as f:
+            f.write(text)
+        os.chmod(env.state_path("corrupt"), 0o600)
+        r = env.login("files", "corrupt", [code("JBSWY3DPEHPK3PXP", T0)], at=T0)
+        t.ok(not r.ok and "state file corrupt" in r.log and why in r.log, "corrupt file refused: %s" % why, r)
+    t.ok("JBSWY3DPEHPK3PXP" not in r.err, "the corrupt file's secret is not logged")
+    # the directory itself
+    baddir = os.path.join(env.dir, "baddir")
+    os.mkdir(baddir)
+    os.chmod(baddir, 0o777)
+    env.service("baddir", "auth required {module} dir=%s" % baddir)
+    r = env.login("baddir", "alice", [code(SECRET, T0)], at=T0)
+    t.ok(not r.ok and "state directory" in r.log and "mode 0777" in r.log, "refused: a world-writable directory", r)
+    env.service("badarg", "auth required {module} dir={state} windwo=3")
+    r = env.login("badarg", "alice", [code(SECRET, T0)], at=T0)
+    t.ok(not r.ok and 'unknown argument "windwo=3"' in r.log, "an unknown argument: refused, named in the log", r)
+    env.service("badarg2", "auth required {module} dir={state} window=99")
+    r = env.login("badarg2", "alice", [code(SECRET, T0)], at=T0)
+    t.ok(not r.ok and 'bad value in "window=99"' in r.log, "an argument out of range: refused", r)
+
+
+def in_namespace(script):
+    """Runs a shell script in a private mount namespace (for a full or
+    read-only file system that only this test sees); None if unshare is
+    not allowed here."""
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=120)
+    return p
+
+
+def disk_errors(t):
+    probe = in_namespace("mount -t tmpfs -o size=64k tmpfs %s" % env.dir + "/..")
+    if probe.returncode != 0:
+        for n in range(6):
+            t.skip("full/read-only disk %d" % n, "cannot mount in a private namespace here: %s" % probe.stderr.strip())
+        return
+    import shlex
+    for policy, expect_ok in (("allow_without_replay", True), ("fail", False)):
+        for kind in ("full", "readonly"):
+            sub = os.path.join(env.dir, "disk-%s-%s" % (kind, policy))
+            os.makedirs(sub)
+            os.chmod(sub, 0o700)
+            svc = "disk-%s-%s" % (kind, policy)
+            env.service(svc, "auth required {module} dir=%s on_state_error=%s" % (sub, policy))
+            state = "version 1\nsecret %s\nconfirmed 1\n" % SECRET
+            argv = env.pamtester_argv(svc, "alice")
+            e = env.env(T0)
+            envs = " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in e.items()
+                            if k in ("LD_PRELOAD", "PAM_WRAPPER", "PAM_WRAPPER_SERVICE_DIR", "PAM_WRAPPER_DEBUGLEVEL",
+                                     "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC", "TZ", "ASAN_OPTIONS"))
+            if kind == "full":
+                prep = ("mount -t tmpfs -o size=32k,mode=0700 tmpfs {d} && printf %s > {d}/alice && chmod 600 {d}/alice"
+                        " && (dd if=/dev/zero of={d}/fill bs=4096 2>/dev/null; true)").format(d=sub) % shlex.quote(state)
+            else:
+                prep = ("printf %s > {d}/alice && chmod 600 {d}/alice && mount --bind {d} {d} && "
+                        "mount -o remount,bind,ro {d}").format(d=sub) % shlex.quote(state)
+            c = code(SECRET, T0)
+            script = "%s && (printf '%%s\\n' %s | env %s %s 2>&1; echo rc=$?; cat %s/alice)" % (
+                prep, c, envs, " ".join(map(shlex.quote, argv)), sub)
+            p = in_namespace(script)
+            ok = "successfully authenticated" in p.stdout
+            t.eq(ok, expect_ok, "%s disk, on_state_error=%s: a valid code is %s" % (
+                kind, policy, "accepted" if expect_ok else "refused"))
+            if expect_ok:
+                t.ok("WITHOUT replay protection" in p.stdout, "%s disk: logged loudly" % kind, p.stdout[-2000:])
+            else:
+                t.ok("says fail" in p.stdout, "%s disk: the refusal says why" % kind, p.stdout[-2000:])
+            t.ok(p.stdout.endswith(state), "%s disk: the state file is intact" % kind, p.stdout[-600:])
+
+
+def account(t):
+    env.service("acct", "account required {module} dir={state}")
+    env.user("hank")
+    r = env.login("acct", "hank", [], ops=("acct_mgmt",), at=T0)
+    t.ok(r.ok, "account: an enrolled user who is not locked out passes", r)
+    r = env.login("acct", "nobody-here", [], ops=("acct_mgmt",), at=T0)
+    t.ok(not r.ok, "account: a not-enrolled user gets PAM_IGNORE (and a stack of only ignores fails)", r)
+    env.service("acct2", "account required {module} dir={state}\naccount required pam_permit.so")
+    r = env.login("acct2", "nobody-here", [], ops=("acct_mgmt",), at=T0)
+    t.ok(r.ok, "account: ...which the next module decides", r)
+
+
+def main():
+    global env
+    t = Tap()
+    gone = missing_tools()
+    if gone:
+        t.skip("pam_totp through libpam", "missing: " + ", ".join(gone))
+        t.done()
+    env = PamEnv()
+    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, lockout,
+              app_passwords, file_checks, disk_errors, account):
+        t.run(f)
+    t.done()
+
+
+main()

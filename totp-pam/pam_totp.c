@@ -1,0 +1,416 @@
+/*
+ * pam_totp.so: TOTP two-factor authentication, backup codes and app
+ * passwords, as a PAM module (auth and account).
+ *
+ * This file is the thin PAM layer: arguments (args.c), the user's state
+ * (store.c for files, tpredis.c for the shared dynamic part in Redis), and
+ * the decisions (verify.c) are elsewhere. It never exits, never logs
+ * anything but through pam_syslog, and never logs a code, a password or a
+ * secret. Exported: pam_sm_* only.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#define PAM_SM_AUTH
+#define PAM_SM_ACCOUNT
+#include <security/pam_ext.h>
+#include <security/pam_modules.h>
+
+#include "args.h"
+#include "store.h"
+#include "tpredis.h"
+#include "verify.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+struct ctx {
+	pam_handle_t *pamh;
+	struct tp_args args;
+	const char *user;
+	const char *service;
+	int64_t now;
+	struct tp_store store;
+	struct tp_state *st;
+	int can_record;             /* the lock is held (file) or Redis answered */
+	struct tp_redis redis;
+	int redis_down;             /* Redis failed: on_redis_error decides */
+	struct mw_buf err;
+};
+
+static void tp_log(struct ctx *c, int prio, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void tp_log(struct ctx *c, int prio, const char *fmt, ...)
+{
+	struct mw_buf line = MW_BUF_INIT;
+	va_list ap;
+	mw_buf_puts(&line, "user ");
+	if (c->user != NULL)
+		mw_buf_append_printable(&line, c->user, strlen(c->user), 128);
+	else
+		mw_buf_puts(&line, "(unknown)");
+	if (c->service != NULL) {
+		mw_buf_puts(&line, " service ");
+		mw_buf_append_printable(&line, c->service, strlen(c->service), 64);
+	}
+	mw_buf_puts(&line, ": ");
+	va_start(ap, fmt);
+	mw_buf_vprintf(&line, fmt, ap);
+	va_end(ap);
+	pam_syslog(c->pamh, prio, "%s", mw_buf_failed(&line) ? "(log line too long)" : mw_buf_str(&line));
+	mw_buf_free(&line);
+}
+
+static int ctx_init(struct ctx *c, pam_handle_t *pamh, int argc, const char **argv)
+{
+	memset(c, 0, sizeof(*c));
+	c->pamh = pamh;
+	c->store = (struct tp_store)TP_STORE_INIT;
+	mw_buf_init(&c->err, 4096);
+	c->now = (int64_t)time(NULL);
+	const void *item = NULL;
+	if (pam_get_item(pamh, PAM_SERVICE, &item) == PAM_SUCCESS)
+		c->service = item;
+	if (tp_args_parse(argc, argv, &c->args, &c->err) < 0) {
+		pam_syslog(pamh, LOG_ERR, "bad arguments, refusing: %s", mw_buf_str(&c->err));
+		return PAM_SERVICE_ERR;
+	}
+	if (c->args.redis && tp_redis_init(&c->redis, &c->args, &c->err) < 0) {
+		pam_syslog(pamh, LOG_ERR, "redis settings, refusing: %s", mw_buf_str(&c->err));
+		return PAM_SERVICE_ERR;
+	}
+	int r = pam_get_user(pamh, &c->user, NULL);
+	if (r != PAM_SUCCESS || c->user == NULL) {
+		c->user = NULL;
+		return r == PAM_SUCCESS ? PAM_USER_UNKNOWN : r;
+	}
+	if (!tp_user_name_ok(c->user)) {
+		tp_log(c, LOG_NOTICE, "refused: not a user name totp-pam can look up");
+		return PAM_USER_UNKNOWN;
+	}
+	c->st = calloc(1, sizeof(*c->st));
+	if (c->st == NULL)
+		return PAM_BUF_ERR;
+	return PAM_SUCCESS;
+}
+
+static void ctx_free(struct ctx *c)
+{
+	tp_store_close(&c->store);
+	if (c->args.redis)
+		tp_redis_free(&c->redis);
+	if (c->st != NULL) {
+		tp_state_wipe(c->st);
+		free(c->st);
+	}
+	mw_buf_wipe(&c->err);
+}
+
+/*
+ * Reads the user's state. Files: under the user's lock, which is then
+ * held until ctx_free, so the read-verify-write is one step. Redis: the
+ * file (the enrollment) is read without a lock, the dynamic part comes
+ * from Redis. 1 enrolled, 0 not, or a PAM error.
+ */
+static int load(struct ctx *c, int want_lock)
+{
+	if (tp_store_open(&c->store, c->args.dir, c->user, &c->err) < 0) {
+		tp_log(c, LOG_ERR, "refused: %s", mw_buf_str(&c->err));
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	if (want_lock && !c->args.redis) {
+		if (tp_store_lock(&c->store, c->args.lock_timeout_ms, &c->err) == 0)
+			c->can_record = 1;
+		else
+			tp_log(c, LOG_CRIT, "cannot lock the state (%s): what this login changes will not be "
+			       "recorded", mw_buf_str(&c->err));
+	}
+	int r = tp_store_load(&c->store, c->st, &c->err);
+	if (r < 0) {
+		tp_log(c, LOG_ERR, "refused: %s", mw_buf_str(&c->err));
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	if (r == 0 || !c->st->confirmed)
+		return 0;
+	if (c->args.redis && want_lock) {
+		if (tp_redis_fetch(&c->redis, c->user, c->st, &c->err) == 0) {
+			c->can_record = 1;
+		} else {
+			c->redis_down = 1;
+			tp_log(c, LOG_CRIT, "redis: %s; on_redis_error=%s", mw_buf_str(&c->err),
+			       c->args.on_redis_error == TP_REDIS_ERR_REFUSE ? "refuse" : "accept_without_replay");
+			if (c->args.on_redis_error == TP_REDIS_ERR_REFUSE)
+				return PAM_AUTHINFO_UNAVAIL;
+		}
+	}
+	return 1;
+}
+
+/* Writes what the decision changed in the state. 0 done, 1 lost a race
+   (Redis: another server took this step or backup code first), -1 failed. */
+static int record_success(struct ctx *c, const struct tp_result *r)
+{
+	if (!c->can_record)
+		return -1;
+	if (c->args.redis)
+		return tp_redis_success(&c->redis, c->user, c->st, r, c->now, &c->err);
+	tp_commit_success(c->st, r, c->now);
+	return tp_store_save(&c->store, c->st, &c->err);
+}
+
+static int record_failure(struct ctx *c, int *locked_now)
+{
+	*locked_now = 0;
+	if (!c->can_record)
+		return -1;
+	if (c->args.redis)
+		return tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, locked_now, &c->err);
+	*locked_now = tp_commit_failure(c->st, &c->args.policy, c->now);
+	return tp_store_save(&c->store, c->st, &c->err);
+}
+
+static int record_app(struct ctx *c, int index)
+{
+	if (!c->can_record)
+		return -1;
+	if (c->args.redis)
+		return tp_redis_app_used(&c->redis, c->user, c->st->app[index].name, c->now, &c->err);
+	tp_commit_app(c->st, index, c->now);
+	return tp_store_save(&c->store, c->st, &c->err);
+}
+
+static const char *why_unrecorded(struct ctx *c)
+{
+	if (c->redis_down)
+		return "redis is unreachable";
+	return mw_buf_len(&c->err) ? mw_buf_str(&c->err) : "the state is not locked";
+}
+
+/* An accepted code or backup code: record it, or decide without. */
+static int accept(struct ctx *c, const struct tp_result *r, const char *how)
+{
+	int rec = record_success(c, r);
+	if (rec == 0) {
+		tp_log(c, LOG_INFO, "%s", how);
+		return PAM_SUCCESS;
+	}
+	if (rec > 0) {
+		tp_log(c, LOG_WARNING, "refused: %s, but another login used it first (replay)", how);
+		return PAM_AUTH_ERR;
+	}
+	int allow = c->args.redis ? c->args.on_redis_error == TP_REDIS_ERR_ACCEPT
+				  : c->args.on_state_error == TP_STATE_ERR_ALLOW;
+	if (allow) {
+		tp_log(c, LOG_CRIT, "%s WITHOUT replay protection: could not record it (%s); it could be "
+		       "used again until the state is writable", how, why_unrecorded(c));
+		return PAM_SUCCESS;
+	}
+	tp_log(c, LOG_ERR, "refused: %s, but could not record it (%s) and on_%s_error says fail", how,
+	       why_unrecorded(c), c->args.redis ? "redis" : "state");
+	return PAM_AUTHINFO_UNAVAIL;
+}
+
+static int refuse(struct ctx *c, const struct tp_result *r)
+{
+	int locked_now = 0;
+	int w = tp_effective_window(c->st, &c->args.policy);
+	if (r->outcome == TP_REJECT_SKEW) {
+		long long secs = (long long)r->skew_steps * (long long)c->st->step;
+		tp_log(c, LOG_WARNING, "refused: the code is for a time %+llds (%+lld steps) from this "
+		       "server's clock, outside the window of %d step%s either side; the client's clock "
+		       "is %s", secs, (long long)r->skew_steps, w, w == 1 ? "" : "s",
+		       secs < 0 ? "behind (or this server's is ahead)" : "ahead (or this server's is behind)");
+	} else if (r->outcome == TP_ERROR) {
+		tp_log(c, LOG_ERR, "refused: internal error while checking the code");
+		return PAM_AUTH_ERR;
+	} else if (r->outcome == TP_REJECT_MALFORMED) {
+		/* not a guess at a code: not counted towards a lockout */
+		tp_log(c, LOG_NOTICE, "refused: %s", c->args.forward_pass ? "no code at the end of the password"
+									 : "the answer is not a code");
+		return PAM_AUTH_ERR;
+	} else {
+		tp_log(c, LOG_NOTICE, "refused: %s", tp_outcome_name(r->outcome));
+	}
+	if (record_failure(c, &locked_now) < 0)
+		tp_log(c, LOG_ERR, "could not record the failure (%s)", why_unrecorded(c));
+	else if (locked_now)
+		tp_log(c, LOG_WARNING, "locked out for %us after %u failures", c->args.policy.lockout_s,
+		       c->args.policy.max_failures);
+	return PAM_AUTH_ERR;
+}
+
+/* The one-time part: typed after the password, or asked for. */
+static int check_code(struct ctx *c)
+{
+	struct tp_result r;
+	const char *typed = NULL;
+	if (c->args.forward_pass) {
+		int pr = pam_get_authtok(c->pamh, PAM_AUTHTOK, &typed, NULL);
+		if (pr != PAM_SUCCESS || typed == NULL)
+			return pr == PAM_SUCCESS ? PAM_AUTH_ERR : pr;
+		size_t n = strlen(typed);
+		struct tp_split sp[4];
+		int ns = tp_split_forward(typed, n, c->st->digits, sp);
+		struct tp_result best = { .outcome = TP_REJECT_MALFORMED, .backup_index = -1 };
+		int chosen = -1;
+		for (int i = 0; i < ns; i++) {
+			tp_match(c->st, &c->args.policy, c->now, typed + sp[i].otp_off, sp[i].otp_len, &r);
+			if (r.outcome == TP_ACCEPT_CODE || r.outcome == TP_ACCEPT_BACKUP) {
+				best = r;
+				chosen = i;
+				break;
+			}
+			/* keep the most telling refusal for the log */
+			if (best.outcome == TP_REJECT_MALFORMED || best.outcome == TP_REJECT_BAD)
+				best = r;
+		}
+		if (chosen < 0)
+			return refuse(c, &best);
+		int ret = accept(c, &best, best.outcome == TP_ACCEPT_CODE ? "code accepted (forward_pass)"
+									  : "backup code accepted (forward_pass)");
+		if (ret == PAM_SUCCESS) {
+			/* the password alone goes on to the next module */
+			char *pass = strndup(typed, sp[chosen].pass_len);
+			if (pass == NULL)
+				return PAM_BUF_ERR;
+			int sr = pam_set_item(c->pamh, PAM_AUTHTOK, pass);
+			tp_wipe(pass, sp[chosen].pass_len);
+			free(pass);
+			if (sr != PAM_SUCCESS)
+				return sr;
+		}
+		return ret;
+	}
+	char *resp = NULL;
+	int pr = pam_prompt(c->pamh, PAM_PROMPT_ECHO_OFF, &resp, "%s", c->args.prompt);
+	if (pr != PAM_SUCCESS || resp == NULL) {
+		tp_log(c, LOG_NOTICE, "no answer to the code prompt");
+		return pr == PAM_SUCCESS ? PAM_CONV_ERR : pr;
+	}
+	size_t n = strlen(resp);
+	/* spaces as some apps show the code: "123 456" */
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++)
+		if (resp[i] != ' ')
+			resp[o++] = resp[i];
+	tp_match(c->st, &c->args.policy, c->now, resp, o, &r);
+	tp_wipe(resp, n);
+	free(resp);
+	if (r.outcome == TP_ACCEPT_CODE || r.outcome == TP_ACCEPT_BACKUP)
+		return accept(c, &r, r.outcome == TP_ACCEPT_CODE ? "code accepted" : "backup code accepted");
+	return refuse(c, &r);
+}
+
+static int check_app_password(struct ctx *c)
+{
+	const char *typed = NULL;
+	int pr = pam_get_authtok(c->pamh, PAM_AUTHTOK, &typed, NULL);
+	if (pr != PAM_SUCCESS || typed == NULL)
+		return pr == PAM_SUCCESS ? PAM_AUTH_ERR : pr;
+	int idx = -1;
+	int m = tp_match_app(c->st, typed, strlen(typed), &idx);
+	if (m < 0) {
+		tp_log(c, LOG_ERR, "refused: internal error while checking app passwords");
+		return PAM_AUTH_ERR;
+	}
+	if (m == 0) {
+		tp_log(c, LOG_NOTICE, "refused: two-factor is on, and this service needs an app password; "
+		       "the password given is none of the user's %d", c->st->napp);
+		return PAM_AUTH_ERR;
+	}
+	char name[TP_APP_NAME_MAX + 1];
+	snprintf(name, sizeof(name), "%s", c->st->app[idx].name);
+	if (record_app(c, idx) < 0)
+		tp_log(c, LOG_WARNING, "app password \"%s\" accepted; its last use not recorded (%s)", name,
+		       why_unrecorded(c));
+	else
+		tp_log(c, LOG_INFO, "app password \"%s\" accepted", name);
+	return PAM_SUCCESS;
+}
+
+EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)flags;
+	struct ctx c;
+	int ret = ctx_init(&c, pamh, argc, argv);
+	if (ret != PAM_SUCCESS)
+		goto out;
+	int app = tp_args_app_service(&c.args, c.service);
+	ret = load(&c, 1);
+	if (ret == 0) {
+		if (c.args.nullok) {
+			if (c.args.debug)
+				tp_log(&c, LOG_DEBUG, "not enrolled (or not confirmed): nullok, ignored");
+			ret = PAM_IGNORE;
+		} else {
+			tp_log(&c, LOG_NOTICE, "refused: not enrolled in two-factor (or not confirmed), no nullok");
+			ret = PAM_AUTH_ERR;
+		}
+		goto out;
+	}
+	if (ret != 1)
+		goto out;
+	if (app) {
+		/* app passwords are long random strings: no lockout (verify.h) */
+		ret = check_app_password(&c);
+		goto out;
+	}
+	if (tp_locked(c.st, c.now)) {
+		tp_log(&c, LOG_NOTICE, "refused: locked out for %llds more after repeated failures",
+		       (long long)(c.st->locked_until - c.now));
+		ret = PAM_MAXTRIES;
+		goto out;
+	}
+	ret = check_code(&c);
+out:
+	ctx_free(&c);
+	return ret;
+}
+
+EXPORT int pam_sm_setcred(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)pamh;
+	(void)flags;
+	(void)argc;
+	(void)argv;
+	return PAM_SUCCESS;
+}
+
+/* account: an enrolled user who is locked out is refused here too, so a
+   login that did not go through auth (ssh keys) honours the lockout. */
+EXPORT int pam_sm_acct_mgmt(pam_handle_t *pamh, int flags, int argc, const char **argv)
+{
+	(void)flags;
+	struct ctx c;
+	int ret = ctx_init(&c, pamh, argc, argv);
+	if (ret != PAM_SUCCESS)
+		goto out;
+	ret = load(&c, 0);
+	if (ret == 0) {
+		ret = PAM_IGNORE;
+		goto out;
+	}
+	if (ret != 1)
+		goto out;
+	if (c.args.redis && tp_redis_fetch(&c.redis, c.user, c.st, &c.err) < 0 &&
+	    c.args.on_redis_error == TP_REDIS_ERR_REFUSE) {
+		tp_log(&c, LOG_CRIT, "account: redis: %s; on_redis_error=refuse", mw_buf_str(&c.err));
+		ret = PAM_AUTHINFO_UNAVAIL;
+		goto out;
+	}
+	if (tp_locked(c.st, c.now)) {
+		tp_log(&c, LOG_NOTICE, "account refused: locked out for %llds more",
+		       (long long)(c.st->locked_until - c.now));
+		ret = PAM_PERM_DENIED;
+		goto out;
+	}
+	ret = PAM_SUCCESS;
+out:
+	ctx_free(&c);
+	return ret;
+}

@@ -1,0 +1,221 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "verify.h"
+
+const char *tp_outcome_name(enum tp_outcome o)
+{
+	switch (o) {
+	case TP_ACCEPT_CODE:
+		return "code accepted";
+	case TP_ACCEPT_BACKUP:
+		return "backup code accepted";
+	case TP_REJECT_REPLAY:
+		return "code already used (replay)";
+	case TP_REJECT_SKEW:
+		return "code outside the time window";
+	case TP_REJECT_BAD:
+		return "wrong code";
+	case TP_REJECT_MALFORMED:
+		return "not a code";
+	case TP_ERROR:
+		break;
+	}
+	return "internal error";
+}
+
+int tp_effective_window(const struct tp_state *st, const struct tp_policy *pol)
+{
+	int w = st->window >= 0 ? st->window : pol->window;
+	if (w < 0)
+		w = 0;
+	if (w > TP_WINDOW_MAX)
+		w = TP_WINDOW_MAX;
+	return w;
+}
+
+int tp_locked(const struct tp_state *st, int64_t now)
+{
+	return st->locked_until > 0 && now < st->locked_until;
+}
+
+static int find(const struct tp_state *st, uint64_t from, uint64_t to, const char *otp, size_t n, uint64_t *step_r)
+{
+	if (from > to)
+		return 0;
+	return tp_totp_find(st->alg, st->secret, st->secret_len, st->digits, from, to, otp, n, step_r);
+}
+
+static void match_code(const struct tp_state *st, const struct tp_policy *pol, int64_t now, const char *otp,
+		       size_t n, struct tp_result *r)
+{
+	uint64_t cur = tp_time_step(now, st->step);
+	uint64_t w = (uint64_t)tp_effective_window(st, pol);
+	uint64_t lo = cur >= w ? cur - w : 0, hi = cur + w;
+	uint64_t step;
+	int f;
+
+	/* only steps newer than the last one accepted can be accepted
+	   (last_step 0: none yet; step 0 is 1970's first 30 s) */
+	uint64_t newer = st->last_step > 0 && st->last_step + 1 > lo ? st->last_step + 1 : lo;
+	if ((f = find(st, newer, hi, otp, n, &step)) != 0) {
+		r->outcome = f > 0 ? TP_ACCEPT_CODE : TP_ERROR;
+		r->step = step;
+		return;
+	}
+	if (st->last_step > 0 && (f = find(st, lo, st->last_step < hi ? st->last_step : hi, otp, n, &step)) != 0) {
+		r->outcome = f > 0 ? TP_REJECT_REPLAY : TP_ERROR;
+		r->step = step;
+		return;
+	}
+	uint64_t s = pol->skew_steps > 0 ? (uint64_t)pol->skew_steps : 0;
+	if (s > 0) {
+		/* a clock behind (the usual case), then ahead */
+		f = lo > 0 ? find(st, lo > s ? lo - s : 0, lo - 1, otp, n, &step) : 0;
+		if (f == 0)
+			f = find(st, hi + 1, hi + s, otp, n, &step);
+		if (f > 0) {
+			r->outcome = TP_REJECT_SKEW;
+			r->step = step;
+			r->skew_steps = (int64_t)step - (int64_t)cur;
+			return;
+		}
+		if (f < 0) {
+			r->outcome = TP_ERROR;
+			return;
+		}
+	}
+	r->outcome = TP_REJECT_BAD;
+}
+
+static void match_backup(const struct tp_state *st, const char *norm, size_t n, struct tp_result *r)
+{
+	struct tp_hash_cache cache;
+	memset(&cache, 0, sizeof(cache));
+	int found = -1, err = 0;
+	for (int i = 0; i < st->nbackup; i++) {
+		int v = tp_hash_verify(norm, n, &st->backup[i], &cache);
+		if (v < 0)
+			err = 1;
+		else if (v > 0 && found < 0)
+			found = i;
+	}
+	tp_hash_cache_wipe(&cache);
+	if (found >= 0) {
+		r->outcome = TP_ACCEPT_BACKUP;
+		r->backup_index = found;
+	} else {
+		r->outcome = err ? TP_ERROR : TP_REJECT_BAD;
+	}
+}
+
+void tp_match(const struct tp_state *st, const struct tp_policy *pol, int64_t now, const char *otp, size_t n,
+	      struct tp_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->backup_index = -1;
+	r->outcome = TP_REJECT_MALFORMED;
+	if (tp_code_syntax_ok(otp, n, st->digits)) {
+		match_code(st, pol, now, otp, n, r);
+		if (r->outcome != TP_REJECT_BAD)
+			return;
+	}
+	char norm[TP_BACKUP_LEN + 1];
+	int len = tp_backup_code_normalise(otp, n, norm, sizeof(norm));
+	if (len > 0) {
+		struct tp_result b = *r;
+		match_backup(st, norm, (size_t)len, &b);
+		tp_wipe(norm, sizeof(norm));
+		/* a wrong backup code after a skew/replay finding keeps that finding */
+		if (b.outcome != TP_REJECT_BAD || r->outcome == TP_REJECT_MALFORMED)
+			*r = b;
+	}
+}
+
+void tp_commit_success(struct tp_state *st, const struct tp_result *r, int64_t now)
+{
+	if (r->outcome == TP_ACCEPT_CODE && r->step > st->last_step)
+		st->last_step = r->step;
+	else if (r->outcome == TP_ACCEPT_BACKUP)
+		tp_state_remove_backup(st, r->backup_index);
+	else
+		return;
+	st->failures = 0;
+	st->locked_until = 0;
+	st->last_login = now;
+}
+
+int tp_commit_failure(struct tp_state *st, const struct tp_policy *pol, int64_t now)
+{
+	if (st->locked_until > 0 && now >= st->locked_until) {
+		st->locked_until = 0; /* an expired lockout starts the count anew */
+		st->failures = 0;
+	}
+	if (st->failures < 1000000)
+		st->failures++;
+	if (pol->max_failures > 0 && st->failures >= pol->max_failures) {
+		st->locked_until = now + (int64_t)pol->lockout_s;
+		st->failures = 0;
+		return 1;
+	}
+	return 0;
+}
+
+int tp_match_app(const struct tp_state *st, const char *typed, size_t n, int *index_r)
+{
+	char norm[TP_APPPASS_LEN + 1];
+	int len = tp_app_password_normalise(typed, n, norm, sizeof(norm));
+	if (len < 0)
+		return 0;
+	struct tp_hash_cache cache;
+	memset(&cache, 0, sizeof(cache));
+	int found = -1, err = 0;
+	for (int i = 0; i < st->napp; i++) {
+		int v = tp_hash_verify(norm, (size_t)len, &st->app[i].hash, &cache);
+		if (v < 0)
+			err = 1;
+		else if (v > 0 && found < 0)
+			found = i;
+	}
+	tp_hash_cache_wipe(&cache);
+	tp_wipe(norm, sizeof(norm));
+	if (found >= 0) {
+		*index_r = found;
+		return 1;
+	}
+	return err ? -1 : 0;
+}
+
+void tp_commit_app(struct tp_state *st, int index, int64_t now)
+{
+	if (index < 0 || index >= st->napp)
+		return;
+	st->app[index].last_used = now;
+	st->last_login = now;
+}
+
+static int all_digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
+
+int tp_split_forward(const char *typed, size_t n, int digits, struct tp_split out[4])
+{
+	int k = 0;
+	char tmp[TP_BACKUP_LEN + 1];
+	if (digits >= 6 && digits <= 8 && n >= (size_t)digits && all_digits(typed + n - digits, (size_t)digits))
+		out[k++] = (struct tp_split){ n - (size_t)digits, n - (size_t)digits, (size_t)digits };
+	if (n >= TP_BACKUP_LEN + 1 && typed[n - 6] == '-' &&
+	    tp_backup_code_normalise(typed + n - 11, 11, tmp, sizeof(tmp)) == TP_BACKUP_LEN)
+		out[k++] = (struct tp_split){ n - 11, n - 11, 11 };
+	if (n >= TP_BACKUP_LEN && tp_backup_code_normalise(typed + n - 10, 10, tmp, sizeof(tmp)) == TP_BACKUP_LEN)
+		out[k++] = (struct tp_split){ n - 10, n - 10, 10 };
+	if (digits != TP_GA_SCRATCH_LEN && n >= TP_GA_SCRATCH_LEN && all_digits(typed + n - 8, 8))
+		out[k++] = (struct tp_split){ n - 8, n - 8, 8 };
+	tp_wipe(tmp, sizeof(tmp));
+	return k;
+}
