@@ -158,6 +158,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(TOP, "_build", "demo"))
     args = ap.parse_args()
     demo = Demo(args.build)
+    os.environ["MW_TOP_BUILDDIR"] = os.path.abspath(args.build)  # for the test helpers plugins use
     plugins = [p for p in load_plugins() if getattr(p, "available", lambda d: True)(demo)]
     names = [getattr(p, "NAME", p.__name__) for p in plugins]
     print("mailward demo: components attached: %s" % (", ".join(names) or "none yet"))

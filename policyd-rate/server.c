@@ -552,7 +552,20 @@ int pr_server_run(struct pr_conf *conf, const char *conf_path)
 {
 	struct mw_buf err = MW_BUF_INIT;
 	evthread_use_pthreads(); /* Sentinel discovery reports from a thread */
-	srv.base = event_base_new();
+	/* The changelist folds the write-interest on/off of each reply (ours
+	   and hiredis's) into at most one epoll_ctl per loop iteration. */
+	struct event_config *ec = event_config_new();
+	if (ec != NULL)
+		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	srv.base = ec != NULL ? event_base_new_with_config(ec) : NULL;
+	if (ec != NULL)
+		event_config_free(ec);
+	if (srv.base == NULL)
+		srv.base = event_base_new();
+	if (srv.base == NULL) {
+		mw_msg_error("cannot create the event loop");
+		return -1;
+	}
 	srv.conf = conf;
 	srv.conf_path = conf_path;
 	if (conf->s.store == PR_STORE_REDIS) {

@@ -382,6 +382,38 @@ void pr_store_free(struct pr_store *s)
 
 /* ------------------------------------------------------------ running checks */
 
+/* argv for EVALSHA: sha, 1, key, cost, commit, period_us, limit... */
+struct argv_buf {
+	const char *argv[8 + 2 * PR_MAX_WINDOWS];
+	char num[2 + 2 * PR_MAX_WINDOWS][32];
+	struct mw_buf key;
+};
+
+static int build_argv(struct pr_store *s, const char *sha, const struct pr_check *c, int refund,
+		      struct argv_buf *a)
+{
+	int n = 0, k = 0;
+	mw_buf_init(&a->key, 1024);
+	mw_buf_printf(&a->key, "%s{%s}", s->prefix, c->key);
+	a->argv[n++] = "EVALSHA";
+	a->argv[n++] = sha;
+	a->argv[n++] = "1";
+	a->argv[n++] = mw_buf_str(&a->key);
+	snprintf(a->num[k], sizeof(a->num[k]), "%llu", c->cost);
+	a->argv[n++] = a->num[k++];
+	if (!refund) {
+		snprintf(a->num[k], sizeof(a->num[k]), "%d", c->commit);
+		a->argv[n++] = a->num[k++];
+	}
+	for (int w = 0; w < c->nwindows; w++) {
+		snprintf(a->num[k], sizeof(a->num[k]), "%llu", c->windows[w].period_ms * 1000ULL);
+		a->argv[n++] = a->num[k++];
+		snprintf(a->num[k], sizeof(a->num[k]), "%llu", c->windows[w].limit);
+		a->argv[n++] = a->num[k++];
+	}
+	return n;
+}
+
 struct batch {
 	struct pr_store *s;
 	pr_store_cb *cb;
@@ -393,6 +425,7 @@ struct batch {
 	struct event *timer;
 	struct conn *conn;
 	struct pr_gcra_result results[PR_MAX_CHECKS];
+	struct pr_check checks[];  /* n of them: kept to retry after NOSCRIPT */
 };
 
 static void batch_finish(struct batch *b)
@@ -429,15 +462,43 @@ struct reply_slot {
 	int i;
 };
 
+static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv);
+
+/* The script cache was emptied under us (SCRIPT FLUSH, a restart we did not
+   see as a disconnect): EVAL sends the script itself, and caches it again
+   for the EVALSHAs that follow. */
+static int resend_with_eval(redisAsyncContext *ac, struct batch *b, int i)
+{
+	struct argv_buf a;
+	int argc = build_argv(b->s, b->s->gcra_sha, &b->checks[i], 0, &a);
+	a.argv[0] = "EVAL";
+	a.argv[1] = GCRA_LUA;
+	struct reply_slot *slot = mw_xmalloc(sizeof(*slot));
+	slot->b = b;
+	slot->i = i;
+	int rc = redisAsyncCommandArgv(ac, on_gcra_reply, slot, argc, a.argv, NULL);
+	mw_buf_free(&a.key);
+	if (rc != REDIS_OK) {
+		free(slot);
+		return -1;
+	}
+	b->pending++;
+	const char *load[] = { "SCRIPT", "LOAD", REFUND_LUA };
+	redisAsyncCommandArgv(ac, on_ignore, NULL, 3, load, NULL);
+	return 0;
+}
+
 static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-	(void)ac;
 	struct reply_slot *slot = priv;
 	struct batch *b = slot->b;
 	redisReply *r = reply;
 	int i = slot->i;
 	free(slot);
 	b->pending--;
+	if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !b->done &&
+	    ac != NULL && b->conn->ac == ac && resend_with_eval(ac, b, i) == 0)
+		return;
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
 		if (r != NULL && r->type == REDIS_REPLY_ERROR)
 			mw_msg_error("Redis: %s", r->str);
@@ -465,38 +526,6 @@ static struct conn *pick_conn(struct pr_store *s)
 	return NULL;
 }
 
-/* argv for EVALSHA: sha, 1, key, cost, commit, period_us, limit... */
-struct argv_buf {
-	const char *argv[8 + 2 * PR_MAX_WINDOWS];
-	char num[2 + 2 * PR_MAX_WINDOWS][32];
-	struct mw_buf key;
-};
-
-static int build_argv(struct pr_store *s, const char *sha, const struct pr_check *c, int refund,
-		      struct argv_buf *a)
-{
-	int n = 0, k = 0;
-	mw_buf_init(&a->key, 1024);
-	mw_buf_printf(&a->key, "%s{%s}", s->prefix, c->key);
-	a->argv[n++] = "EVALSHA";
-	a->argv[n++] = sha;
-	a->argv[n++] = "1";
-	a->argv[n++] = mw_buf_str(&a->key);
-	snprintf(a->num[k], sizeof(a->num[k]), "%llu", c->cost);
-	a->argv[n++] = a->num[k++];
-	if (!refund) {
-		snprintf(a->num[k], sizeof(a->num[k]), "%d", c->commit);
-		a->argv[n++] = a->num[k++];
-	}
-	for (int w = 0; w < c->nwindows; w++) {
-		snprintf(a->num[k], sizeof(a->num[k]), "%llu", c->windows[w].period_ms * 1000ULL);
-		a->argv[n++] = a->num[k++];
-		snprintf(a->num[k], sizeof(a->num[k]), "%llu", c->windows[w].limit);
-		a->argv[n++] = a->num[k++];
-	}
-	return n;
-}
-
 void pr_store_run(struct pr_store *s, const struct pr_check *checks, int n, pr_store_cb *cb, void *ctx)
 {
 	struct pr_gcra_result results[PR_MAX_CHECKS];
@@ -518,7 +547,8 @@ void pr_store_run(struct pr_store *s, const struct pr_check *checks, int n, pr_s
 		cb(ctx, PR_STORE_UNAVAILABLE, NULL, 0);
 		return;
 	}
-	struct batch *b = mw_xcalloc(1, sizeof(*b));
+	struct batch *b = mw_xcalloc(1, sizeof(*b) + (size_t)n * sizeof(b->checks[0]));
+	memcpy(b->checks, checks, (size_t)n * sizeof(b->checks[0]));
 	b->s = s;
 	b->cb = cb;
 	b->ctx = ctx;
@@ -543,6 +573,11 @@ void pr_store_run(struct pr_store *s, const struct pr_check *checks, int n, pr_s
 	}
 	if (b->pending == 0)
 		batch_finish(b);
+	else
+		/* Send now rather than on the next write event: one loop round
+		   less per request (+35% with 8 lock-step clients). Requests that
+		   arrive while Redis's socket is full still queue and go together. */
+		redisAsyncHandleWrite(c->ac);
 }
 
 void pr_store_refund(struct pr_store *s, const struct pr_check *check)

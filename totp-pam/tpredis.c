@@ -1,48 +1,263 @@
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
+#include "redis.h"
+#include "strnum.h"
 #include "tpredis.h"
+
+/* A step is taken once, by whichever server gets here first. */
+static const char SUCCESS_LUA[] =
+	"local kind, v, now = ARGV[1], ARGV[2], ARGV[3]\n"
+	"if kind == 'step' then\n"
+	"  local cur = tonumber(redis.call('HGET', KEYS[1], 'last_step') or '0')\n"
+	"  if tonumber(v) <= cur then return 1 end\n"
+	"  redis.call('HSET', KEYS[1], 'last_step', v)\n"
+	"else\n"
+	"  if redis.call('HSETNX', KEYS[1], 'used:' .. v, now) == 0 then return 1 end\n"
+	"end\n"
+	"redis.call('HSET', KEYS[1], 'failures', 0, 'locked_until', 0, 'last_login', now)\n"
+	"return 0\n";
+
+/* The same arithmetic as tp_commit_failure() (verify.c). */
+static const char FAILURE_LUA[] =
+	"local now, maxf, lock = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+	"local lu = tonumber(redis.call('HGET', KEYS[1], 'locked_until') or '0')\n"
+	"local f = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')\n"
+	"if lu > 0 and now >= lu then lu = 0; f = 0 end\n"
+	"if f < 1000000 then f = f + 1 end\n"
+	"local locked = 0\n"
+	"if maxf > 0 and f >= maxf then lu = now + lock; f = 0; locked = 1 end\n"
+	"redis.call('HSET', KEYS[1], 'failures', f, 'locked_until', lu)\n"
+	"return locked\n";
+
+/* The password file: root's, not readable by others (it is a secret). */
+static int read_password(const char *path, char *out, size_t size, struct mw_buf *err)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		mw_buf_setf(err, "redis_password_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_uid != 0 || (sb.st_mode & 077) != 0) {
+		close(fd);
+		mw_buf_setf(err, "redis_password_file %s: must be a regular file of root's, mode 0600 or 0400", path);
+		return -1;
+	}
+	ssize_t n = read(fd, out, size - 1);
+	close(fd);
+	if (n < 0) {
+		mw_buf_setf(err, "redis_password_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		n--;
+	out[n] = '\0';
+	if (memchr(out, '\n', (size_t)n) != NULL || (size_t)n == size - 1) {
+		mw_buf_setf(err, "redis_password_file %s: one line, shorter than %zu bytes", path, size - 1);
+		return -1;
+	}
+	return 0;
+}
 
 int tp_redis_init(struct tp_redis *r, const struct tp_args *args, struct mw_buf *err)
 {
 	memset(r, 0, sizeof(*r));
 	r->args = args;
-	(void)err;
+	if (args->redis_password_file != NULL &&
+	    read_password(args->redis_password_file, r->password, sizeof(r->password), err) < 0)
+		return -1;
 	return 0;
 }
 
 void tp_redis_free(struct tp_redis *r)
 {
+	if (r->ctx != NULL)
+		redisFree(r->ctx);
+	explicit_bzero(r->password, sizeof(r->password));
 	memset(r, 0, sizeof(*r));
+}
+
+static int connected(struct tp_redis *r, struct mw_buf *err)
+{
+	if (r->ctx != NULL)
+		return 0;
+	struct mw_redis_conf conf = r->args->redis_conf;
+	if (r->password[0] != '\0')
+		conf.password = r->password;
+	r->ctx = mw_redis_connect(&conf, err);
+	return r->ctx != NULL ? 0 : -1;
+}
+
+/* PREFIX{USER}: one hash per user, one slot (Redis Cluster). */
+static void user_key(const struct tp_redis *r, const char *user, struct mw_buf *key)
+{
+	mw_buf_printf(key, "%s{%s}", r->args->redis_prefix, user);
+}
+
+/* Runs argv; the reply, or NULL with err (and the connection dropped: the
+   next call reconnects). */
+static redisReply *run(struct tp_redis *r, int argc, const char **argv, struct mw_buf *err)
+{
+	if (connected(r, err) < 0)
+		return NULL;
+	redisReply *rep = redisCommandArgv(r->ctx, argc, argv, NULL);
+	if (rep == NULL) {
+		mw_buf_setf(err, "%s: %s", argv[0], r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+		redisFree(r->ctx);
+		r->ctx = NULL;
+		return NULL;
+	}
+	if (rep->type == REDIS_REPLY_ERROR) {
+		mw_buf_setf(err, "%s: %s", argv[0], rep->str);
+		freeReplyObject(rep);
+		return NULL;
+	}
+	return rep;
+}
+
+/* The first 8 bytes of a backup code's hash, hex: its name in Redis
+   (not the code, and no help in guessing it). */
+static void backup_id(const struct tp_hash *h, char out[17])
+{
+	for (size_t i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", i < h->dklen ? h->dk[i] : 0);
+}
+
+static long long field_int(const redisReply *v)
+{
+	unsigned long long x = 0;
+	if (v->type != REDIS_REPLY_STRING || mw_parse_uint(v->str, (unsigned long long)INT64_MAX, &x) < 0)
+		return -1;
+	return (long long)x;
 }
 
 int tp_redis_fetch(struct tp_redis *r, const char *user, struct tp_state *st, struct mw_buf *err)
 {
-	(void)r; (void)user; (void)st;
-	mw_buf_setf(err, "not implemented yet");
-	return -1;
+	struct mw_buf key = MW_BUF_INIT;
+	user_key(r, user, &key);
+	const char *argv[] = { "HGETALL", mw_buf_str(&key) };
+	redisReply *rep = run(r, 2, argv, err);
+	mw_buf_free(&key);
+	if (rep == NULL)
+		return -1;
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0) {
+		freeReplyObject(rep);
+		mw_buf_setf(err, "HGETALL: unexpected reply");
+		return -1;
+	}
+	/* Redis's word on what changes at login; the file's on the rest */
+	st->failures = 0;
+	st->locked_until = 0;
+	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+		const redisReply *f = rep->element[i], *v = rep->element[i + 1];
+		if (f->type != REDIS_REPLY_STRING)
+			continue;
+		long long x = field_int(v);
+		if (strcmp(f->str, "last_step") == 0 && x >= 0) {
+			if ((uint64_t)x > st->last_step)
+				st->last_step = (uint64_t)x;
+		} else if (strcmp(f->str, "failures") == 0 && x >= 0) {
+			st->failures = x > 1000000 ? 1000000 : (unsigned)x;
+		} else if (strcmp(f->str, "locked_until") == 0 && x >= 0) {
+			st->locked_until = x;
+		} else if (strcmp(f->str, "last_login") == 0 && x > st->last_login) {
+			st->last_login = x;
+		} else if (strncmp(f->str, "used:", 5) == 0) {
+			for (int b = 0; b < st->nbackup; b++) {
+				char id[17];
+				backup_id(&st->backup[b], id);
+				if (strcmp(id, f->str + 5) == 0) {
+					tp_state_remove_backup(st, b);
+					break;
+				}
+			}
+		} else if (strncmp(f->str, "app:", 4) == 0 && x >= 0) {
+			int a = tp_state_find_app(st, f->str + 4);
+			if (a >= 0 && x > st->app[a].last_used)
+				st->app[a].last_used = x;
+		}
+	}
+	freeReplyObject(rep);
+	return 0;
 }
 
 int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state *st,
 		     const struct tp_result *res, int64_t now, struct mw_buf *err)
 {
-	(void)r; (void)user; (void)st; (void)res; (void)now;
-	mw_buf_setf(err, "not implemented yet");
-	return -1;
+	char value[32], when[32];
+	const char *kind;
+	if (res->outcome == TP_ACCEPT_CODE) {
+		kind = "step";
+		snprintf(value, sizeof(value), "%" PRIu64, res->step);
+	} else if (res->outcome == TP_ACCEPT_BACKUP && res->backup_index >= 0 && res->backup_index < st->nbackup) {
+		kind = "backup";
+		backup_id(&st->backup[res->backup_index], value);
+	} else {
+		mw_buf_setf(err, "nothing to record");
+		return -1;
+	}
+	snprintf(when, sizeof(when), "%" PRId64, now);
+	struct mw_buf key = MW_BUF_INIT;
+	user_key(r, user, &key);
+	const char *argv[] = { "EVAL", SUCCESS_LUA, "1", mw_buf_str(&key), kind, value, when };
+	redisReply *rep = run(r, 7, argv, err);
+	mw_buf_free(&key);
+	if (rep == NULL)
+		return -1;
+	int rc = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+	if (rc < 0)
+		mw_buf_setf(err, "EVAL: unexpected reply");
+	freeReplyObject(rep);
+	return rc;
 }
 
 int tp_redis_failure(struct tp_redis *r, const char *user, const struct tp_policy *pol, int64_t now,
 		     int *locked_now, struct mw_buf *err)
 {
-	(void)r; (void)user; (void)pol; (void)now; (void)locked_now;
-	mw_buf_setf(err, "not implemented yet");
-	return -1;
+	char when[32], maxf[16], lock[16];
+	snprintf(when, sizeof(when), "%" PRId64, now);
+	snprintf(maxf, sizeof(maxf), "%u", pol->max_failures);
+	snprintf(lock, sizeof(lock), "%u", pol->lockout_s);
+	struct mw_buf key = MW_BUF_INIT;
+	user_key(r, user, &key);
+	const char *argv[] = { "EVAL", FAILURE_LUA, "1", mw_buf_str(&key), when, maxf, lock };
+	redisReply *rep = run(r, 7, argv, err);
+	mw_buf_free(&key);
+	if (rep == NULL)
+		return -1;
+	int ok = rep->type == REDIS_REPLY_INTEGER;
+	*locked_now = ok && rep->integer == 1;
+	freeReplyObject(rep);
+	if (!ok) {
+		mw_buf_setf(err, "EVAL: unexpected reply");
+		return -1;
+	}
+	return 0;
 }
 
 int tp_redis_app_used(struct tp_redis *r, const char *user, const char *name, int64_t now, struct mw_buf *err)
 {
-	(void)r; (void)user; (void)name; (void)now;
-	mw_buf_setf(err, "not implemented yet");
-	return -1;
+	char when[32];
+	snprintf(when, sizeof(when), "%" PRId64, now);
+	struct mw_buf key = MW_BUF_INIT, field = MW_BUF_INIT;
+	user_key(r, user, &key);
+	mw_buf_printf(&field, "app:%s", name);
+	const char *argv[] = { "HSET", mw_buf_str(&key), mw_buf_str(&field), when, "last_login", when };
+	redisReply *rep = run(r, 6, argv, err);
+	mw_buf_free(&key);
+	mw_buf_free(&field);
+	if (rep == NULL)
+		return -1;
+	freeReplyObject(rep);
+	return 0;
 }

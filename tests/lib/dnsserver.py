@@ -27,6 +27,9 @@ Zone files, by extension:
         slow.example  TIMEOUT
         bad.example   SERVFAIL
         _25._tcp.mx.example.org TLSA 3 1 1 0123abcd
+        example.org   DNSKEY \# 68 0101030d...   # RFC 3597 generic data (dnssec-zone)
+
+An RRSIG is served with the answer whose type it covers.
 
 Names are case-insensitive; a name not listed is NXDOMAIN; a label longer
 than 63 bytes is answered FORMERR. Every answer is authoritative. TXT
@@ -44,7 +47,7 @@ import sys
 import threading
 
 import yaml
-from dnslib import (AAAA, CNAME, EDNS0, MX, PTR, QTYPE, RCODE, RR, SOA, TLSA, TXT, A,
+from dnslib import (AAAA, CNAME, EDNS0, MX, PTR, QTYPE, RCODE, RD, RR, SOA, TLSA, TXT, A,
                     DNSRecord)
 
 SPECIAL = ("TIMEOUT", "SERVFAIL", "REFUSED")
@@ -147,6 +150,11 @@ def load_text_zone(text, zone):
         n = zone.setdefault(dname, Name())
         if rtype in SPECIAL:
             n.special = rtype
+        elif args and args[0] in ("\\#", "#"):  # RFC 3597: NAME TYPE \# LEN HEX (DNSKEY, RRSIG, ...)
+            data = bytes.fromhex("".join(args[2:]))
+            if getattr(QTYPE, rtype, None) is None or len(data) != int(args[1]):
+                raise ValueError("line %d: bad generic record" % lineno)
+            n.records.append((rtype, RD(data)))
         elif rtype in ("TXT", "SPF"):
             n.records.append(("TXT", make_rdata("TXT", args)))
         elif rtype == "MX":
@@ -246,6 +254,11 @@ class Server:
             return r
         for rd in matches:
             r.add_answer(RR(target + ".", getattr(QTYPE, qtype), ttl=self.args.ttl, rdata=rd))
+        # DNSSEC: the signatures covering the answer (RRSIG's first field)
+        covered = struct.pack("!H", q.q.qtype)
+        for t, rd in name.records:
+            if matches and t == "RRSIG" and qtype != "RRSIG" and rd.data[:2] == covered:
+                r.add_answer(RR(target + ".", QTYPE.RRSIG, ttl=self.args.ttl, rdata=rd))
         if not matches:
             r.add_auth(self.soa(q.q.qname))
         self.note("%s %s %d answers" % (qname, qtype, len(matches)))
@@ -261,7 +274,8 @@ class Server:
             for ar in q.ar:
                 if ar.rtype == QTYPE.OPT:
                     limit = max(512, ar.rclass)
-                    r.add_ar(EDNS0(udp_len=1232))
+                    # echo the DO bit: a validating resolver wants to see it
+                    r.add_ar(EDNS0(udp_len=1232, flags="do" if ar.ttl & 0x8000 else ""))
         except Exception:
             pass
         out = r.pack()

@@ -21,6 +21,15 @@ t = Tap()
 RULE = "rule = per-user: key=sasl_username|sender limit=20/1h\n"
 
 
+def sha1_of_cached(r):
+    """The SHA-1 policyd-rate names its check script by (from its source)."""
+    import hashlib
+    src = open(os.path.join(sandbox.top_srcdir(), "policyd-rate", "store.c")).read()
+    body = re.sub(r"/\*.*?\*/", "", re.search(r"static const char GCRA_LUA\[\] =(.*?);\n", src, re.S).group(1), flags=re.S)
+    lua = "".join(bytes(x, "utf-8").decode("unicode_escape") for x in re.findall(r'"((?:[^"\\]|\\.)*)"', body))
+    return hashlib.sha1(lua.encode()).hexdigest()
+
+
 def conf(redis, extra=""):
     return "%sstore = redis\nredis_servers = 127.0.0.1:%d\nredis_timeout = 300ms\n%s" % (RULE, redis.port, extra)
 
@@ -55,7 +64,12 @@ def shared(t):
     t.eq(cb.ask(user="shared@example.org"), "DUNNO", "after reset on A, B lets the account send")
     # Redis flushed its scripts (or restarted): EVALSHA's NOSCRIPT is handled
     r.cli("SCRIPT", "FLUSH")
-    t.eq(cb.ask(user="noscript@example.org"), "DUNNO", "after SCRIPT FLUSH the script is loaded again")
+    mark = len(b.log())
+    t.eq(cb.ask(user="noscript@example.org"), "DUNNO", "after SCRIPT FLUSH: answered")
+    t.ok(r.cli("EXISTS", "mw:rate:{per-user:noscript@example.org}").strip() == "1"
+         and "not answering" not in b.log()[mark:],
+         "... and counted in Redis (EVAL sent the script again), no fallback", b.log()[mark:])
+    t.eq(r.cli("SCRIPT", "EXISTS", sha1_of_cached(r)).split(), ["1"], "... and the script is cached again")
     for d in (a, b):
         d.stop()
     r.stop()

@@ -213,7 +213,10 @@ class PamEnv:
         e = dict(os.environ)
         e["ASAN_OPTIONS"] = "allocator_release_to_os_interval_ms=-1"  # see env()
         if at is not None:
-            e.update(LD_PRELOAD=" ".join(self.preload + [FAKETIME]), FAKETIME=utc(at), FAKETIME_DONT_FAKE_MONOTONIC="1", TZ="UTC")
+            # a sanitized totp-admin wants ASan's runtime first
+            e.update(LD_PRELOAD=" ".join(self.preload + [FAKETIME]), FAKETIME=utc(at),
+                     FAKETIME_DONT_FAKE_MONOTONIC="1", TZ="UTC",
+                     ASAN_OPTIONS="allocator_release_to_os_interval_ms=-1")
         p = subprocess.run([admin_path(), "-d", self.state] + [str(a) for a in args], capture_output=True,
                            text=True, env=e, timeout=60)
         return p.returncode, p.stdout, p.stderr

@@ -315,6 +315,53 @@ static void test_threads_share_one_resolver(void **state)
 	}
 }
 
+/* DNSSEC through a zone signed by tests/lib/dnssec-zone, its key as the
+   trust anchor: signed answers are secure, a tampered one is bogus and a
+   temporary failure, names outside the anchored zone insecure. */
+static void test_dnssec(void **state)
+{
+	(void)state;
+	const char *anchor = getenv("MW_TEST_DNSSEC_ANCHOR");
+	assert_non_null(anchor); /* dns.sh always signs the zone */
+	struct mw_dns_conf c = { 0 };
+	struct mw_buf err = MW_BUF_INIT, b = MW_BUF_INIT;
+	c.resolver = getenv("MW_TEST_DNS");
+	c.timeout_ms = 2000;
+	c.budget_ms = 10000;
+	c.trust_anchor = (char *)anchor;
+	struct mw_dns *v = mw_dns_new(&c, &err);
+	if (v == NULL)
+		fail_msg("mw_dns_new: %s", mw_buf_str(&err));
+	struct mw_dns_result r;
+
+	assert_int_equal(mw_dns_lookup(v, "good.dnssec.example", MW_DNS_T_TXT, NULL, &r), MW_DNS_OK);
+	assert_int_equal(r.security, MW_DNS_SECURE);
+	assert_int_equal(mw_dns_result_txt(&r, 0, &b), 0);
+	assert_string_equal(mw_buf_str(&b), "signed");
+	mw_dns_result_free(&r);
+	/* again, from mailward's cache: still secure */
+	assert_int_equal(mw_dns_lookup(v, "good.dnssec.example", MW_DNS_T_TXT, NULL, &r), MW_DNS_OK);
+	assert_int_equal(r.security, MW_DNS_SECURE);
+	mw_dns_result_free(&r);
+
+	assert_int_equal(mw_dns_lookup(v, "bogus.dnssec.example", MW_DNS_T_TXT, NULL, &r), MW_DNS_SERVFAIL);
+	assert_int_equal(r.security, MW_DNS_BOGUS);
+	assert_true(r.error[0] != '\0');
+	mw_dns_result_free(&r);
+
+	assert_int_equal(mw_dns_lookup(v, "txt.test", MW_DNS_T_TXT, NULL, &r), MW_DNS_OK);
+	assert_int_equal(r.security, MW_DNS_INSECURE);
+	mw_dns_result_free(&r);
+
+	/* without the anchor the same signed answer is merely insecure */
+	assert_int_equal(mw_dns_lookup(dns, "good.dnssec.example", MW_DNS_T_TXT, NULL, &r), MW_DNS_OK);
+	assert_int_equal(r.security, MW_DNS_INSECURE);
+	mw_dns_result_free(&r);
+	mw_dns_free(v);
+	mw_buf_free(&err);
+	mw_buf_free(&b);
+}
+
 static void test_resolver_setting(void **state)
 {
 	(void)state;
@@ -360,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_threads_share_one_resolver),
 		cmocka_unit_test(test_resolver_setting),
+		cmocka_unit_test(test_dnssec),
 	};
 	return cmocka_run_group_tests_name("dns", tests, setup, teardown);
 }

@@ -45,9 +45,10 @@ class Dovecot:
     a self-signed certificate for CN=localhost, STARTTLS on the plain
     ports too), .auth_socket, .conf, .log(), .doveadm(), .stop().
     users: {name: password}, kept as {PLAIN} in a passwd-file that is both
-    passdb and userdb. extra: more configuration, appended verbatim."""
+    passdb and userdb. extra: more configuration, appended verbatim.
+    env: environment variables for all of Dovecot's processes."""
 
-    def __init__(self, users=None, passdb=None, ssl=False, extra="", start=True):
+    def __init__(self, users=None, passdb=None, ssl=False, extra="", start=True, env=None):
         if os.geteuid() != 0:
             raise RuntimeError("a private Dovecot needs root (it switches to nobody, dovenull, dovecot)")
         global _count
@@ -74,6 +75,9 @@ class Dovecot:
         self.passdb = passdb
         self.ssl = ssl
         self.extra = extra
+        # more environment for Dovecot's processes (e.g. pam_wrapper's);
+        # Dovecot passes on only what import_environment names
+        self.env = dict(env or {})
         self.proc = None
         sandbox.at_cleanup(self.stop)
         self._write()
@@ -149,7 +153,7 @@ service auth {{
     mode = 0666
   }}
 }}
-# no growing per-IP penalty after failed logins (2, 4, 8, 15 s): every
+{import_env}# no growing per-IP penalty after failed logins (2, 4, 8, 15 s): every
 # test client comes from 127.0.0.1
 service anvil {{
   unix_listener anvil-auth-penalty {{
@@ -160,7 +164,8 @@ service anvil {{
 """.format(base=self.base_dir, state=self.state_dir, n=self.n, log=self.logfile, ssl=ssl,
            uid=self.uid, gid=self.gid, passdb=passdb, userdb=userdb,
            imap=self.imap_port, imaps=self.imaps_port or 0,
-           pop3=self.pop3_port, pop3s=self.pop3s_port or 0, extra=self.extra)
+           pop3=self.pop3_port, pop3s=self.pop3s_port or 0, extra=self.extra,
+           import_env=("import_environment = TZ %s\n" % " ".join(sorted(self.env))) if self.env else "")
         with open(self.conf, "w") as f:
             f.write(text)
 
@@ -170,7 +175,8 @@ service anvil {{
         out = os.path.join(self.dir, "dovecot.out")
         # -F: master stays in the foreground, in its own session, so
         # stopping it (and every child) is one killpg
-        self.proc = sandbox.spawn(["dovecot", "-F", "-c", self.conf], log=out)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = sandbox.spawn(["dovecot", "-F", "-c", self.conf], log=out, env=env)
 
         def up():
             if self.proc.poll() is not None:

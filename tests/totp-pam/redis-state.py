@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""pam_totp.so with state=redis: two "servers" (two PAM configurations,
+each with its own copy of the enrollment file) share one real Redis. A code
+or backup code used on one is refused on the other, the lockout counts
+failures on both, parallel logins on both with one code let exactly one
+in; Redis killed, or stalled in the middle of a login, does what
+on_redis_error says, within redis_timeout."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tptest  # noqa: E402
+from tptest import SECRET, T0, PamEnv, code  # noqa: E402
+from mwtest.redis import Redis  # noqa: E402
+from mwtest.tap import Tap  # noqa: E402
+
+t = Tap()
+_n = [0]
+
+
+def setup(redis, extra=""):
+    _n[0] += 1
+    a, b = PamEnv("redis-a%d" % _n[0]), PamEnv("redis-b%d" % _n[0])
+    line = ("auth required {module} dir={state} state=redis redis_servers=127.0.0.1:%d "
+            "redis_timeout=300ms max_failures=3 lockout=600 %s" % (redis.port, extra))
+    for env in (a, b):
+        env.service("mail", line)
+    return a, b
+
+
+def share(a, b, user):
+    """The enrollment is copied to the other server (as a config tool would)."""
+    shutil.copy2(a.state_path(user), b.state_path(user))
+    os.chmod(b.state_path(user), 0o600)
+
+
+def replay_across_servers(t, redis):
+    a, b = setup(redis)
+    a.user("ann")
+    share(a, b, "ann")
+    c = code(SECRET, T0)
+    r = a.login("mail", "ann", [c], at=T0)
+    t.ok(r.ok, "server A accepts ann's code", r)
+    r = b.login("mail", "ann", [c], at=T0 + 1)
+    t.ok(not r.ok and "replay" in r.log, "server B refuses the same code (replay, shared in Redis)", r)
+    r = b.login("mail", "ann", [code(SECRET, T0 + 30)], at=T0 + 30)
+    t.ok(r.ok, "server B accepts the next step's code", r)
+    r = a.login("mail", "ann", [c], at=T0 + 31)
+    t.ok(not r.ok, "server A refuses the older code too", r)
+    h = redis.cli("HGET", "totp:{ann}", "last_step").strip()
+    t.eq(h, str((T0 + 30) // 30), "Redis holds the last step accepted, in one hash per user")
+
+
+def backup_across_servers(t, redis):
+    a, b = setup(redis)
+    rc, out, err = a.admin("enroll", "bea", "--backup-codes", "2", "--no-qr", at=T0)
+    key = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.strip().startswith("key:")][0]
+    codes = [ln.strip() for ln in out.splitlines() if len(ln.strip()) == 11 and ln.strip()[5:6] == "-"]
+    a.admin("confirm", "bea", code(key, T0), at=T0)
+    share(a, b, "bea")
+    r = a.login("mail", "bea", [codes[0]], at=T0 + 60)
+    t.ok(r.ok, "server A accepts a backup code", r)
+    r = b.login("mail", "bea", [codes[0]], at=T0 + 61)
+    t.ok(not r.ok, "server B refuses the same backup code (used, in Redis)", r)
+    r = b.login("mail", "bea", [codes[1]], at=T0 + 62)
+    t.ok(r.ok, "server B accepts the other one", r)
+    fields = redis.cli("HKEYS", "totp:{bea}").split()
+    t.ok(sum(1 for f in fields if f.startswith("used:")) == 2 and not any(c.replace("-", "") in " ".join(fields)
+                                                                          for c in codes),
+         "Redis records used backup codes by a hash prefix, never the code", fields)
+
+
+def lockout_across_servers(t, redis):
+    a, b = setup(redis)
+    a.user("cid")
+    share(a, b, "cid")
+    wrong = "%06d" % ((int(code(SECRET, T0)) + 1) % 1000000)
+    a.login("mail", "cid", [wrong], at=T0)
+    a.login("mail", "cid", [wrong], at=T0 + 1)
+    r = b.login("mail", "cid", [wrong], at=T0 + 2)
+    t.ok(not r.ok and "locked out" in r.log, "third failure (on the other server) locks cid out", r)
+    r = a.login("mail", "cid", [code(SECRET, T0 + 3)], at=T0 + 3)
+    t.ok(not r.ok and "locked" in r.log, "server A refuses even the right code while locked", r)
+    r = a.login("mail", "cid", [code(SECRET, T0 + 700)], at=T0 + 700)
+    t.ok(r.ok, "after the lockout the right code works", r)
+
+
+def parallel_one_code(t, redis):
+    a, b = setup(redis)
+    a.user("dov")
+    share(a, b, "dov")
+    c = code(SECRET, T0 + 90)
+    procs = []
+    for i in range(10):
+        env = a if i % 2 else b
+        p = subprocess.Popen(env.pamtester_argv("mail", "dov"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env.env(T0 + 90))
+        procs.append(p)
+    for p in procs:
+        p.stdin.write(c + "\n")
+        p.stdin.flush()
+    ok = sum(1 for p in procs if p.communicate(timeout=60) is not None and p.returncode == 0)
+    t.eq(ok, 1, "10 parallel logins with one code on two servers: exactly one gets in")
+
+
+def app_password(t, redis):
+    a, b = setup(redis, "app_passwords=mail")
+    a.user("eve")
+    rc, out, err = a.admin("app-password", "add", "eve", "phone", at=T0)
+    pw = out.strip().splitlines()[-1].strip()
+    share(a, b, "eve")
+    r = b.login("mail", "eve", [pw], at=T0 + 5)
+    t.ok(r.ok, "an app password on server B", r)
+    t.eq(redis.cli("HGET", "totp:{eve}", "app:phone").strip(), str(T0 + 5), "its last use is recorded in Redis")
+
+
+def redis_down(t):
+    redis = Redis()
+    a, _ = setup(redis, "on_redis_error=refuse")
+    a.user("fay")
+    a2, _ = setup(redis, "on_redis_error=accept_without_replay")
+    a2.user("fay")
+    redis.kill()
+    start = time.monotonic()
+    r = a.login("mail", "fay", [code(SECRET, T0)], at=T0)
+    t.ok(not r.ok and "redis" in r.log and "on_redis_error=refuse" in r.log,
+         "Redis down, on_redis_error=refuse: a valid code is refused, logged", r)
+    t.ok(time.monotonic() - start < 10, "... at once (connection refused)")
+    r = a2.login("mail", "fay", [code(SECRET, T0)], at=T0)
+    t.ok(r.ok and "WITHOUT replay protection" in r.log,
+         "Redis down, accept_without_replay: a valid code is accepted, loudly logged", r)
+    redis.start()
+
+
+def redis_stalls_mid_login(t):
+    """Redis stops answering while the module talks to it (SIGSTOP: the
+    connection is accepted by the kernel, no reply comes)."""
+    redis = Redis()
+    a, _ = setup(redis, "on_redis_error=refuse")
+    a.user("gus")
+    a2, _ = setup(redis, "on_redis_error=accept_without_replay")
+    a2.user("gus")
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        r = a.login("mail", "gus", [code(SECRET, T0)], at=T0)
+        took = time.monotonic() - start
+        t.ok(not r.ok and "redis" in r.log, "Redis stalled, refuse: refused", r)
+        t.ok(took < 10, "... bounded by redis_timeout, not hanging (%.1fs)" % took)
+        r = a2.login("mail", "gus", [code(SECRET, T0 + 30)], at=T0 + 30)
+        t.ok(r.ok and "WITHOUT replay protection" in r.log, "Redis stalled, accept_without_replay: accepted", r)
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    r = a.login("mail", "gus", [code(SECRET, T0 + 60)], at=T0 + 60)
+    t.ok(r.ok, "Redis answers again: logins are recorded in Redis again", r)
+    t.eq(redis.cli("HGET", "totp:{gus}", "last_step").strip(), str((T0 + 60) // 30), "... the step is in Redis")
+
+
+gone = tptest.missing_tools()
+if gone:
+    t.skip("totp-pam with Redis", "missing: " + ", ".join(gone))
+else:
+    shared = Redis()
+    for f in (replay_across_servers, backup_across_servers, lockout_across_servers, parallel_one_code,
+              app_password):
+        t.run(f, shared)
+    t.run(redis_down)
+    t.run(redis_stalls_mid_login)
+t.done()
