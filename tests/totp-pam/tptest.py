@@ -93,8 +93,24 @@ class Result:
         return "rc=%d out=%r logs=%r" % (self.rc, self.out.strip(), self.logs)
 
 
+_machine_lock = None
+
+
+def _one_pam_wrapper_user():
+    """pam_wrapper copies the PAM configuration to /tmp/pam.<one letter>
+    and removes it at exit: test scripts running at once (make -j check)
+    would take each other's. One script at a time on this machine holds
+    this lock, until it exits."""
+    global _machine_lock
+    if _machine_lock is None:
+        import fcntl
+        _machine_lock = open("/tmp/mailward-pam-wrapper.lock", "a")
+        fcntl.flock(_machine_lock, fcntl.LOCK_EX)
+
+
 class PamEnv:
     def __init__(self, name="pam"):
+        _one_pam_wrapper_user()
         self.dir = sandbox.mkdir(name)
         self.svc = sandbox.mkdir(name, "svc")
         self.state = sandbox.mkdir(name, "state", mode=0o700)
@@ -213,10 +229,7 @@ class PamEnv:
         e = dict(os.environ)
         e["ASAN_OPTIONS"] = "allocator_release_to_os_interval_ms=-1"  # see env()
         if at is not None:
-            # a sanitized totp-admin wants ASan's runtime first
-            e.update(LD_PRELOAD=" ".join(self.preload + [FAKETIME]), FAKETIME=utc(at),
-                     FAKETIME_DONT_FAKE_MONOTONIC="1", TZ="UTC",
-                     ASAN_OPTIONS="allocator_release_to_os_interval_ms=-1")
+            e.update(LD_PRELOAD=" ".join(self.preload + [FAKETIME]), FAKETIME=utc(at), FAKETIME_DONT_FAKE_MONOTONIC="1", TZ="UTC")
         p = subprocess.run([admin_path(), "-d", self.state] + [str(a) for a in args], capture_output=True,
                            text=True, env=e, timeout=60)
         return p.returncode, p.stdout, p.stderr
