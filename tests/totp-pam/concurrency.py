@@ -13,7 +13,13 @@ from mwtest.tap import Tap  # noqa: E402
 
 def parallel(env, service, user, answers, at):
     """Starts every login first, then answers them all at once."""
-    started = [env.spawn_login(service, user, at=at) for a in answers]
+    started = []
+    for a in answers:
+        started.append(env.spawn_login(service, user, at=at))
+        if b"code:" not in started[-1][1]:
+            # it never got to ask: something holds the user's lock
+            env.answer_all(started, answers)
+            return [(-1, "login %d never reached its prompt" % len(started))] * len(answers)
     return env.answer_all(started, answers)
 
 
@@ -48,6 +54,20 @@ def one_code(t, env):
          "9 replays and 15 parallel wrong codes: 24 failures counted, none lost")
 
 
+def prompt_holds_no_lock(t, env):
+    """A user sitting at the code prompt must not hold up the user's other
+    logins (nor let them go on unlocked after lock_timeout)."""
+    env.user("walt")
+    env.service("slow", "auth required {module} dir={state} lock_timeout=2s")
+    waiting = env.spawn_login("slow", "walt", at=T0)
+    t.ok(b"code:" in waiting[1], "login A waits at its prompt")
+    other = env.login("slow", "walt", [code(SECRET, T0)], at=T0)
+    t.ok(other.ok and "WITHOUT replay" not in other.log,
+         "login B, meanwhile, is checked and recorded at once", other)
+    (rc, out), = env.answer_all([waiting], [code(SECRET, T0)])
+    t.ok(rc != 0 and "replay" in out, "then A, answering with the code B used, is refused as a replay", out[-800:])
+
+
 def main():
     t = Tap()
     gone = missing_tools()
@@ -57,6 +77,7 @@ def main():
     env = PamEnv("conc")
     t.run(backup_codes, env)
     t.run(one_code, env)
+    t.run(prompt_holds_no_lock, env)
     t.done()
 
 

@@ -13,8 +13,10 @@ import base64
 import datetime
 import os
 import re
+import select
 import subprocess
 import sys
+import time
 
 TOP = os.environ.get("MW_TOP_SRCDIR") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(TOP, "tests", "lib"))
@@ -207,8 +209,14 @@ class PamEnv:
         p = subprocess.Popen(self.pamtester_argv(service, user), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=self.env(at), bufsize=0)
         seen = b""
+        deadline = time.monotonic() + 10
         while b"code:" not in seen and b"Password:" not in seen:
-            chunk = os.read(p.stderr.fileno(), 4096)  # misc_conv prompts on stderr
+            # misc_conv prompts on stderr; a login that never gets to its
+            # prompt (blocked on a lock) is the test's failure, not a hang
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([p.stderr], [], [], left)[0]:
+                break
+            chunk = os.read(p.stderr.fileno(), 4096)
             if not chunk:
                 break
             seen += chunk
