@@ -18,6 +18,16 @@
 static int pidfile_fd = -1;
 static char *pidfile_path;
 
+static int pidfile_write(pid_t pid)
+{
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%ld\n", (long)pid);
+	/* pwrite then truncate: a reader never sees an empty file */
+	if (pwrite(pidfile_fd, text, (size_t)n, 0) != n || ftruncate(pidfile_fd, n) < 0)
+		return -1;
+	return 0;
+}
+
 int mw_daemon_detach(struct mw_buf *err)
 {
 	pid_t pid = fork();
@@ -25,8 +35,16 @@ int mw_daemon_detach(struct mw_buf *err)
 		mw_buf_printf(err, "fork: %s", strerror(errno));
 		return -1;
 	}
-	if (pid > 0)
+	if (pid > 0) {
+		/* The pid file names the child before the parent returns: whoever
+		   started us (an init script, systemd Type=forking) reads it then. */
+		if (pidfile_fd >= 0 && pidfile_write(pid) < 0) {
+			dprintf(STDERR_FILENO, "%s: %s\n", pidfile_path, strerror(errno));
+			kill(pid, SIGTERM);
+			_exit(1);
+		}
 		_exit(0);
+	}
 	if (setsid() < 0) {
 		mw_buf_printf(err, "setsid: %s", strerror(errno));
 		return -1;
@@ -50,11 +68,9 @@ int mw_daemon_detach(struct mw_buf *err)
 
 int mw_pidfile_update(struct mw_buf *err)
 {
-	char text[32];
 	if (pidfile_fd < 0)
 		return 0;
-	int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
-	if (ftruncate(pidfile_fd, 0) < 0 || pwrite(pidfile_fd, text, (size_t)n, 0) != n) {
+	if (pidfile_write(getpid()) < 0) {
 		mw_buf_printf(err, "%s: %s", pidfile_path, strerror(errno));
 		return -1;
 	}

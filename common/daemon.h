@@ -50,12 +50,13 @@ struct mw_daemon_conf {
 #define MW_EXIT_CONFIG 2
 
 /* Fork into the background: new session, cwd /, stdio on /dev/null. The
-   parent exits 0 once the child runs. */
+   parent writes the child's pid to the open pid file, then exits 0. */
 int mw_daemon_detach(struct mw_buf *err);
 
 /* Creates and locks the pid file (fd kept open for the life of the
    process); a locked file means another instance runs: error. Writes the
-   current pid; call mw_pidfile_update() again after detaching. */
+   current pid; mw_daemon_detach() rewrites it with the child's, and
+   mw_pidfile_update() writes getpid() again. */
 int mw_pidfile_open(const char *path, struct mw_buf *err);
 int mw_pidfile_update(struct mw_buf *err);
 void mw_pidfile_remove(void);
