@@ -285,6 +285,11 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *layer, const char *domain, n
 			break;
 		}
 		case ns_t_ptr:
+			/* RFC 7208 4.6.4: names past the 10th are ignored. libspf2
+			   makes more than 10 a permerror, and the answer's order is
+			   the resolver's (rotated), so it would even vary. */
+			if (rr->num_rr >= 10)
+				break;
 			if (mw_dns_result_ptr(&r, i, &text) == 0) {
 				rr_add(rr, text.data, mw_buf_len(&text));
 				add_secondary(mw_buf_str(&text), 'p');

@@ -9,12 +9,15 @@ verdicts. Every difference must be one we expect, for a stated reason
 fails. The list of differences is printed as TAP diagnostics.
 
 OpenDKIM and OpenDMARC have no port setting for DNS: the DNS server runs on
-127.0.0.54:53, OpenDKIM is told "Nameservers 127.0.0.54", and OpenDMARC
-reads a resolv.conf through resolv_wrapper.
+port 53 of a loopback address of its own (127.53.x.y, one free at the time,
+so that two builds' test runs do not collide), OpenDKIM is told
+"Nameservers" that address, and OpenDMARC reads a resolv.conf through
+resolv_wrapper.
 """
 import email
 import os
 import pwd
+import random
 import shutil
 import sys
 import time
@@ -33,7 +36,7 @@ SHORT, SHORT_PUB = matest.rsa_key(768)
 ED, ED_PUB = matest.ed25519_key()
 GOOD = "127.0.0.2"
 BAD = "127.0.0.3"
-DNS_ADDR = "127.0.0.54"
+DNS_ADDR = None  # chosen by start_dns()
 
 ZONE = """
 good.example                    TXT "v=spf1 ip4:%(good)s -all"
@@ -108,6 +111,23 @@ def verdicts(msg, authserv):
     return out
 
 
+def start_dns():
+    """The DNS server on port 53 of a loopback address no one else uses."""
+    global DNS_ADDR
+    rnd = random.Random()
+    for _ in range(20):
+        addr = "127.53.%d.%d" % (rnd.randrange(256), rnd.randrange(1, 255))
+        try:
+            dns = DnsServer(ZONE, addr=addr, port=53)
+        except RuntimeError as e:
+            if "Address already in use" in str(e):
+                continue
+            raise
+        DNS_ADDR = addr
+        return dns
+    raise RuntimeError("no free loopback address for the DNS server on port 53")
+
+
 def start_peers(pf, run):
     """OpenDKIM and OpenDMARC as milters on unix sockets."""
     dkim_conf = os.path.join(run, "opendkim.conf")
@@ -139,7 +159,7 @@ def main(t):
         if shutil.which(tool) is None:
             t.skip("side by side", "%s is not installed (tools/install-deps --tests)" % tool)
             return
-    dns = DnsServer(ZONE, addr=DNS_ADDR, port=53)
+    dns = start_dns()
     run = sandbox.mkdir("peers", mode=0o777)
     pf = Postfix(main={"relay_domains": "example.org"}, mynetworks="127.0.0.1/32")
     sockdir = os.path.join(pf.queue_dir, "mailward")
