@@ -159,9 +159,7 @@ static redisContext *connect_addr(const struct mw_redis_addr *a, unsigned long l
 	return c;
 }
 
-/* Runs a command given as argv; the reply, or NULL with err. An error
-   reply is turned into NULL too. */
-static redisReply *command(redisContext *c, int argc, const char **argv, struct mw_buf *err)
+redisReply *mw_redis_command(redisContext *c, int argc, const char **argv, struct mw_buf *err)
 {
 	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
 	if (r == NULL) {
@@ -192,7 +190,7 @@ int mw_redis_discover_master(const struct mw_redis_conf *conf, struct mw_redis_a
 			continue;
 		}
 		const char *argv[] = { "SENTINEL", "get-master-addr-by-name", s->master_name };
-		redisReply *r = command(c, 3, argv, &why);
+		redisReply *r = mw_redis_command(c, 3, argv, &why);
 		redisFree(c);
 		if (r == NULL) {
 			mw_buf_puts(&why, "; ");
@@ -244,7 +242,7 @@ redisContext *mw_redis_connect(const struct mw_redis_conf *conf, struct mw_buf *
 		char db[24];
 		snprintf(db, sizeof(db), "%llu", conf->database);
 		const char *argv[] = { "SELECT", db };
-		if ((r = command(c, 2, argv, err)) == NULL)
+		if ((r = mw_redis_command(c, 2, argv, err)) == NULL)
 			goto fail;
 		freeReplyObject(r);
 		r = NULL;
@@ -252,7 +250,7 @@ redisContext *mw_redis_connect(const struct mw_redis_conf *conf, struct mw_buf *
 	if (conf->servers.sentinel) {
 		/* A Sentinel may name the old master for a moment after a failover. */
 		const char *argv[] = { "ROLE" };
-		if ((r = command(c, 1, argv, err)) == NULL)
+		if ((r = mw_redis_command(c, 1, argv, err)) == NULL)
 			goto fail;
 		if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 		    r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "master") != 0) {

@@ -60,6 +60,11 @@ void mw_redis_servers_format(const struct mw_redis_servers *s, struct mw_buf *ou
  */
 struct redisContext *mw_redis_connect(const struct mw_redis_conf *conf, struct mw_buf *err);
 
+/* Runs a command given as argv on a blocking connection: the reply (the
+   caller frees it), or NULL with the reason appended to err; an error
+   reply is turned into NULL too. */
+struct redisReply *mw_redis_command(struct redisContext *c, int argc, const char **argv, struct mw_buf *err);
+
 /* The master's address (without connecting to it); 0 or -1 with err. */
 int mw_redis_discover_master(const struct mw_redis_conf *conf, struct mw_redis_addr *master,
 			     struct mw_buf *err);

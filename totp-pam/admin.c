@@ -135,6 +135,23 @@ static int new_backup_codes(struct tp_state *st, int n, struct mw_buf *shown)
 	return mw_buf_failed(shown) ? -1 : 0;
 }
 
+/* new_backup_codes(), then the state saved. On failure it has said why
+   and wiped shown: nothing is printed that does not work. */
+static int save_new_backup_codes(struct tp_store *s, const char *user, struct tp_state *st, int n,
+				 struct mw_buf *shown)
+{
+	if (new_backup_codes(st, n, shown) < 0) {
+		mw_buf_wipe(shown);
+		fail(user, "could not make backup codes");
+		return -1;
+	}
+	if (save(s, user, st) < 0) {
+		mw_buf_wipe(shown);
+		return -1;
+	}
+	return 0;
+}
+
 static int parse_int_opt(const char *s, unsigned long long min, unsigned long long max, int *out)
 {
 	unsigned long long v;
@@ -229,15 +246,8 @@ static int cmd_enroll(int argc, char **argv)
 		goto out;
 	}
 	struct mw_buf codes = MW_BUF_INIT;
-	if (new_backup_codes(st, nbackup, &codes) < 0) {
-		mw_buf_wipe(&codes);
-		fail(user, "could not make backup codes");
+	if (save_new_backup_codes(&s, user, st, nbackup, &codes) < 0)
 		goto out;
-	}
-	if (save(&s, user, st) < 0) {
-		mw_buf_wipe(&codes);
-		goto out;
-	}
 	struct mw_buf uri = MW_BUF_INIT, pic = MW_BUF_INIT, key = MW_BUF_INIT;
 	tp_otpauth_uri(issuer, user, st, &uri);
 	tp_base32_encode(st->secret, st->secret_len, &key);
@@ -357,15 +367,8 @@ static int run_op(enum op op, const char *user, const char *arg, int force)
 			goto out;
 		}
 		struct mw_buf codes = MW_BUF_INIT;
-		if (new_backup_codes(st, n, &codes) < 0) {
-			mw_buf_wipe(&codes);
-			fail(user, "could not make backup codes");
+		if (save_new_backup_codes(&s, user, st, n, &codes) < 0)
 			goto out;
-		}
-		if (save(&s, user, st) < 0) {
-			mw_buf_wipe(&codes);
-			goto out;
-		}
 		printf("New backup codes for %s, each works once (the old ones no longer work):\n%s", user,
 		       mw_buf_str(&codes));
 		mw_buf_wipe(&codes);

@@ -132,7 +132,8 @@ static int load(struct ctx *c)
  * ctx_free, so read-verify-write is one step) and read the state again
  * under it; Redis: fetch the shared dynamic part. Never held while a
  * person types: one user at a prompt must not stall the others' logins.
- * 1 enrolled, 0 not (any more), or a PAM error.
+ * 1 to go on, or a PAM error (also when two-factor was turned off
+ * meanwhile).
  */
 static int relock(struct ctx *c)
 {
@@ -155,7 +156,12 @@ static int relock(struct ctx *c)
 		return 1;
 	}
 	c->can_record = 1;
-	return load(c);
+	int ret = load(c);
+	if (ret == 0) {
+		tp_log(c, LOG_NOTICE, "refused: two-factor was turned off during the login");
+		return PAM_AUTH_ERR;
+	}
+	return ret;
 }
 
 /* Writes what the decision changed in the state. 0 done, 1 lost a race
@@ -309,10 +315,6 @@ static int check_answer(struct ctx *c, char *resp)
 static int relock_enrolled(struct ctx *c)
 {
 	int ret = relock(c);
-	if (ret == 0) {
-		tp_log(c, LOG_NOTICE, "refused: two-factor was turned off during the login");
-		return PAM_AUTH_ERR;
-	}
 	if (ret != 1)
 		return ret;
 	if (tp_locked(c->st, c->now)) {
@@ -358,10 +360,6 @@ static int check_app_password(struct ctx *c)
 	if (pr != PAM_SUCCESS || typed == NULL)
 		return pr == PAM_SUCCESS ? PAM_AUTH_ERR : pr;
 	int ret = relock(c);
-	if (ret == 0) {
-		tp_log(c, LOG_NOTICE, "refused: two-factor was turned off during the login");
-		return PAM_AUTH_ERR;
-	}
 	if (ret != 1)
 		return ret;
 	int idx = -1;

@@ -110,17 +110,11 @@ static redisReply *run(struct tp_redis *r, int argc, const char **argv, struct m
 {
 	if (connected(r, err) < 0)
 		return NULL;
-	redisReply *rep = redisCommandArgv(r->ctx, argc, argv, NULL);
-	if (rep == NULL) {
-		mw_buf_setf(err, "%s: %s", argv[0], r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+	mw_buf_reset(err);
+	redisReply *rep = mw_redis_command(r->ctx, argc, argv, err);
+	if (rep == NULL && r->ctx->err) { /* the connection, not an error reply */
 		redisFree(r->ctx);
 		r->ctx = NULL;
-		return NULL;
-	}
-	if (rep->type == REDIS_REPLY_ERROR) {
-		mw_buf_setf(err, "%s: %s", argv[0], rep->str);
-		freeReplyObject(rep);
-		return NULL;
 	}
 	return rep;
 }

@@ -56,10 +56,8 @@ def attach(demo):
 
 
 def _log(demo):
-    try:
-        return open(demo.milter_auth_log).read()
-    except FileNotFoundError:
-        return ""
+    from mwtest import sandbox
+    return sandbox.read_text(demo.milter_auth_log)
 
 
 def _signed(demo, msg):

@@ -36,10 +36,8 @@ def attach(demo):
 
 
 def _log(demo):
-    try:
-        return open(demo.policyd_rate_log).read()
-    except FileNotFoundError:
-        return ""
+    from mwtest import sandbox
+    return sandbox.read_text(demo.policyd_rate_log)
 
 
 def _ctl(demo, *args):

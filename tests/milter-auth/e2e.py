@@ -53,10 +53,7 @@ class Milter:
             f.write(text)
 
     def text(self):
-        try:
-            return open(self.log).read()
-        except FileNotFoundError:
-            return ""
+        return sandbox.read_text(self.log)
 
     def stop(self):
         sandbox.stop(self.proc)

@@ -92,15 +92,6 @@ def run_suite(t, path, tag):
             total += 1
             want = case["result"] if isinstance(case["result"], list) else [case["result"]]
             got, expl, out = run_case(dns, case)
-            # A lookup the zone answers can still miss dns_timeout when the
-            # machine is loaded. temperror is the right verdict for slow DNS,
-            # not a wrong one: ask again, at most twice. A timeout the zone
-            # makes happens every time, so a real difference still fails.
-            retries = 0
-            while got == "temperror" and "temperror" not in want and "DNS timeout" in out and retries < 2:
-                retries += 1
-                t.diag("%s: DNS timeout on a loaded machine, asking again" % name)
-                got, expl, out = run_case(dns, case)
             ok = got in want
             if ok and "explanation" in case and got == "fail":
                 # "DEFAULT" means: the receiver's own explanation

@@ -122,11 +122,7 @@ class Daemon:
             f.write(text + conf)
 
     def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return sandbox.read_text(self.logfile)
 
     def start(self, expect_fail=False):
         mark = len(self.log())

@@ -67,18 +67,10 @@ class DnsServer:
 
     def queries(self):
         """The query log: one line per query the server saw."""
-        try:
-            with open(os.path.join(self.dir, "queries.log")) as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return sandbox.read_text(os.path.join(self.dir, "queries.log"))
 
     def server_log(self):
-        try:
-            with open(os.path.join(self.dir, "server.log")) as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return sandbox.read_text(os.path.join(self.dir, "server.log"))
 
     def stop(self):
         if self.proc:

@@ -194,11 +194,7 @@ service anvil {{
         return p.returncode, p.stdout + p.stderr
 
     def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return sandbox.read_text(self.logfile)
 
     def pids(self, sid=None):
         """Pids of this instance's processes: master's session (spawn()

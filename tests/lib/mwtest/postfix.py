@@ -419,11 +419,7 @@ class Postfix:
 
     # ------------------------------------------------------------ the log
     def log(self):
-        try:
-            with open(self.maillog, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return sandbox.read_text(self.maillog)
 
     def log_mark(self):
         """Where the log ends now: wait_log(..., since=mark) only looks

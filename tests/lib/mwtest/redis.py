@@ -72,11 +72,7 @@ class Redis:
         return p.stdout
 
     def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return sandbox.read_text(self.logfile)
 
     def kill(self):
         """SIGKILL, as a crash would: no goodbye to clients."""

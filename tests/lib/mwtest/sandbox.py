@@ -54,6 +54,16 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def read_text(path):
+    """A file's text ("" while it does not exist yet): a log a test is
+    watching, written by a process that may not have created it."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def spawn(argv, log=None, env=None, **kw):
     """Starts argv in its own process group; stopped at exit."""
     out = open(log, "ab") if log else subprocess.DEVNULL
