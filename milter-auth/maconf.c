@@ -27,6 +27,8 @@ static void release_trusted(void *target)
 
 static const char *const quarantine_actions[] = { "hold", "header", NULL };
 static const char *const malformed_actions[] = { "reject", "quarantine", "accept", NULL };
+/* in the order of enum ma_dmarc_standard */
+static const char *const dmarc_standards[] = { "rfc9989", "rfc7489", NULL };
 
 #define S(field) offsetof(struct ma_settings, field)
 const struct mw_conf_key ma_conf_schema[] = {
@@ -51,6 +53,9 @@ const struct mw_conf_key ma_conf_schema[] = {
 	  .def = "8", .min = 1, .max = 64, .help = "signatures verified per message" },
 	{ .name = "dmarc_enforce", .type = MW_CONF_BOOL, .offset = S(dmarc_enforce), .def = "yes",
 	  .help = "act on p=reject and p=quarantine (no: report only)" },
+	{ .name = "dmarc_standard", .type = MW_CONF_ENUM, .offset = S(dmarc_standard),
+	  .def = "rfc9989", .choices = dmarc_standards,
+	  .help = "rfc9989 (DNS tree walk, psd=, np=, t=) or rfc7489 (public suffix list, pct=), to compare" },
 	{ .name = "quarantine_action", .type = MW_CONF_ENUM, .offset = S(quarantine_action),
 	  .def = "hold", .choices = quarantine_actions,
 	  .help = "p=quarantine: hold (Postfix hold queue) or header (for Sieve to file into Junk)" },
@@ -66,7 +71,7 @@ const struct mw_conf_key ma_conf_schema[] = {
 	  .def = "yes", .help = "when DNS trouble leaves a DMARC policy undecided, 4xx (try later)" },
 	{ .name = "public_suffix_list", .type = MW_CONF_STRING, .offset = S(public_suffix_list),
 	  .def = "/usr/share/publicsuffix/public_suffix_list.dat",
-	  .help = "for organizational domains (Debian package publicsuffix)" },
+	  .help = "organizational domains with dmarc_standard = rfc7489 (Debian package publicsuffix)" },
 	{ .name = "max_headers", .type = MW_CONF_UINT, .offset = S(max_headers), .def = "1000",
 	  .min = 10, .max = 100000, .help = "headers read per message; more are not inspected" },
 	MW_DNS_CONF_KEYS(struct ma_settings, dns),

@@ -34,6 +34,7 @@ struct ma_settings {
 	unsigned long long dkim_min_key_bits;
 	unsigned long long dkim_max_signatures;
 	int dmarc_enforce;
+	int dmarc_standard;            /* enum ma_dmarc_standard */
 	int quarantine_action;         /* enum ma_quarantine_action */
 	char *quarantine_header;
 	char **dmarc_override_domains;

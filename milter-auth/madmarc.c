@@ -10,6 +10,7 @@
 #include <libpsl.h>
 #include <opendmarc/dmarc.h>
 
+#include "dmarc_walk.h"
 #include "madmarc.h"
 
 struct ma_dmarc {
@@ -102,6 +103,7 @@ int ma_dmarc_parse(const char *text, const char *domain, struct ma_dmarc_record 
 	rec->pct = pct < 0 ? 0 : pct > 100 ? 100 : pct;
 	rec->adkim = adkim == DMARC_RECORD_A_STRICT ? 's' : 'r';
 	rec->aspf = aspf == DMARC_RECORD_A_STRICT ? 's' : 'r';
+	rec->psd = 'u';
 	if (rec->p == MA_DMARC_P_UNSPECIFIED) {
 		snprintf(rec->problem, sizeof(rec->problem), "DMARC record at %s has no valid p=", domain);
 		return -1;
@@ -207,6 +209,9 @@ void ma_dmarc_evaluate(const struct ma_dmarc *d, const char *from_domain, enum m
 		       struct ma_dmarc_verdict *out)
 {
 	memset(out, 0, sizeof(*out));
+	out->standard = MA_DMARC_RFC7489;
+	out->policy_tag = "p";
+	out->author_exists = -1;
 	snprintf(out->from_domain, sizeof(out->from_domain), "%s", from_domain);
 	ma_dmarc_org_domain(d, from_domain, out->org_domain, sizeof(out->org_domain));
 	out->have_record = lookup == MA_DMARC_FOUND;
@@ -245,8 +250,10 @@ void ma_dmarc_evaluate(const struct ma_dmarc *d, const char *from_domain, enum m
 	/* sp applies to a subdomain whose own record is missing (the record
 	   came from the organizational domain). */
 	out->policy = rec->p;
-	if (strcasecmp(rec->domain, from_domain) != 0 && rec->sp != MA_DMARC_P_UNSPECIFIED)
+	if (strcasecmp(rec->domain, from_domain) != 0 && rec->sp != MA_DMARC_P_UNSPECIFIED) {
 		out->policy = rec->sp;
+		out->policy_tag = "sp";
+	}
 	out->disposition = MA_DMARC_P_NONE;
 
 	if (out->spf_aligned || out->dkim_aligned) {
@@ -287,13 +294,185 @@ const char *ma_dmarc_result_name(enum ma_dmarc_result r)
 	return "none";
 }
 
-const char *ma_dmarc_policy_name(enum ma_dmarc_policy p)
+/* ------------------------------------------------------------ RFC 9989 */
+
+#define MEMO_MAX 48
+
+struct memo_entry {
+	char name[MA_DOMAIN_MAX];
+	enum ma_dmarc_answer answer;
+	struct ma_dmarc_record rec;
+};
+
+/* One message's DNS questions for the walks: each _dmarc name is asked
+   once per message (failures included, so a timeout costs its time once);
+   the resolver's cache keeps the answers across messages. */
+struct walk_io {
+	struct ma_dmarc *d;
+	struct mw_dns_budget *budget;
+	struct memo_entry *memo;
+	int nmemo;
+	int queries;
+};
+
+static enum ma_dmarc_answer query_dmarc(struct walk_io *w, const char *domain, struct ma_dmarc_record *rec)
 {
-	switch (p) {
-	case MA_DMARC_P_UNSPECIFIED: return "unspecified";
-	case MA_DMARC_P_NONE: return "none";
-	case MA_DMARC_P_QUARANTINE: return "quarantine";
-	case MA_DMARC_P_REJECT: return "reject";
+	char name[MA_DOMAIN_MAX + 8];
+	struct mw_dns_result r;
+	struct mw_buf txt = MW_BUF_INIT;
+	struct ma_dmarc_record one;
+	int n = 0;
+
+	memset(rec, 0, sizeof(*rec));
+	snprintf(name, sizeof(name), "_dmarc.%s", domain);
+	w->queries++;
+	enum mw_dns_status st = mw_dns_lookup(w->d->dns, name, MW_DNS_T_TXT, w->budget, &r);
+	if (mw_dns_status_is_temporary(st)) {
+		snprintf(rec->problem, sizeof(rec->problem), "DNS %s for %s: %s", mw_dns_status_name(st),
+			 name, r.error);
+		mw_dns_result_free(&r);
+		return MA_DMARC_ANS_TEMPERROR;
 	}
-	return "none";
+	for (int i = 0; i < r.count; i++) {
+		mw_buf_reset(&txt);
+		if (mw_dns_result_txt(&r, i, &txt) != 0)
+			continue;
+		/* RFC 9989 4.10 step 2: only records starting with v=DMARC1 */
+		if (ma_dmarc_record_parse(txt.data, mw_buf_len(&txt), &one) != MA_DMARC_REC_NOT_DMARC &&
+		    n++ == 0)
+			*rec = one;
+	}
+	mw_dns_result_free(&r);
+	mw_buf_free(&txt);
+	if (n > 1) {
+		memset(rec, 0, sizeof(*rec));
+		snprintf(rec->problem, sizeof(rec->problem), "%d DMARC records at %s: none applies", n, name);
+		return MA_DMARC_ANS_NONE;
+	}
+	return n == 1 ? MA_DMARC_ANS_RECORD : MA_DMARC_ANS_NONE;
+}
+
+static enum ma_dmarc_answer walk_query(void *ctx, const char *domain, struct ma_dmarc_record *rec)
+{
+	struct walk_io *w = ctx;
+	for (int i = 0; i < w->nmemo; i++) {
+		if (strcmp(w->memo[i].name, domain) == 0) {
+			*rec = w->memo[i].rec;
+			return w->memo[i].answer;
+		}
+	}
+	enum ma_dmarc_answer a = query_dmarc(w, domain, rec);
+	if (w->memo != NULL && w->nmemo < MEMO_MAX) {
+		struct memo_entry *e = &w->memo[w->nmemo++];
+		snprintf(e->name, sizeof(e->name), "%s", domain);
+		e->answer = a;
+		e->rec = *rec;
+	}
+	return a;
+}
+
+/* RFC 9989 3.2.13 and A.4: NXDOMAIN means the name does not exist; any
+   other answer (even NODATA) that it does. */
+static int walk_exists(void *ctx, const char *domain)
+{
+	struct walk_io *w = ctx;
+	struct mw_dns_result r;
+	w->queries++;
+	enum mw_dns_status st = mw_dns_lookup(w->d->dns, domain, MW_DNS_T_A, w->budget, &r);
+	mw_dns_result_free(&r);
+	if (mw_dns_status_is_temporary(st))
+		return -1;
+	return st != MW_DNS_NXDOMAIN && st != MW_DNS_BADNAME;
+}
+
+void ma_dmarc_check(struct ma_dmarc *d, struct mw_dns_budget *budget, enum ma_dmarc_standard standard,
+		    const char *from_domain, enum ma_spf_result spf_result, const char *spf_domain,
+		    const struct ma_dkim_sig *sigs, int nsigs, int dice, struct ma_dmarc_verdict *out)
+{
+	if (standard == MA_DMARC_RFC7489) {
+		struct ma_dmarc_record rec;
+		enum ma_dmarc_lookup lk = ma_dmarc_fetch(d, budget, from_domain, &rec);
+		ma_dmarc_evaluate(d, from_domain, lk, &rec, spf_result, spf_domain, sigs, nsigs, dice, out);
+		return;
+	}
+	struct walk_io w = { .d = d, .budget = budget };
+	w.memo = calloc(MEMO_MAX, sizeof(*w.memo)); /* without it: no memo, same answers */
+	struct ma_dmarc_io io = { .query = walk_query, .exists = walk_exists, .ctx = &w };
+	ma_dmarc_evaluate_9989(&io, from_domain, spf_result, spf_domain, sigs, nsigs, out);
+	out->queries = w.queries;
+	free(w.memo);
+}
+
+void ma_dmarc_ar_comment(const struct ma_dmarc_verdict *v, int override, struct mw_buf *out)
+{
+	const struct ma_dmarc_record *r = &v->record;
+	mw_buf_printf(out, "p=%s", ma_dmarc_policy_name(r->p));
+	if (r->sp != MA_DMARC_P_UNSPECIFIED)
+		mw_buf_printf(out, " sp=%s", ma_dmarc_policy_name(r->sp));
+	if (v->standard == MA_DMARC_RFC7489) {
+		if (r->pct != 100)
+			mw_buf_printf(out, " pct=%d", r->pct);
+	} else {
+		if (r->np != MA_DMARC_P_UNSPECIFIED)
+			mw_buf_printf(out, " np=%s", ma_dmarc_policy_name(r->np));
+		if (r->testing)
+			mw_buf_puts(out, " t=y");
+	}
+	mw_buf_printf(out, " dis=%s", ma_dmarc_policy_name(
+		(v->result == MA_DMARC_FAIL && !override) ? v->disposition : MA_DMARC_P_NONE));
+	if (override)
+		mw_buf_puts(out, " local override");
+	if (v->standard == MA_DMARC_RFC9989 && (v->result == MA_DMARC_FAIL || v->result == MA_DMARC_TEMPERROR)) {
+		if (strcasecmp(r->domain, v->from_domain) != 0)
+			mw_buf_printf(out, ", %s= of %s%s", v->policy_tag, r->domain,
+				      v->psd_policy ? " (public suffix)" : "");
+		if (v->testing)
+			mw_buf_printf(out, ", t=y: testing, %s applied as %s", ma_dmarc_policy_name(v->policy),
+				      ma_dmarc_policy_name(v->disposition));
+	}
+}
+
+const char *ma_dmarc_ar_policy(const struct ma_dmarc_verdict *v)
+{
+	if (!v->have_record || v->standard != MA_DMARC_RFC9989)
+		return NULL;
+	if (v->result == MA_DMARC_PASS)
+		return ma_dmarc_policy_name(MA_DMARC_P_NONE);
+	if (v->result == MA_DMARC_FAIL)
+		return ma_dmarc_policy_name(v->disposition);
+	return NULL;
+}
+
+void ma_dmarc_log_detail(const struct ma_dmarc_verdict *v, struct mw_buf *out)
+{
+	if (v->standard == MA_DMARC_RFC7489) {
+		mw_buf_puts(out, " std=rfc7489");
+		if (v->sampled_out)
+			mw_buf_printf(out, " pct=%d sampled-out", v->record.pct);
+		return;
+	}
+	if (v->org_domain[0] != '\0')
+		mw_buf_printf(out, " org=%s", v->org_domain);
+	if (v->have_record)
+		mw_buf_printf(out, " policy=%s@%s%s", v->policy_tag, v->record.domain,
+			      v->psd_policy ? "(psd)" : "");
+	if (v->author_exists == 0)
+		mw_buf_puts(out, " nxdomain");
+	if (v->testing)
+		mw_buf_printf(out, " testing(t=y: %s applied as %s)", ma_dmarc_policy_name(v->policy),
+			      ma_dmarc_policy_name(v->disposition));
+	const struct ma_dmarc_record *r = &v->record;
+	if (v->have_record && (r->has_pct || r->has_rf || r->has_ri)) {
+		const char *sep = " ignored=";
+		const char *names[] = { "pct", "rf", "ri" };
+		const int has[] = { r->has_pct, r->has_rf, r->has_ri };
+		for (int i = 0; i < 3; i++) {
+			if (has[i]) {
+				mw_buf_printf(out, "%s%s", sep, names[i]);
+				sep = ",";
+			}
+		}
+		mw_buf_puts(out, "(removed by RFC 9989)");
+	}
+	mw_buf_printf(out, " queries=%d", v->queries);
 }

@@ -1,18 +1,24 @@
 /*
- * madmarc: DMARC (RFC 7489) policy discovery and evaluation.
+ * madmarc: DMARC policy discovery and evaluation, in one of two standards
+ * (dmarc_standard in milter-auth.conf):
  *
- * Discovery (ma_dmarc_fetch) asks the common resolver for _dmarc.<From
- * domain>, then for the organizational domain's record (public suffix list,
- * libpsl), keeps only records that start with v=DMARC1, and hands the one
- * record to libopendmarc's parser (opendmarc_policy_store_dmarc). More than
- * one record means no policy (RFC 7489 6.6.3); DNS trouble is temperror.
+ * rfc9989 (the default): RFC 9989's DNS Tree Walk for the policy and the
+ * Organizational Domains, psd=, np=, t=; the logic is dmarc_walk.c (pure),
+ * the record parser dmarc_record.c (ours); this file only answers the
+ * walk's DNS questions: _dmarc TXT lookups through the common resolver,
+ * within the message's DNS budget, memoized for the message (the resolver
+ * caches them across messages), and whether the Author Domain exists.
  *
- * Evaluation (ma_dmarc_evaluate) is our own, pure, and unit-tested:
- * alignment (strict and relaxed) of the SPF and DKIM identifiers with the
- * From domain, the p/sp choice, and pct sampling with the fallback of
- * RFC 7489 6.6.4. libopendmarc 1.4.2's own evaluation has known bugs
- * (strict alignment falling through to the suffix lookup, #268; no fallback
- * to the organizational domain's record, #54), so we do not use it.
+ * rfc7489: as milter-auth did before RFC 9989 and as OpenDMARC-based
+ * receivers still do, so an admin can compare: _dmarc.<From domain>, then
+ * the organizational domain from the public suffix list (libpsl), the
+ * record parsed by libopendmarc (opendmarc_policy_store_dmarc), pct=
+ * sampled (RFC 7489 6.6.4). More than one record means no policy; DNS
+ * trouble is temperror.
+ *
+ * Evaluation in both is our own: libopendmarc 1.4.2's own evaluation has
+ * known bugs (strict alignment falling through to the suffix lookup, #268;
+ * no fallback to the organizational domain's record, #54).
  *
  * One struct ma_dmarc per process (thread-safe after ma_dmarc_new, which
  * initializes libopendmarc's global state once).
@@ -20,6 +26,7 @@
 #ifndef MA_MADMARC_H
 #define MA_MADMARC_H
 
+#include "dmarc_record.h"
 #include "dns.h"
 #include "hdrparse.h"
 #include "madkim.h"
@@ -30,14 +37,12 @@ enum ma_dmarc_result {
 	MA_DMARC_PASS,
 	MA_DMARC_FAIL,
 	MA_DMARC_TEMPERROR,
-	MA_DMARC_PERMERROR, /* the From field is unusable */
+	MA_DMARC_PERMERROR, /* the From field is unusable, or (rfc9989) the record is */
 };
 
-enum ma_dmarc_policy {
-	MA_DMARC_P_UNSPECIFIED,
-	MA_DMARC_P_NONE,
-	MA_DMARC_P_QUARANTINE,
-	MA_DMARC_P_REJECT,
+enum ma_dmarc_standard {
+	MA_DMARC_RFC9989,
+	MA_DMARC_RFC7489,
 };
 
 enum ma_dmarc_lookup {
@@ -46,23 +51,21 @@ enum ma_dmarc_lookup {
 	MA_DMARC_LOOKUP_TEMPERROR,
 };
 
-struct ma_dmarc_record {
-	char domain[MA_DOMAIN_MAX];   /* where it was found (From or org domain) */
-	enum ma_dmarc_policy p, sp;   /* sp: MA_DMARC_P_UNSPECIFIED when absent */
-	int pct;                      /* 0..100 */
-	char adkim, aspf;             /* 'r' or 's' */
-	char problem[160];            /* why a record was ignored / lookup failed */
-};
-
 struct ma_dmarc_verdict {
 	enum ma_dmarc_result result;
+	enum ma_dmarc_standard standard;
 	char from_domain[MA_DOMAIN_MAX];
-	char org_domain[MA_DOMAIN_MAX];
+	char org_domain[MA_DOMAIN_MAX];   /* of the From domain ("" if unknown) */
 	int have_record;
-	struct ma_dmarc_record record;
-	enum ma_dmarc_policy policy;      /* the one that applies (p or sp) */
-	enum ma_dmarc_policy disposition; /* after pct sampling */
-	int sampled_out;                  /* pct made a reject a quarantine, etc. */
+	struct ma_dmarc_record record;    /* the one that applies; .domain: the policy domain */
+	enum ma_dmarc_policy policy;      /* the one that applies (p, sp or np) */
+	const char *policy_tag;           /* "p", "sp" or "np" */
+	enum ma_dmarc_policy disposition; /* after t=y (rfc9989) or pct sampling (rfc7489) */
+	int sampled_out;                  /* rfc7489: pct made a reject a quarantine, etc. */
+	int testing;                      /* rfc9989: t=y made the policy one step less strict */
+	int psd_policy;                   /* rfc9989: the policy of a public suffix (psd=y) */
+	int author_exists;                /* -1 not asked, 0 NXDOMAIN, 1 exists (for np=) */
+	int queries;                      /* _dmarc (and existence) DNS questions asked */
 	int spf_aligned, dkim_aligned;
 	char reason[160];
 };
@@ -92,7 +95,26 @@ void ma_dmarc_evaluate(const struct ma_dmarc *d, const char *from_domain, enum m
 		       const char *spf_domain, const struct ma_dkim_sig *sigs, int nsigs, int dice,
 		       struct ma_dmarc_verdict *out);
 
+/*
+ * Discovery and verdict in the given standard: what the pipeline calls.
+ * spf_result and spf_domain: the SPF check of MAIL FROM (or HELO for the
+ * null sender); sigs: the DKIM results; dice: 0..99 for rfc7489's pct.
+ */
+void ma_dmarc_check(struct ma_dmarc *d, struct mw_dns_budget *budget, enum ma_dmarc_standard standard,
+		    const char *from_domain, enum ma_spf_result spf_result, const char *spf_domain,
+		    const struct ma_dkim_sig *sigs, int nsigs, int dice, struct ma_dmarc_verdict *out);
+
+/* The Authentication-Results comment for a verdict with a record
+   ("p=reject dis=quarantine, t=y: ..."); override: a local decision not to
+   enforce. Appended to out without parentheses. */
+void ma_dmarc_ar_comment(const struct ma_dmarc_verdict *v, int override, struct mw_buf *out);
+/* The policy.dmarc property (RFC 9989 9.1): the evaluated policy after
+   t=, or NULL when no record applies. */
+const char *ma_dmarc_ar_policy(const struct ma_dmarc_verdict *v);
+/* What the log line says about DMARC beyond the result, e.g.
+   " org=example.com policy=sp@example.com testing note=pct,ri ignored". */
+void ma_dmarc_log_detail(const struct ma_dmarc_verdict *v, struct mw_buf *out);
+
 const char *ma_dmarc_result_name(enum ma_dmarc_result r);
-const char *ma_dmarc_policy_name(enum ma_dmarc_policy p);
 
 #endif

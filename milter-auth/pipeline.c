@@ -308,15 +308,7 @@ static void build_ar(const struct ma_msg *m, const struct verdicts *v, struct mw
 	mw_buf_puts(ar, ma_dmarc_result_name(d->result));
 	if (d->have_record) {
 		struct mw_buf c = MW_BUF_INIT;
-		mw_buf_printf(&c, "p=%s", ma_dmarc_policy_name(d->record.p));
-		if (d->record.sp != MA_DMARC_P_UNSPECIFIED)
-			mw_buf_printf(&c, " sp=%s", ma_dmarc_policy_name(d->record.sp));
-		if (d->record.pct != 100)
-			mw_buf_printf(&c, " pct=%d", d->record.pct);
-		mw_buf_printf(&c, " dis=%s", ma_dmarc_policy_name(
-			(d->result == MA_DMARC_FAIL && !v->dmarc_override) ? d->disposition : MA_DMARC_P_NONE));
-		if (v->dmarc_override)
-			mw_buf_puts(&c, " local override");
+		ma_dmarc_ar_comment(d, v->dmarc_override, &c);
 		ar_comment(ar, mw_buf_str(&c));
 		mw_buf_free(&c);
 	} else if (d->reason[0] != '\0' && d->result != MA_DMARC_PASS) {
@@ -324,6 +316,11 @@ static void build_ar(const struct ma_msg *m, const struct verdicts *v, struct mw
 	}
 	mw_buf_puts(ar, " header.from=");
 	ar_value(ar, d->from_domain);
+	const char *pol = ma_dmarc_ar_policy(d);
+	if (pol != NULL) {
+		mw_buf_puts(ar, " policy.dmarc=");
+		mw_buf_puts(ar, pol);
+	}
 }
 
 static void check_from(const struct ma_msg *m, struct verdicts *v)
@@ -447,13 +444,16 @@ static void log_line(const struct ma_msg *m, const char *qid, const struct verdi
 				      v->sigs[i].domain, v->sigs[i].selector);
 		if (v->from_problem)
 			mw_buf_printf(log, " dmarc=permerror(%s)", v->from_problem_text);
-		else
-			mw_buf_printf(log, " dmarc=%s(from=%s p=%s dis=%s%s)",
+		else {
+			mw_buf_printf(log, " dmarc=%s(from=%s p=%s dis=%s%s",
 				      ma_dmarc_result_name(v->dmarc.result), v->dmarc.from_domain,
 				      v->dmarc.have_record ? ma_dmarc_policy_name(v->dmarc.policy) : "-",
 				      ma_dmarc_policy_name(v->dmarc.result == MA_DMARC_FAIL ? v->dmarc.disposition
 											   : MA_DMARC_P_NONE),
 				      v->dmarc_override ? " override" : "");
+			ma_dmarc_log_detail(&v->dmarc, log);
+			mw_buf_putc(log, ')');
+		}
 	}
 	if (m->nforged)
 		mw_buf_printf(log, " removed=%d forged A-R", m->nforged);
@@ -519,13 +519,11 @@ void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *
 		}
 		check_from(m, v);
 		if (!v->from_problem) {
-			struct ma_dmarc_record rec;
 			const char *fd = v->from.domains[0];
-			enum ma_dmarc_lookup lk = ma_dmarc_fetch(m->e->dmarc, &budget, fd, &rec);
 			if (dice < 0)
 				dice = (int)arc4random_uniform(100);
-			ma_dmarc_evaluate(m->e->dmarc, fd, lk, &rec, v->spf.result,
-					  mw_buf_str(&v->spf.domain), v->sigs, v->nsigs, dice, &v->dmarc);
+			ma_dmarc_check(m->e->dmarc, &budget, (enum ma_dmarc_standard)s->dmarc_standard, fd,
+				       v->spf.result, mw_buf_str(&v->spf.domain), v->sigs, v->nsigs, dice, &v->dmarc);
 			v->dmarc_override = overridden(s, fd);
 		}
 		t1 = now_ns();

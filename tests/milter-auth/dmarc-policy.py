@@ -126,12 +126,14 @@ def main(t):
     expect(t, hconf, "quarantine_action = header: accepted with the header for Sieve",
            msg("a@quarantine.example"), "fail", "accept", client=BAD, mail_from="x@quarantine.example",
            also=["add-header: X-Spam-Flag: DMARC policy of quarantine.example: quarantine"])
-    expect(t, conf, "pct=50, in the sample: reject", msg("a@pct.example"), "fail", "reject",
+    # pct= is RFC 7489's (RFC 9989 ignores it: dmarc-rfc9989.py checks that)
+    pconf = matest.base_conf(dns, "dmarc_standard = rfc7489\n")
+    expect(t, pconf, "rfc7489: pct=50, in the sample: reject", msg("a@pct.example"), "fail", "reject",
            client=BAD, mail_from="x@pct.example", extra_args=["--dice", "10"])
-    expect(t, conf, "pct=50, outside the sample: quarantine instead (RFC 7489 6.6.4)",
+    expect(t, pconf, "rfc7489: pct=50, outside the sample: quarantine instead (RFC 7489 6.6.4)",
            msg("a@pct.example"), "fail", "quarantine", client=BAD, mail_from="x@pct.example",
            extra_args=["--dice", "90"], also=["pct=50"])
-    expect(t, conf, "pct=0 quarantine: never applied, accepted",
+    expect(t, pconf, "rfc7489: pct=0 quarantine: never applied, accepted",
            msg("a@pct0.example"), "fail", "accept", client=BAD, mail_from="x@pct0.example",
            extra_args=["--dice", "0"])
 
@@ -140,8 +142,10 @@ def main(t):
            client=BAD, mail_from="x@none.example")
     expect(t, conf, "two DMARC records: no policy applies", msg("a@two.example"), "none", "accept",
            client=BAD, mail_from="x@two.example", also=["2 DMARC records"])
-    expect(t, conf, "invalid p=: record ignored", msg("a@bad.example"), "none", "accept", client=BAD,
-           mail_from="x@bad.example")
+    expect(t, conf, "invalid p= and no rua=: no DMARC processing, reported as permerror (RFC 9989 4.10.1, 9.2)",
+           msg("a@bad.example"), "permerror", "accept", client=BAD, mail_from="x@bad.example")
+    expect(t, pconf, "rfc7489: invalid p=: record ignored", msg("a@bad.example"), "none", "accept",
+           client=BAD, mail_from="x@bad.example")
     expect(t, conf, "non-DMARC TXT records at _dmarc are skipped", msg("a@notdmarc.example"), "fail",
            "reject", client=BAD, mail_from="x@notdmarc.example")
 
