@@ -150,6 +150,11 @@ static int aligned(struct align_state *st, const char *identifier, char mode)
 		return 1;
 	if (mode == 's')
 		return 0;
+	/* Both Organizational Domains are suffixes of their names: with no
+	   common last label they cannot be equal, and no walk is needed. */
+	const char *ta = strrchr(st->author, '.'), *ti = strrchr(identifier, '.');
+	if (strcasecmp(ta != NULL ? ta + 1 : st->author, ti != NULL ? ti + 1 : identifier) != 0)
+		return 0;
 	if (!st->author_walk->complete) {
 		if (st->org_failed)
 			return -1;
