@@ -424,8 +424,8 @@ void ma_dmarc_ar_comment(const struct ma_dmarc_verdict *v, int override, struct 
 		mw_buf_puts(out, " local override");
 	if (v->standard == MA_DMARC_RFC9989 && (v->result == MA_DMARC_FAIL || v->result == MA_DMARC_TEMPERROR)) {
 		if (strcasecmp(r->domain, v->from_domain) != 0)
-			mw_buf_printf(out, ", %s= of %s%s", v->policy_tag, r->domain,
-				      v->psd_policy ? " (public suffix)" : "");
+			mw_buf_printf(out, ", %s= of %s%s", v->policy_tag, v->psd_policy ? "public suffix " : "",
+				      r->domain);
 		if (v->testing)
 			mw_buf_printf(out, ", t=y: testing, %s applied as %s", ma_dmarc_policy_name(v->policy),
 				      ma_dmarc_policy_name(v->disposition));
