@@ -31,6 +31,10 @@ shop.example                    TXT "v=spf1 ip4:192.0.2.1 -all"
 _dmarc.shop.example             TXT "v=DMARC1; p=quarantine"
 slow.example                    TXT "v=spf1 ip4:192.0.2.1 -all"
 _dmarc.slow.example             TIMEOUT
+# RFC 9989: only the public suffix publishes (psd=y); the public suffix
+# list finds nothing for shop.psd9989, the DNS tree walk does
+_dmarc.psd9989                  TXT "v=DMARC1; p=reject; psd=y"
+shop.psd9989                    TXT "v=spf1 ip4:192.0.2.1 -all"
 """ % {"ip": FRIEND_IP, "rsa": RSA_PUB}
 
 
@@ -114,6 +118,10 @@ def main(t):
     code, tr = send(pf, message(frm="Security <security@bank.example>", subject="verify"),
                     SPOOFER_IP, "security@bank.example")
     t.ok(code != 0 and "550 5.7.1" in tr and "bank.example" in tr, "p=reject spoof refused at SMTP with 550 5.7.1", tr)
+    code, tr = send(pf, message(frm="CEO <ceo@shop.psd9989>", subject="wire transfer"), SPOOFER_IP,
+                    "ceo@shop.psd9989")
+    t.ok(code != 0 and "550 5.7.1" in tr and "psd9989" in tr,
+         "RFC 9989 4.10.1: a p=reject found only by the DNS tree walk (psd=y) refuses the spoof at SMTP", tr)
     code, tr = send(pf, message(frm="Shop <deals@shop.example>", subject="deals"), SPOOFER_IP, "deals@shop.example")
     t.eq(code, 0, "p=quarantine failure accepted at SMTP")
     held = sandbox.wait_for(lambda: [q for q in pf.queue() if q["queue_name"] == "hold"], 10,
