@@ -266,20 +266,14 @@ void ma_dmarc_evaluate_9989(const struct ma_dmarc_io *io, const char *from_domai
 
 	/* The policy: p for the Author Domain itself, else sp or np. */
 	out->policy = rec->p;
+	int exists_unknown = 0;
 	if (strcasecmp(rec->domain, from_domain) != 0) {
 		if (rec->np != MA_DMARC_P_UNSPECIFIED) {
 			out->author_exists = io->exists(io->ctx, from_domain);
-			if (out->author_exists < 0) {
-				out->result = MA_DMARC_TEMPERROR;
-				snprintf(out->reason, sizeof(out->reason),
-					 "DNS failure asking whether %s exists (np=)", from_domain);
-				out->disposition = rec->np;
-				out->policy = rec->np;
-				out->policy_tag = "np";
-				return;
-			}
+			/* unknown: np= may apply, the temperror below keeps it open */
+			exists_unknown = out->author_exists < 0;
 		}
-		if (out->author_exists == 0) {
+		if (out->author_exists == 0 || exists_unknown) {
 			out->policy = rec->np;
 			out->policy_tag = "np";
 		} else if (rec->sp != MA_DMARC_P_UNSPECIFIED) {
@@ -291,6 +285,12 @@ void ma_dmarc_evaluate_9989(const struct ma_dmarc_io *io, const char *from_domai
 	if (rec->testing && out->policy != one_step_less(out->policy)) {
 		out->disposition = one_step_less(out->policy);
 		out->testing = 1;
+	}
+	if (exists_unknown) {
+		out->result = MA_DMARC_TEMPERROR;
+		snprintf(out->reason, sizeof(out->reason), "DNS failure asking whether %s exists (np=)",
+			 from_domain);
+		return;
 	}
 	if (spf_unknown || dkim_unknown) {
 		out->result = MA_DMARC_TEMPERROR;
