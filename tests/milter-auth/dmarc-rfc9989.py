@@ -67,6 +67,8 @@ _dmarc.sign.dk9.example         TIMEOUT
 sel._domainkey.sign.dk9.example TXT "v=DKIM1; p=%(rsa)s"
 _dmarc.npslow9.example          TXT "v=DMARC1; p=none; np=reject"
 ghost.npslow9.example           TIMEOUT
+spfslow9.example                TIMEOUT
+slowhelo9.example               TIMEOUT
 """ % {"ip": IP, "bad": BAD, "rsa": RSA_PUB}
 
 
@@ -209,6 +211,16 @@ def main(t):
          "RFC 9989 4.10.2: strict or unrelated identifiers need no walk: one _dmarc query")
     t.eq(differ, sum(1 for c in CASES if c[-1] is not None),
          "the two standards differ exactly where the table explains why")
+    # the walk's queries count against dns_message_budget: SPF spends it
+    # all (two lookups that time out), then the walk gets none
+    m = msg("a@align9.example")
+    o = run(conf, m, client_ip=BAD, mail_from="x@spfslow9.example", helo="slowhelo9.example")
+    t.eq((o.verdict("dmarc"), o.action), (["fail"], "reject"), "with budget to spare the walk runs: reject") \
+        or t.diag(repr(o))
+    bconf = matest.base_conf(dns, "dns_message_budget = 1s\n")
+    o = run(bconf, m, client_ip=BAD, mail_from="x@spfslow9.example", helo="slowhelo9.example")
+    t.eq((o.verdict("dmarc"), o.action), (["temperror"], "tempfail"),
+         "RFC 9989 5.3.6: the budget spent before the walk: temperror, 451, never no policy") or t.diag(repr(o))
     # the key
     bad = matest.write_conf("authserv_id = mx.example.org\ndns_resolver = %s\ndmarc_standard = rfc2026\n"
                             % dns.spec)
