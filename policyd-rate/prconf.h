@@ -40,6 +40,7 @@ struct pr_settings {
 	char *redis_prefix;
 	unsigned long long max_connections;
 	unsigned long long client_timeout_ms;
+	unsigned long long client_write_timeout_ms;
 	struct mw_daemon_conf daemon;
 	struct mw_log_conf log;
 };
