@@ -587,20 +587,41 @@ static void run_control(const char *line, struct mw_buf *out)
 	arg[al] = '\0';
 	if (strcmp(cmd, "stats") == 0) {
 		metrics_text(out);
-	} else if (strcmp(cmd, "usage") == 0 && arg[0] != '\0') {
-		if (pr_store_usage(srv.store, arg, NULL, 0, out, &err) < 0)
+	} else if ((strcmp(cmd, "usage") == 0 || strcmp(cmd, "reset") == 0) && arg[0] != '\0') {
+		/* Counters are named RULE:KIND:VALUE; RULE:VALUE means every kind. */
+		const char *colon = strchr(arg, ':');
+		int typed = colon == NULL;
+		for (int k = 0; k <= PR_KEY_GLOBAL && !typed; k++) {
+			size_t kl = strlen(pr_key_kind_name((enum pr_key_kind)k));
+			typed = strncmp(colon + 1, pr_key_kind_name((enum pr_key_kind)k), kl) == 0 && colon[1 + kl] == ':';
+		}
+		size_t total = 0;
+		int failed = 0;
+		for (int k = typed ? -1 : 0; k <= (typed ? -1 : PR_KEY_GLOBAL) && !failed; k++) {
+			char key[sizeof(arg) + 32];
+			if (k < 0)
+				snprintf(key, sizeof(key), "%s", arg);
+			else
+				snprintf(key, sizeof(key), "%.*s:%s:%s", (int)(colon - arg), arg,
+					 pr_key_kind_name((enum pr_key_kind)k), colon + 1);
+			size_t count = 0;
+			if (cmd[0] == 'u') {
+				failed = pr_store_usage(srv.store, key, NULL, 0, out, &err) < 0;
+			} else {
+				failed = pr_store_reset(srv.store, key, &count, &err) < 0;
+				total += count;
+				if (srv.local != NULL)
+					pr_store_reset(srv.local, key, &count, &err);
+			}
+		}
+		if (failed)
 			mw_buf_printf(out, "ERROR %s\n", mw_buf_str(&err));
+		else if (cmd[0] == 'r')
+			mw_buf_printf(out, "OK %zu counters removed\n", total);
 		else if (mw_buf_len(out) == 0)
 			mw_buf_puts(out, "(nothing counted)\n");
-	} else if (strcmp(cmd, "reset") == 0 && arg[0] != '\0') {
-		size_t count = 0;
-		if (pr_store_reset(srv.store, arg, &count, &err) < 0)
-			mw_buf_printf(out, "ERROR %s\n", mw_buf_str(&err));
-		else
-			mw_buf_printf(out, "OK %zu counters removed\n", count);
-		if (srv.local != NULL)
-			pr_store_reset(srv.local, arg, &count, &err);
-		mw_msg_info("control: reset %s", arg);
+		if (cmd[0] == 'r')
+			mw_msg_info("control: reset %s", arg);
 	} else if (strcmp(cmd, "top") == 0) {
 		unsigned long long n = 20;
 		if (arg[0] != '\0' && mw_parse_uint(arg, 1000, &n) < 0)
