@@ -768,9 +768,39 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	event_add(srv.stop_timer, &tv);
 }
 
-int pr_server_run(struct pr_conf *conf, const char *conf_path)
+void pr_server_init(struct event_base *base, struct pr_conf *conf, const char *conf_path)
 {
 	struct mw_buf err = MW_BUF_INIT;
+	srv.base = base;
+	srv.conf = conf;
+	srv.conf_path = conf_path;
+	if (conf->s.store == PR_STORE_REDIS) {
+		srv.store = pr_store_redis(srv.base, &conf->s.redis, (int)conf->s.redis_connections,
+					   conf->s.redis_prefix, &err);
+		if (srv.store == NULL)
+			mw_msg_fatal("%s", mw_buf_str(&err));
+		if (conf->s.on_store_error == PR_ON_ERROR_LOCAL)
+			srv.local = pr_store_memory((size_t)conf->s.memory_max_entries);
+	} else {
+		srv.store = pr_store_memory((size_t)conf->s.memory_max_entries);
+	}
+	fit_fd_limit(conf);
+	srv.accept_timer = evtimer_new(srv.base, on_accept_timer, NULL);
+	mw_buf_free(&err);
+}
+
+void pr_server_adopt(int fd)
+{
+	client_new(fd);
+}
+
+unsigned long long pr_server_connections(void)
+{
+	return srv.n.connections;
+}
+
+int pr_server_run(struct pr_conf *conf, const char *conf_path)
+{
 	evthread_use_pthreads(); /* Sentinel discovery reports from a thread */
 	/* The changelist folds the write-interest on/off of each reply (ours
 	   and hiredis's) into at most one epoll_ctl per loop iteration. */
@@ -786,20 +816,7 @@ int pr_server_run(struct pr_conf *conf, const char *conf_path)
 		mw_msg_error("cannot create the event loop");
 		return -1;
 	}
-	srv.conf = conf;
-	srv.conf_path = conf_path;
-	if (conf->s.store == PR_STORE_REDIS) {
-		srv.store = pr_store_redis(srv.base, &conf->s.redis, (int)conf->s.redis_connections,
-					   conf->s.redis_prefix, &err);
-		if (srv.store == NULL)
-			mw_msg_fatal("%s", mw_buf_str(&err));
-		if (conf->s.on_store_error == PR_ON_ERROR_LOCAL)
-			srv.local = pr_store_memory((size_t)conf->s.memory_max_entries);
-	} else {
-		srv.store = pr_store_memory((size_t)conf->s.memory_max_entries);
-	}
-	fit_fd_limit(conf);
-	srv.accept_timer = evtimer_new(srv.base, on_accept_timer, NULL);
+	pr_server_init(srv.base, conf, conf_path);
 	srv.listeners[0] = evconnlistener_new(srv.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, srv.fds[0]);
 	if (srv.fds[1] >= 0)
 		srv.listeners[1] = evconnlistener_new(srv.base, on_side_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, srv.fds[1]);
@@ -839,6 +856,5 @@ int pr_server_run(struct pr_conf *conf, const char *conf_path)
 	for (int i = 0; i < 8; i++)
 		pr_conf_free(srv.retired[i]);
 	event_base_free(srv.base);
-	mw_buf_free(&err);
 	return 0;
 }

@@ -45,6 +45,10 @@ def boundary(t):
     t.contains(r, "alice@example.org", "the reply names the account")
     t.contains(r, "250 messages per hour", "the reply states the limit")
     t.ok(re.search(r"retry after \d+ (s|sec|min)", r), "the reply says when to retry", r)
+    # GCRA: one message's worth returns every 3600/250 = 14.4 s
+    t.contains(r, "retry after 15 s", "... 15 s: one message returns every 14.4 s")
+    man = open(os.path.join(sandbox.top_srcdir(), "man", "policyd-rate.8")).read()
+    t.contains(man, "250 messages per hour, retry after 15 s", "policyd-rate(8)'s example says the same")
     t.eq(c.ask(user="alice@example.org").split()[0], "DEFER_IF_PERMIT", "message 252 too")
     t.eq(c.ask(user="carol@example.org"), "DUNNO", "another account is not affected")
     # a deferred message was not counted: after a reset alice has 250 again
