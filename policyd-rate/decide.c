@@ -11,15 +11,41 @@ static int stage_is(const char *state, const char *want)
 	return state != NULL && strcasecmp(state, want) == 0;
 }
 
-static int exempt_user(const struct pr_conf *conf, const struct pr_request *req)
+static int in_names(const struct pr_names *l, const char *v)
 {
-	if (conf->s.exempt_users == NULL)
+	if (v == NULL || v[0] == '\0')
 		return 0;
-	for (char **u = conf->s.exempt_users; *u != NULL; u++)
-		if ((req->sasl_username != NULL && strcasecmp(*u, req->sasl_username) == 0) ||
-		    (req->sender != NULL && req->sender[0] != '\0' && strcasecmp(*u, req->sender) == 0))
+	for (size_t i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], v) == 0)
 			return 1;
 	return 0;
+}
+
+/* Each exemption matches only the attribute it names. */
+static int exempt(const struct pr_conf *conf, const struct pr_request *req)
+{
+	if (req->client_address != NULL &&
+	    (mw_cidr_list_match_text(&conf->s.exempt_networks, req->client_address) == 1 ||
+	     mw_cidr_list_match_text(&conf->s.exempt_clients, req->client_address) == 1))
+		return 1;
+	return in_names(&conf->s.exempt_sasl_usernames, req->sasl_username) ||
+	       in_names(&conf->s.exempt_senders, req->sender);
+}
+
+/* The override for this rule and value: one naming the value's kind
+   ("sasl_username:alice@example.org"), else one without a kind, which
+   stands for the rule's first key only (so it never follows a fallback
+   to a value anyone can claim, such as the sender). */
+static const struct pr_override *find_override(const struct pr_conf *conf, const struct pr_rule *r,
+					       enum pr_key_kind kind, const char *value)
+{
+	struct mw_buf typed = MW_BUF_INIT;
+	mw_buf_printf(&typed, "%s:%s", pr_key_kind_name(kind), value);
+	const struct pr_override *o = pr_overrides_find(&conf->overrides, r->name, mw_buf_str(&typed));
+	mw_buf_free(&typed);
+	if (o == NULL && kind == r->keys[0])
+		o = pr_overrides_find(&conf->overrides, r->name, value);
+	return o;
 }
 
 void pr_decide_checks(const struct pr_conf *conf, const struct pr_request *req, struct pr_plan *plan)
@@ -32,9 +58,7 @@ void pr_decide_checks(const struct pr_conf *conf, const struct pr_request *req, 
 		plan->why_none = "not a counting stage";
 		return;
 	}
-	if ((req->client_address != NULL &&
-	     mw_cidr_list_match_text(&conf->s.exempt_networks, req->client_address) == 1) ||
-	    exempt_user(conf, req)) {
+	if (exempt(conf, req)) {
 		plan->exempt = 1;
 		plan->why_none = "exempt";
 		return;
@@ -55,11 +79,14 @@ void pr_decide_checks(const struct pr_conf *conf, const struct pr_request *req, 
 			commit = counting;
 		if (!commit && !(rcpt && conf->s.check_at_rcpt && !per_rcpt))
 			continue;
-		const struct pr_override *o = pr_overrides_find(&conf->overrides, r->name, mw_buf_str(&key));
+		const struct pr_override *o = find_override(conf, r, kind, mw_buf_str(&key));
 		if (o != NULL && o->exempt)
 			continue;
 		struct pr_check *c = &plan->checks[plan->n];
-		if (snprintf(c->key, sizeof(c->key), "%s:%s", r->name, mw_buf_str(&key)) >= (int)sizeof(c->key))
+		/* The counter names where its value came from: an unauthenticated
+		   sender=alice@example.org never spends SASL user alice@example.org's quota. */
+		if (snprintf(c->key, sizeof(c->key), "%s:%s:%s", r->name, pr_key_kind_name(kind), mw_buf_str(&key)) >=
+		    (int)sizeof(c->key))
 			continue; /* a value longer than any real address: not counted */
 		const struct pr_window *w = o != NULL ? o->windows : r->windows;
 		c->nwindows = o != NULL ? o->nwindows : r->nwindows;
@@ -67,6 +94,7 @@ void pr_decide_checks(const struct pr_conf *conf, const struct pr_request *req, 
 		c->cost = per_rcpt ? 1 : pr_rule_cost(r, req);
 		c->commit = commit;
 		plan->rule_of[plan->n] = i;
+		plan->kind_of[plan->n] = kind;
 		snprintf(plan->value_of[plan->n], sizeof(plan->value_of[0]), "%s", mw_buf_str(&key));
 		plan->n++;
 	}
@@ -133,7 +161,7 @@ enum pr_verdict pr_decide_reply(const struct pr_conf *conf, const struct pr_plan
 		v = PR_VERDICT_DEFER;
 		break;
 	}
-	mw_buf_printf(log, "rule=%s key=", r->name);
+	mw_buf_printf(log, "rule=%s key=%s:", r->name, pr_key_kind_name(plan->kind_of[denied]));
 	mw_buf_append_printable(log, plan->value_of[denied], strlen(plan->value_of[denied]), 200);
 	mw_buf_printf(log, " used=%llu/%llu action=%s", results[denied].used[wi], c->windows[wi].limit,
 		      v == PR_VERDICT_DEFER ? "defer" : v == PR_VERDICT_REJECT ? "reject" : "hold");

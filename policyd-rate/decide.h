@@ -19,6 +19,7 @@
 struct pr_plan {
 	struct pr_check checks[PR_MAX_CHECKS];
 	int rule_of[PR_MAX_CHECKS];   /* index into the rules */
+	enum pr_key_kind kind_of[PR_MAX_CHECKS]; /* where the key's value came from */
 	char value_of[PR_MAX_CHECKS][256]; /* the key value, for the reply */
 	int n;
 	int exempt;                   /* exempt client or user: DUNNO */

@@ -54,6 +54,88 @@ static void release_exempt_networks(void *target)
 	mw_cidr_list_free(&((struct pr_settings *)target)->exempt_networks);
 }
 
+static int add_name(struct pr_names *l, const char *v, size_t n)
+{
+	char **grown = realloc(l->v, (l->n + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return -1;
+	l->v = grown;
+	l->v[l->n] = mw_xstrndup(v, n);
+	l->n++;
+	return 0;
+}
+
+static void free_names(struct pr_names *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* exempt = sasl_username:NAME sender:ADDRESS client_address:NETWORK ...
+   (spaces or commas between them) */
+static int parse_exempt(void *target, const char *value, struct mw_buf *err)
+{
+	struct pr_settings *s = target;
+	const char *p = value;
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			return 0;
+		size_t n = strcspn(p, " \t,");
+		const char *colon = memchr(p, ':', n);
+		size_t kl = colon != NULL ? (size_t)(colon - p) : 0;
+		size_t vl = colon != NULL ? n - kl - 1 : 0;
+#define KIND(name) (kl == sizeof(name) - 1 && memcmp(p, name, kl) == 0)
+		if (colon == NULL || !(KIND("sasl_username") || KIND("sender") || KIND("client_address"))) {
+			mw_buf_printf(err, "\"%.*s\" does not say what it matches: write sasl_username:NAME "
+				      "(an authenticated user), sender:ADDRESS (the envelope sender, which any "
+				      "client can claim) or client_address:NETWORK", (int)n, p);
+			return -1;
+		}
+		if (vl == 0) {
+			mw_buf_printf(err, "\"%.*s\": nothing after the colon", (int)n, p);
+			return -1;
+		}
+		if (KIND("client_address")) {
+			char *net = mw_xstrndup(colon + 1, vl);
+			int r = mw_cidr_list_add(&s->exempt_clients, net, err);
+			free(net);
+			if (r < 0)
+				return -1;
+		} else if (add_name(KIND("sender") ? &s->exempt_senders : &s->exempt_sasl_usernames, colon + 1, vl) < 0) {
+			mw_buf_puts(err, "out of memory");
+			return -1;
+		}
+#undef KIND
+		p += n;
+	}
+}
+
+static void release_exempt(void *target)
+{
+	struct pr_settings *s = target;
+	free_names(&s->exempt_sasl_usernames);
+	free_names(&s->exempt_senders);
+	mw_cidr_list_free(&s->exempt_clients);
+}
+
+/* exempt_users matched the SASL name or the envelope sender, and any
+   client may send with any sender: refused, saying what to write now. */
+static int parse_exempt_users(void *target, const char *value, struct mw_buf *err)
+{
+	(void)target;
+	(void)value;
+	mw_buf_puts(err, "exempt_users is no longer accepted: it exempted a SASL user name or an envelope "
+		    "sender, and any client can send with any sender. Write what each entry matches: "
+		    "exempt = sasl_username:NAME (authenticated users; usually what you want), "
+		    "or sender:ADDRESS (only if Postfix ties senders to logins, e.g. reject_sender_login_mismatch)");
+	return -1;
+}
+
 static const char *const stages[] = { "end-of-message", "data", NULL };
 static const char *const stores[] = { "memory", "redis", NULL };
 static const char *const on_errors[] = { "local", "allow", "defer", NULL };
@@ -69,8 +151,11 @@ const struct mw_conf_key pr_conf_schema[] = {
 	  .help = "per-user and per-domain limits: KEY RULE LIMITS|exempt per line (re-read on SIGHUP)" },
 	{ .name = "exempt_networks", .type = MW_CONF_CUSTOM, .def = "", .parse = parse_exempt_networks,
 	  .release = release_exempt_networks, .help = "clients never limited" },
-	{ .name = "exempt_users", .type = MW_CONF_LIST, .offset = S(exempt_users), .def = "",
-	  .flags = MW_CONF_MULTI, .help = "SASL users or senders never limited" },
+	{ .name = "exempt", .type = MW_CONF_CUSTOM, .flags = MW_CONF_MULTI, .parse = parse_exempt,
+	  .release = release_exempt,
+	  .help = "never limited: sasl_username:NAME sender:ADDRESS client_address:NETWORK ..." },
+	{ .name = "exempt_users", .type = MW_CONF_CUSTOM, .parse = parse_exempt_users,
+	  .help = "removed: see exempt (sasl_username:NAME or sender:ADDRESS)" },
 	{ .name = "count_at", .type = MW_CONF_ENUM, .offset = S(count_at), .def = "end-of-message",
 	  .choices = stages, .help = "the protocol stage at which a message is counted" },
 	{ .name = "check_at_rcpt", .type = MW_CONF_BOOL, .offset = S(check_at_rcpt), .def = "yes",
@@ -92,9 +177,13 @@ const struct mw_conf_key pr_conf_schema[] = {
 	{ .name = "metrics_listen", .type = MW_CONF_STRING, .offset = S(metrics_listen), .def = "",
 	  .help = "inet:port@host serving Prometheus metrics over HTTP (empty: off)" },
 	{ .name = "max_connections", .type = MW_CONF_UINT, .offset = S(max_connections), .def = "10000",
-	  .min = 1, .max = 1000000 },
+	  .min = 1, .max = 1000000,
+	  .help = "policy connections at once (lowered, with a warning, to fit the file descriptor limit)" },
 	{ .name = "client_timeout", .type = MW_CONF_DURATION, .offset = S(client_timeout_ms), .def = "1h",
 	  .min = 1000, .max = 86400000ULL, .help = "an idle or stalled client is disconnected after this" },
+	{ .name = "client_write_timeout", .type = MW_CONF_DURATION, .offset = S(client_write_timeout_ms),
+	  .def = "1m", .min = 1000, .max = 86400000ULL,
+	  .help = "a client that does not read its answers for this long is disconnected" },
 	MW_DAEMON_CONF_KEYS(struct pr_settings, daemon, "mailward"),
 	MW_LOG_CONF_KEYS(struct pr_settings, log),
 	{ .name = NULL },

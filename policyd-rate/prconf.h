@@ -17,6 +17,12 @@
 
 #define PR_MAX_RULES 32
 
+/* A list of names, compared without regard to case. */
+struct pr_names {
+	char **v;
+	size_t n;
+};
+
 enum pr_store_kind { PR_STORE_MEMORY, PR_STORE_REDIS };
 enum pr_on_error { PR_ON_ERROR_LOCAL, PR_ON_ERROR_ALLOW, PR_ON_ERROR_DEFER };
 enum pr_stage { PR_STAGE_END_OF_MESSAGE, PR_STAGE_DATA };
@@ -29,7 +35,10 @@ struct pr_settings {
 	int nrules;
 	char *overrides_file;
 	struct mw_cidr_list exempt_networks;
-	char **exempt_users;
+	/* exempt = sasl_username:NAME sender:ADDRESS client_address:NETWORK */
+	struct pr_names exempt_sasl_usernames;
+	struct pr_names exempt_senders;
+	struct mw_cidr_list exempt_clients;
 	int count_at;                   /* enum pr_stage */
 	int check_at_rcpt;
 	int store;                      /* enum pr_store_kind */
@@ -40,6 +49,7 @@ struct pr_settings {
 	char *redis_prefix;
 	unsigned long long max_connections;
 	unsigned long long client_timeout_ms;
+	unsigned long long client_write_timeout_ms;
 	struct mw_daemon_conf daemon;
 	struct mw_log_conf log;
 };

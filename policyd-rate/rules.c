@@ -413,6 +413,22 @@ int pr_overrides_parse(const char *path, const char *text, size_t len, struct pr
 			pr_overrides_free(out);
 			return -1;
 		}
+		/* "kind:value": the kind must be one a rule key can have (a bare
+		   IPv6 address has no such prefix) */
+		const char *kc = memchr(f[0], ':', fl[0]);
+		if (kc != NULL && kc - f[0] > 4 && strspn(f[0], "abcdefghijklmnopqrstuvwxyz_") == (size_t)(kc - f[0])) {
+			int known = 0;
+			for (size_t k = 0; k < sizeof(key_names) / sizeof(key_names[0]); k++)
+				known |= strlen(key_names[k].name) == (size_t)(kc - f[0]) &&
+					 memcmp(key_names[k].name, f[0], (size_t)(kc - f[0])) == 0;
+			if (!known) {
+				mw_buf_printf(err, "%s:%u: unknown kind \"%.*s\" (sasl_username, sender, sender_domain, "
+					      "client_address, client_network, recipient_domain)", path, lineno,
+					      (int)(kc - f[0]), f[0]);
+				pr_overrides_free(out);
+				return -1;
+			}
+		}
 		struct pr_override o;
 		memset(&o, 0, sizeof(o));
 		memcpy(o.rule, f[1], fl[1]);

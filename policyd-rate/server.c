@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +23,21 @@
 #include "sock.h"
 #include "store.h"
 #include "strnum.h"
+
+/* Answers held for one client at most. Postfix reads each answer before
+   it sends the next request: past this, the client pipelines without
+   reading, and nothing more is read from it until it does (or until
+   client_write_timeout drops it). */
+#define MAX_OUTPUT (64 * 1024)
+/* Control and metrics connections at once. */
+#define MAX_SIDE 64
+/* File descriptors kept beyond max_connections: standard streams,
+   listeners, the event loop's own, logging, a few control connections;
+   Redis connections are added. */
+#define FD_MARGIN 32
+/* When accept() fails for want of descriptors or memory, accepting
+   pauses this long, and is tried again. */
+#define ACCEPT_PAUSE_MS 250
 
 /* Latency buckets for the metrics, microseconds. */
 static const unsigned long long buckets_us[] = { 100, 250, 500, 1000, 2500, 5000, 10000, 50000 };
@@ -45,18 +63,32 @@ struct server {
 	time_t store_down_logged;
 	int stopping;
 	struct event *stop_timer;
+	unsigned long long max_connections; /* max_connections, within the fd limit */
+	unsigned long long side_connections;
+	int accept_paused[3];   /* a listener paused after accept() failed */
+	struct event *accept_timer;
+	unsigned long long accept_failures; /* since accepting last worked */
 };
 
 static struct server srv = { .fds = { -1, -1, -1 } };
 
+/*
+ * A policy connection. It is freed only when its last reference goes: the
+ * open connection holds one, a pending store answer one, and each handler
+ * one while it runs, so closing it (a bad request, EOF, a timeout) from
+ * deep inside a handler never frees it under a caller that still uses it.
+ */
 struct client {
 	struct bufferevent *bev;
 	struct pr_request req;
 	struct pr_conf *conf;  /* the configuration of the request in flight */
 	struct pr_plan plan;
 	struct timespec t0;
-	int busy;
-	int dead;              /* closed while a store answer was pending */
+	int refs;
+	int busy;              /* a request waits for its store answer */
+	int closing;           /* closed: nothing more is read or written */
+	int in_input;          /* process_input() is running: it reads the next request itself */
+	int throttled;         /* reading paused until the client reads its answers */
 	int from_local;        /* answered by the local fallback store */
 };
 
@@ -97,12 +129,43 @@ int pr_server_bind(struct pr_conf *conf, struct mw_buf *err)
 
 /* ------------------------------------------------------------ requests */
 
-static void client_free(struct client *c)
+static void client_hold(struct client *c)
 {
+	c->refs++;
+}
+
+static void client_release(struct client *c)
+{
+	if (--c->refs > 0)
+		return;
 	srv.n.connections--;
 	bufferevent_free(c->bev);
 	pr_request_free(&c->req);
 	free(c);
+}
+
+/* Ends the connection; the client is freed when the last reference goes. */
+static void client_close(struct client *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	/* answers to the requests before a bad one: one try, never blocking
+	   (a bufferevent's output is frozen for others than itself: peeked) */
+	struct evbuffer_iovec vec[8];
+	int nvec = evbuffer_peek(bufferevent_get_output(c->bev), -1, NULL, vec, 8);
+	if (nvec > 0) {
+		struct iovec iov[8];
+		for (int i = 0; i < nvec && i < 8; i++) {
+			iov[i].iov_base = vec[i].iov_base;
+			iov[i].iov_len = vec[i].iov_len;
+		}
+		struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)(nvec < 8 ? nvec : 8) };
+		(void)sendmsg(bufferevent_getfd(c->bev), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	client_release(c); /* the open connection's reference */
 }
 
 static void record_latency(const struct client *c)
@@ -120,22 +183,21 @@ static void record_latency(const struct client *c)
 
 static void process_input(struct client *c);
 
+/* The caller holds a reference to c. */
 static void send_reply(struct client *c, const char *reply)
 {
 	record_latency(c);
-	if (!c->dead)
+	if (!c->closing)
 		bufferevent_write(c->bev, reply, strlen(reply));
 	pr_request_reset(&c->req);
 	c->busy = 0;
-	if (c->dead) {
-		client_free(c);
-		return;
-	}
+	if (c->closing || c->in_input)
+		return; /* process_input() goes on with the next request itself */
 	if (srv.stopping) {
 		bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
 		return;
 	}
-	process_input(c); /* pipelined requests already read */
+	process_input(c); /* an answer from Redis: pipelined requests already read */
 }
 
 static void log_store_trouble(void)
@@ -187,6 +249,7 @@ static void on_local(void *ctx, enum pr_store_status st, const struct pr_gcra_re
 	struct client *c = ctx;
 	c->from_local = 1;
 	answer(c, results);
+	client_release(c); /* the pending answer's reference */
 }
 
 static void on_store(void *ctx, enum pr_store_status st, const struct pr_gcra_result *results, int n)
@@ -199,6 +262,7 @@ static void on_store(void *ctx, enum pr_store_status st, const struct pr_gcra_re
 			mw_msg_info("Redis answers again: counters are shared again");
 		}
 		answer(c, results);
+		client_release(c); /* the pending answer's reference */
 		return;
 	}
 	srv.n.store_errors++;
@@ -208,19 +272,21 @@ static void on_store(void *ctx, enum pr_store_status st, const struct pr_gcra_re
 		srv.n.store_fallbacks++;
 		/* The same checks against this host's memory: limits still hold
 		   per MTA while Redis is away. */
+		client_hold(c); /* for on_local */
 		pr_store_run(srv.local, c->plan.checks, c->plan.n, on_local, c);
-		return;
+		break;
 	case PR_ON_ERROR_ALLOW:
 		srv.n.dunno++;
-			send_reply(c, "action=DUNNO\n\n");
-		return;
+		send_reply(c, "action=DUNNO\n\n");
+		break;
 	case PR_ON_ERROR_DEFER:
 	default:
 		srv.n.defer++;
-			send_reply(c, "action=DEFER_IF_PERMIT 4.7.1 Sending rate limits cannot be checked right now, "
+		send_reply(c, "action=DEFER_IF_PERMIT 4.7.1 Sending rate limits cannot be checked right now, "
 			      "try again later\n\n");
-		return;
+		break;
 	}
+	client_release(c); /* the pending answer's reference */
 }
 
 static void handle_request(struct client *c)
@@ -231,8 +297,8 @@ static void handle_request(struct client *c)
 	c->from_local = 0;
 	c->conf = srv.conf;
 	if (c->req.request != NULL && strcmp(c->req.request, "smtpd_access_policy") != 0) {
-			send_reply(c, "action=DUNNO\n\n");
 		srv.n.dunno++;
+		send_reply(c, "action=DUNNO\n\n");
 		return;
 	}
 	pr_decide_checks(c->conf, &c->req, &c->plan);
@@ -240,7 +306,7 @@ static void handle_request(struct client *c)
 		if (c->plan.exempt)
 			srv.n.exempt++;
 		srv.n.dunno++;
-			send_reply(c, "action=DUNNO\n\n");
+		send_reply(c, "action=DUNNO\n\n");
 		return;
 	}
 	/* While Redis is known to be down, on_store_error = local answers
@@ -251,16 +317,31 @@ static void handle_request(struct client *c)
 		srv.n.store_errors++;
 		srv.n.store_fallbacks++;
 		log_store_trouble();
+		client_hold(c); /* for on_local */
 		pr_store_run(srv.local, c->plan.checks, c->plan.n, on_local, c);
 		return;
 	}
+	client_hold(c); /* for on_store */
 	pr_store_run(srv.store, c->plan.checks, c->plan.n, on_store, c);
 }
 
+/*
+ * Answers the requests read so far, in order, one at a time: a loop, so
+ * that a store answering at once (the memory store) does not recurse once
+ * per pipelined request.
+ */
 static void process_input(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	while (!c->busy && !c->dead && evbuffer_get_length(in) > 0) {
+	struct evbuffer *in = bufferevent_get_input(c->bev), *out = bufferevent_get_output(c->bev);
+	client_hold(c);
+	c->in_input = 1;
+	while (!c->busy && !c->closing && evbuffer_get_length(in) > 0) {
+		if (evbuffer_get_length(out) >= MAX_OUTPUT) {
+			/* on_write reads on once the client has read its answers */
+			c->throttled = 1;
+			bufferevent_disable(c->bev, EV_READ);
+			break;
+		}
 		size_t len = evbuffer_get_length(in), used = 0;
 		if (len > 65536)
 			len = 65536;
@@ -272,15 +353,16 @@ static void process_input(struct client *c)
 			srv.n.bad_requests++;
 			mw_msg_warn("closing a policy connection: %s", mw_buf_str(&err));
 			mw_buf_free(&err);
-			c->dead = 1;
-			client_free(c);
-			return;
+			client_close(c);
+			break;
 		}
 		mw_buf_free(&err);
 		if (st == PR_NEED_MORE)
-			return;
+			break;
 		handle_request(c);
 	}
+	c->in_input = 0;
+	client_release(c);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -291,12 +373,21 @@ static void on_read(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 1024 * 1024) {
 		srv.n.bad_requests++;
 		mw_msg_warn("closing a policy connection: more than 1 MB sent ahead of the answers");
-		if (c->busy)
-			c->dead = 1;
-		else
-			client_free(c);
+		client_close(c);
 		return;
 	}
+	process_input(c);
+}
+
+/* The output buffer drained (libevent calls this when it is empty). */
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct client *c = arg;
+	if (!c->throttled)
+		return;
+	c->throttled = 0;
+	bufferevent_enable(c->bev, EV_READ);
 	process_input(c);
 }
 
@@ -304,14 +395,120 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct client *c = arg;
-	if (what & BEV_EVENT_TIMEOUT)
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
+		srv.n.bad_requests++;
+		mw_msg_warn("closing a policy connection that has not read its answers for %llu s "
+			    "(%zu bytes unread; client_write_timeout)", srv.conf->s.client_write_timeout_ms / 1000,
+			    evbuffer_get_length(bufferevent_get_output(c->bev)));
+	} else if (what & BEV_EVENT_TIMEOUT) {
 		mw_msg_info("closing an idle policy connection");
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		if (c->busy)
-			c->dead = 1; /* freed when the store answers */
-		else
-			client_free(c);
 	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		client_close(c); /* a pending store answer still holds it */
+}
+
+/* ------------------------------------------------------------ accepting */
+
+static int listener_index(const struct evconnlistener *l)
+{
+	for (int i = 0; i < 3; i++)
+		if (srv.listeners[i] == l)
+			return i;
+	return 0;
+}
+
+static void on_accept_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (int i = 0; i < 3; i++) {
+		if (srv.accept_paused[i] && srv.listeners[i] != NULL && !srv.stopping)
+			evconnlistener_enable(srv.listeners[i]);
+		srv.accept_paused[i] = 0;
+	}
+}
+
+/*
+ * accept() failed (EMFILE, ENFILE, ENOBUFS...): the pending connection
+ * stays in the backlog and the listener would wake us at once, forever.
+ * Pause it, try again a little later, and log once until it works again.
+ */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	if (srv.accept_failures++ == 0) {
+		struct rlimit rl = { 0, 0 };
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+		mw_msg_error("cannot accept connections: %s (%llu policy connections open, file descriptor "
+			     "limit %llu): pausing accepts, trying again every %d ms", evutil_socket_error_to_string(e),
+			     srv.n.connections, (unsigned long long)rl.rlim_cur, ACCEPT_PAUSE_MS);
+	}
+	int i = listener_index(l);
+	evconnlistener_disable(l);
+	srv.accept_paused[i] = 1;
+	if (srv.accept_timer != NULL && !evtimer_pending(srv.accept_timer, NULL)) {
+		struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+		evtimer_add(srv.accept_timer, &tv);
+	}
+}
+
+static void accept_worked(void)
+{
+	if (srv.accept_failures > 0) {
+		mw_msg_info("accepting connections again (%llu accepts had failed)", srv.accept_failures);
+		srv.accept_failures = 0;
+	}
+}
+
+/*
+ * max_connections within the file descriptor limit: the soft limit is
+ * raised as far as the hard one allows, and what still does not fit is
+ * clamped, with a warning.
+ */
+static void fit_fd_limit(const struct pr_conf *conf)
+{
+	unsigned long long margin = FD_MARGIN + conf->s.redis_connections;
+	unsigned long long want = conf->s.max_connections + margin;
+	srv.max_connections = conf->s.max_connections;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	if (rl.rlim_cur < want && rl.rlim_max > rl.rlim_cur) {
+		struct rlimit more = rl;
+		more.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			rl = more;
+	}
+	if (rl.rlim_cur >= want)
+		return;
+	srv.max_connections = rl.rlim_cur > margin + 1 ? rl.rlim_cur - margin : 1;
+	mw_msg_warn("max_connections = %llu needs %llu file descriptors, but the limit is %llu "
+		    "(ulimit -n, systemd LimitNOFILE=): accepting at most %llu policy connections",
+		    conf->s.max_connections, want, (unsigned long long)rl.rlim_cur, srv.max_connections);
+}
+
+static void client_new(evutil_socket_t fd)
+{
+	struct client *c = mw_xcalloc(1, sizeof(*c));
+	c->refs = 1; /* the open connection */
+	c->bev = bufferevent_socket_new(srv.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	pr_request_init(&c->req);
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	struct timeval rtv = { (time_t)(srv.conf->s.client_timeout_ms / 1000),
+			       (suseconds_t)(srv.conf->s.client_timeout_ms % 1000) * 1000 };
+	struct timeval wtv = { (time_t)(srv.conf->s.client_write_timeout_ms / 1000),
+			       (suseconds_t)(srv.conf->s.client_write_timeout_ms % 1000) * 1000 };
+	bufferevent_set_timeouts(c->bev, &rtv, &wtv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	srv.n.connections++;
+	srv.n.connections_total++;
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -320,20 +517,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)sa;
 	(void)salen;
 	(void)arg;
-	if (srv.stopping || srv.n.connections >= srv.conf->s.max_connections) {
+	accept_worked();
+	if (srv.stopping || srv.n.connections >= srv.max_connections) {
 		evutil_closesocket(fd);
 		return;
 	}
-	struct client *c = mw_xcalloc(1, sizeof(*c));
-	c->bev = bufferevent_socket_new(srv.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	pr_request_init(&c->req);
-	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-	struct timeval tv = { (time_t)(srv.conf->s.client_timeout_ms / 1000),
-			      (suseconds_t)(srv.conf->s.client_timeout_ms % 1000) * 1000 };
-	bufferevent_set_timeouts(c->bev, &tv, NULL);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	srv.n.connections++;
-	srv.n.connections_total++;
+	client_new(fd);
 }
 
 /* ------------------------------------------------------------ control and metrics */
@@ -398,20 +587,41 @@ static void run_control(const char *line, struct mw_buf *out)
 	arg[al] = '\0';
 	if (strcmp(cmd, "stats") == 0) {
 		metrics_text(out);
-	} else if (strcmp(cmd, "usage") == 0 && arg[0] != '\0') {
-		if (pr_store_usage(srv.store, arg, NULL, 0, out, &err) < 0)
+	} else if ((strcmp(cmd, "usage") == 0 || strcmp(cmd, "reset") == 0) && arg[0] != '\0') {
+		/* Counters are named RULE:KIND:VALUE; RULE:VALUE means every kind. */
+		const char *colon = strchr(arg, ':');
+		int typed = colon == NULL;
+		for (int k = 0; k <= PR_KEY_GLOBAL && !typed; k++) {
+			size_t kl = strlen(pr_key_kind_name((enum pr_key_kind)k));
+			typed = strncmp(colon + 1, pr_key_kind_name((enum pr_key_kind)k), kl) == 0 && colon[1 + kl] == ':';
+		}
+		size_t total = 0;
+		int failed = 0;
+		for (int k = typed ? -1 : 0; k <= (typed ? -1 : PR_KEY_GLOBAL) && !failed; k++) {
+			char key[sizeof(arg) + 32];
+			if (k < 0)
+				snprintf(key, sizeof(key), "%s", arg);
+			else
+				snprintf(key, sizeof(key), "%.*s:%s:%s", (int)(colon - arg), arg,
+					 pr_key_kind_name((enum pr_key_kind)k), colon + 1);
+			size_t count = 0;
+			if (cmd[0] == 'u') {
+				failed = pr_store_usage(srv.store, key, NULL, 0, out, &err) < 0;
+			} else {
+				failed = pr_store_reset(srv.store, key, &count, &err) < 0;
+				total += count;
+				if (srv.local != NULL)
+					pr_store_reset(srv.local, key, &count, &err);
+			}
+		}
+		if (failed)
 			mw_buf_printf(out, "ERROR %s\n", mw_buf_str(&err));
+		else if (cmd[0] == 'r')
+			mw_buf_printf(out, "OK %zu counters removed\n", total);
 		else if (mw_buf_len(out) == 0)
 			mw_buf_puts(out, "(nothing counted)\n");
-	} else if (strcmp(cmd, "reset") == 0 && arg[0] != '\0') {
-		size_t count = 0;
-		if (pr_store_reset(srv.store, arg, &count, &err) < 0)
-			mw_buf_printf(out, "ERROR %s\n", mw_buf_str(&err));
-		else
-			mw_buf_printf(out, "OK %zu counters removed\n", count);
-		if (srv.local != NULL)
-			pr_store_reset(srv.local, arg, &count, &err);
-		mw_msg_info("control: reset %s", arg);
+		if (cmd[0] == 'r')
+			mw_msg_info("control: reset %s", arg);
 	} else if (strcmp(cmd, "top") == 0) {
 		unsigned long long n = 20;
 		if (arg[0] != '\0' && mw_parse_uint(arg, 1000, &n) < 0)
@@ -428,13 +638,19 @@ struct side {
 	int metrics; /* HTTP, not the control protocol */
 };
 
+static void side_free(struct bufferevent *bev, struct side *s)
+{
+	srv.side_connections--;
+	free(s);
+	bufferevent_free(bev);
+}
+
 static void on_side_read(struct bufferevent *bev, void *arg)
 {
 	struct side *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	if (evbuffer_get_length(in) > 8192) {
-		free(s);
-		bufferevent_free(bev);
+		side_free(bev, s);
 		return;
 	}
 	struct mw_buf out = MW_BUF_INIT, body = MW_BUF_INIT;
@@ -461,17 +677,14 @@ static void on_side_read(struct bufferevent *bev, void *arg)
 
 static void on_side_written(struct bufferevent *bev, void *arg)
 {
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !(bufferevent_get_enabled(bev) & EV_READ)) {
-		free(arg);
-		bufferevent_free(bev);
-	}
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 && !(bufferevent_get_enabled(bev) & EV_READ))
+		side_free(bev, arg);
 }
 
 static void on_side_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)what;
-	free(arg);
-	bufferevent_free(bev);
+	side_free(bev, arg);
 }
 
 static void on_side_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -479,6 +692,12 @@ static void on_side_accept(struct evconnlistener *l, evutil_socket_t fd, struct 
 	(void)l;
 	(void)sa;
 	(void)salen;
+	accept_worked();
+	if (srv.side_connections >= MAX_SIDE) {
+		evutil_closesocket(fd);
+		return;
+	}
+	srv.side_connections++;
 	struct side *s = mw_xcalloc(1, sizeof(*s));
 	s->metrics = arg != NULL;
 	struct bufferevent *bev = bufferevent_socket_new(srv.base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -515,6 +734,7 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 	memmove(&srv.retired[1], &srv.retired[0], 7 * sizeof(srv.retired[0]));
 	srv.retired[0] = srv.conf;
 	srv.conf = fresh;
+	fit_fd_limit(fresh);
 	mw_log_apply_conf(&fresh->s.log);
 	mw_msg_info("configuration reloaded from %s: %d rules, %zu overrides", srv.conf_path, fresh->s.nrules,
 		    fresh->overrides.n);
@@ -548,9 +768,39 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	event_add(srv.stop_timer, &tv);
 }
 
-int pr_server_run(struct pr_conf *conf, const char *conf_path)
+void pr_server_init(struct event_base *base, struct pr_conf *conf, const char *conf_path)
 {
 	struct mw_buf err = MW_BUF_INIT;
+	srv.base = base;
+	srv.conf = conf;
+	srv.conf_path = conf_path;
+	if (conf->s.store == PR_STORE_REDIS) {
+		srv.store = pr_store_redis(srv.base, &conf->s.redis, (int)conf->s.redis_connections,
+					   conf->s.redis_prefix, &err);
+		if (srv.store == NULL)
+			mw_msg_fatal("%s", mw_buf_str(&err));
+		if (conf->s.on_store_error == PR_ON_ERROR_LOCAL)
+			srv.local = pr_store_memory((size_t)conf->s.memory_max_entries);
+	} else {
+		srv.store = pr_store_memory((size_t)conf->s.memory_max_entries);
+	}
+	fit_fd_limit(conf);
+	srv.accept_timer = evtimer_new(srv.base, on_accept_timer, NULL);
+	mw_buf_free(&err);
+}
+
+void pr_server_adopt(int fd)
+{
+	client_new(fd);
+}
+
+unsigned long long pr_server_connections(void)
+{
+	return srv.n.connections;
+}
+
+int pr_server_run(struct pr_conf *conf, const char *conf_path)
+{
 	evthread_use_pthreads(); /* Sentinel discovery reports from a thread */
 	/* The changelist folds the write-interest on/off of each reply (ours
 	   and hiredis's) into at most one epoll_ctl per loop iteration. */
@@ -566,23 +816,15 @@ int pr_server_run(struct pr_conf *conf, const char *conf_path)
 		mw_msg_error("cannot create the event loop");
 		return -1;
 	}
-	srv.conf = conf;
-	srv.conf_path = conf_path;
-	if (conf->s.store == PR_STORE_REDIS) {
-		srv.store = pr_store_redis(srv.base, &conf->s.redis, (int)conf->s.redis_connections,
-					   conf->s.redis_prefix, &err);
-		if (srv.store == NULL)
-			mw_msg_fatal("%s", mw_buf_str(&err));
-		if (conf->s.on_store_error == PR_ON_ERROR_LOCAL)
-			srv.local = pr_store_memory((size_t)conf->s.memory_max_entries);
-	} else {
-		srv.store = pr_store_memory((size_t)conf->s.memory_max_entries);
-	}
+	pr_server_init(srv.base, conf, conf_path);
 	srv.listeners[0] = evconnlistener_new(srv.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, srv.fds[0]);
 	if (srv.fds[1] >= 0)
 		srv.listeners[1] = evconnlistener_new(srv.base, on_side_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, srv.fds[1]);
 	if (srv.fds[2] >= 0)
 		srv.listeners[2] = evconnlistener_new(srv.base, on_side_accept, &srv, LEV_OPT_CLOSE_ON_FREE, -1, srv.fds[2]);
+	for (int i = 0; i < 3; i++)
+		if (srv.listeners[i] != NULL)
+			evconnlistener_set_error_cb(srv.listeners[i], on_accept_error);
 	struct event *hup = evsignal_new(srv.base, SIGHUP, on_reload, NULL);
 	struct event *term = evsignal_new(srv.base, SIGTERM, on_stop, NULL);
 	struct event *intr = evsignal_new(srv.base, SIGINT, on_stop, NULL);
@@ -607,11 +849,12 @@ int pr_server_run(struct pr_conf *conf, const char *conf_path)
 	event_free(intr);
 	if (srv.stop_timer != NULL)
 		event_free(srv.stop_timer);
+	if (srv.accept_timer != NULL)
+		event_free(srv.accept_timer);
 	pr_store_free(srv.store);
 	pr_store_free(srv.local);
 	for (int i = 0; i < 8; i++)
 		pr_conf_free(srv.retired[i]);
 	event_base_free(srv.base);
-	mw_buf_free(&err);
 	return 0;
 }

@@ -105,6 +105,7 @@ class Daemon:
         self.conf = os.path.join(self.dir, "policyd-rate.conf")
         self.logfile = os.path.join(self.dir, "policyd-rate.log")
         self.proc = None
+        self.wrap = []  # a command that runs the daemon, e.g. prlimit
         self.write(conf)
         if start:
             self.start()
@@ -126,7 +127,7 @@ class Daemon:
 
     def start(self, expect_fail=False):
         mark = len(self.log())
-        self.proc = sandbox.spawn([POLICYD, "-f", "-c", self.conf], log=self.logfile)
+        self.proc = sandbox.spawn(self.wrap + [POLICYD, "-f", "-c", self.conf], log=self.logfile)
 
         def up():
             if self.proc.poll() is not None:

@@ -45,8 +45,8 @@ def shared(t):
     t.eq(ca.ask(user="shared@example.org").split()[0], "DEFER_IF_PERMIT", "the 21st is deferred on daemon A")
     t.eq(cb.ask(user="shared@example.org").split()[0], "DEFER_IF_PERMIT", "... and on daemon B")
     keys = r.cli("--scan", "--pattern", "*").split()
-    t.ok(keys and all(re.match(r"^mw:rate:\{per-user:[^}]+\}$", k) for k in keys),
-         "one hash per check, its name in a {hash tag}", keys)
+    t.ok(keys and all(re.match(r"^mw:rate:\{per-user:sasl_username:[^}]+\}$", k) for k in keys),
+         "one hash per check, its name (with the key kind) in a {hash tag}", keys)
     fields = r.cli("HGETALL", keys[0]).split()
     t.ok(any(f.startswith("t") for f in fields) and r.cli("PTTL", keys[0]).strip() not in ("-1", "-2"),
          "the hash holds the window state and expires", fields)
@@ -66,7 +66,7 @@ def shared(t):
     r.cli("SCRIPT", "FLUSH")
     mark = len(b.log())
     t.eq(cb.ask(user="noscript@example.org"), "DUNNO", "after SCRIPT FLUSH: answered")
-    t.ok(r.cli("EXISTS", "mw:rate:{per-user:noscript@example.org}").strip() == "1"
+    t.ok(r.cli("EXISTS", "mw:rate:{per-user:sasl_username:noscript@example.org}").strip() == "1"
          and "not answering" not in b.log()[mark:],
          "... and counted in Redis (EVAL sent the script again), no fallback", b.log()[mark:])
     t.eq(r.cli("SCRIPT", "EXISTS", sha1_of_cached(r)).split(), ["1"], "... and the script is cached again")
@@ -189,10 +189,14 @@ def sentinel(t):
     d = Daemon("%sstore = redis\nredis_servers = sentinel:mwmaster@127.0.0.1:%d\nredis_timeout = 300ms\n"
                "on_store_error = defer\n" % (RULE, sport))
     c = d.client()
+    try:  # reported from the discovery thread: it may come after "listening on" on a loaded machine
+        d.wait_log("master mwmaster is at 127.0.0.1:%d" % master.port, timeout=30)
+    except TimeoutError:
+        pass
     t.contains(d.log(), "master mwmaster is at 127.0.0.1:%d" % master.port, "Sentinel: the master is discovered")
     for _ in range(15):
         c.ask(user="failover@example.org")
-    sandbox.wait_for(lambda: replica.cli("--scan").strip() != "", 10, what="replication")
+    sandbox.wait_for(lambda: replica.cli("--scan").strip() != "", 60, what="replication")
     mark = len(d.log())
     master.kill()
     sandbox.wait_for(lambda: "master mwmaster is at 127.0.0.1:%d" % replica.port in d.log()[mark:], 30,
