@@ -109,6 +109,20 @@ const struct mw_conf_key ma_conf_schema[] = {
 	{ .name = NULL },
 };
 
+static void signer_conf(const struct ma_settings *s, struct ma_signer_conf *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->key_table = s->dkim_key_table;
+	sc->signing_table = s->dkim_signing_table;
+	sc->login_maps = s->sender_login_maps;
+	sc->sign_headers = s->dkim_sign_headers;
+	sc->oversign_headers = s->dkim_oversign_headers;
+	sc->header_relaxed = s->dkim_canon == MA_CANON_RELAXED_RELAXED || s->dkim_canon == MA_CANON_RELAXED_SIMPLE;
+	sc->body_relaxed = s->dkim_canon == MA_CANON_RELAXED_RELAXED || s->dkim_canon == MA_CANON_SIMPLE_RELAXED;
+	sc->ttl_s = (s->dkim_signature_ttl + 999) / 1000;
+	sc->daemon_user = s->daemon.user;
+}
+
 static int validate_signing(struct mw_conf *cfg, struct ma_settings *s)
 {
 	if ((s->dkim_key_table[0] == '\0') != (s->dkim_signing_table[0] == '\0'))
@@ -128,6 +142,19 @@ static int validate_signing(struct mw_conf *cfg, struct ma_settings *s)
 		return mw_conf_fail(cfg, "dkim_sign_headers", "must include From (RFC 6376 5.4)");
 	if (s->sender_login_maps[0] != '\0' && access(s->sender_login_maps, R_OK) < 0)
 		return mw_conf_fail(cfg, "sender_login_maps", "cannot read %s", s->sender_login_maps);
+	if (s->dkim_key_table[0] != '\0' || s->sender_login_maps[0] != '\0') {
+		/* a trial load, so that -C and a reload check the tables and
+		   every key (the daemon loads them again after dropping root) */
+		struct ma_signer_conf sc;
+		struct mw_buf err = MW_BUF_INIT;
+		signer_conf(s, &sc);
+		struct ma_signer *trial = ma_signer_new(&sc, &err);
+		int r = trial == NULL ? mw_conf_fail(cfg, s->dkim_key_table[0] ? "dkim_key_table" :
+						     "sender_login_maps", "%s", mw_buf_str(&err)) : 0;
+		ma_signer_free(trial);
+		mw_buf_free(&err);
+		return r;
+	}
 	return 0;
 }
 
@@ -202,18 +229,8 @@ int ma_conf_start(struct ma_conf *c, struct mw_buf *err)
 	if (e->dmarc == NULL)
 		return -1;
 	if (s->dkim_key_table[0] != '\0' || s->sender_login_check) {
-		struct ma_signer_conf sc = {
-			.key_table = s->dkim_key_table,
-			.signing_table = s->dkim_signing_table,
-			.login_maps = s->sender_login_maps,
-			.sign_headers = s->dkim_sign_headers,
-			.oversign_headers = s->dkim_oversign_headers,
-			.header_relaxed = s->dkim_canon == MA_CANON_RELAXED_RELAXED ||
-					  s->dkim_canon == MA_CANON_RELAXED_SIMPLE,
-			.body_relaxed = s->dkim_canon == MA_CANON_RELAXED_RELAXED ||
-					s->dkim_canon == MA_CANON_SIMPLE_RELAXED,
-			.ttl_s = (s->dkim_signature_ttl + 999) / 1000,
-		};
+		struct ma_signer_conf sc;
+		signer_conf(s, &sc);
 		if ((e->signer = ma_signer_new(&sc, err)) == NULL)
 			return -1;
 	}

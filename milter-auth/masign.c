@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,8 +117,8 @@ out:
 	return k;
 }
 
-static int load_key(const char *table, const struct ma_key_row *row, struct loaded_key *out,
-		    struct mw_buf *err)
+static int load_key(const char *table, const struct ma_key_row *row, uid_t daemon_uid,
+		    struct loaded_key *out, struct mw_buf *err)
 {
 	int fd = open(row->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
@@ -141,10 +142,10 @@ static int load_key(const char *table, const struct ma_key_row *row, struct load
 		close(fd);
 		return -1;
 	}
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
+	if (st.st_uid != geteuid() && st.st_uid != 0 && st.st_uid != daemon_uid) {
 		mw_buf_printf(err, "%s:%d: key file %s is owned by uid %u, neither root nor the daemon's "
 			      "user (uid %u)", table, row->line, row->path, (unsigned)st.st_uid,
-			      (unsigned)geteuid());
+			      (unsigned)(daemon_uid != (uid_t)-1 ? daemon_uid : geteuid()));
 		close(fd);
 		return -1;
 	}
@@ -273,8 +274,15 @@ struct ma_signer *ma_signer_new(const struct ma_signer_conf *c, struct mw_buf *e
 		s->have_lm = 1;
 	}
 	s->keys = mw_xcalloc((size_t)s->kt.n + 1, sizeof(*s->keys));
+	uid_t daemon_uid = (uid_t)-1;
+	if (c->daemon_user != NULL && c->daemon_user[0] != '\0') {
+		struct passwd pw, *found = NULL;
+		char pwbuf[4096];
+		if (getpwnam_r(c->daemon_user, &pw, pwbuf, sizeof(pwbuf), &found) == 0 && found != NULL)
+			daemon_uid = found->pw_uid;
+	}
 	for (int i = 0; i < s->kt.n; i++)
-		if (load_key(c->key_table, &s->kt.rows[i], &s->keys[i], err) < 0)
+		if (load_key(c->key_table, &s->kt.rows[i], daemon_uid, &s->keys[i], err) < 0)
 			goto fail;
 
 	s->lib = dkim_init(NULL, NULL);

@@ -32,6 +32,7 @@ struct ma_signer_conf {
 	char **oversign_headers;      /* names signed once more than present */
 	int header_relaxed, body_relaxed;
 	unsigned long long ttl_s;     /* x= this many seconds after t=; 0: none */
+	const char *daemon_user;      /* key files may belong to it, root or us */
 };
 
 struct ma_signer;
