@@ -541,7 +541,10 @@ int ma_sign_msg_eom(struct ma_sign_msg *m, char **values, int max, struct mw_buf
 		}
 		struct mw_buf v = MW_BUF_INIT;
 		mw_buf_putc(&v, ' ');
-		mw_buf_append(&v, buf, len);
+		/* libopendkim folds with CRLF; milters hand MTAs bare LF */
+		for (size_t k = 0; k < len; k++)
+			if (buf[k] != '\r')
+				mw_buf_putc(&v, buf[k]);
 		values[n++] = mw_buf_steal(&v);
 		mw_buf_free(&v);
 		mw_buf_printf(note, "%sdkim-signed(d=%s s=%s a=%s)", mw_buf_len(note) ? " " : "", g->domain,
