@@ -117,6 +117,60 @@ out:
 	return k;
 }
 
+/* A private key as text: PEM (PKCS#1 or PKCS#8), base64 DER, or a base64
+   raw Ed25519 key. NULL if none. */
+static EVP_PKEY *parse_key(const char *text, size_t len)
+{
+	EVP_PKEY *k = NULL;
+	if (len > MAX_KEY_BYTES)
+		return NULL;
+	if (memmem(text, len, "-----BEGIN", 10) != NULL) {
+		BIO *bio = BIO_new_mem_buf(text, (int)len);
+		if (bio != NULL)
+			k = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
+		BIO_free(bio);
+	} else {
+		k = parse_base64_key(text, len);
+	}
+	return k;
+}
+
+int ma_sign_key_public(const char *text, size_t len, struct mw_buf *p, int *ed25519, int *bits)
+{
+	EVP_PKEY *k = parse_key(text, len);
+	if (k == NULL)
+		return -1;
+	int type = EVP_PKEY_get_base_id(k), r = -1;
+	unsigned char *der = NULL;
+	int dl = 0;
+	unsigned char raw[32];
+	size_t rl = sizeof(raw);
+	*bits = EVP_PKEY_get_bits(k);
+	if (type == EVP_PKEY_RSA) {
+		*ed25519 = 0;
+		dl = i2d_PUBKEY(k, &der); /* SubjectPublicKeyInfo, as RFC 6376 3.6.1 asks */
+	} else if (type == EVP_PKEY_ED25519 && EVP_PKEY_get_raw_public_key(k, raw, &rl) == 1) {
+		*ed25519 = 1;
+		der = OPENSSL_malloc(rl);
+		if (der != NULL) {
+			memcpy(der, raw, rl);
+			dl = (int)rl; /* RFC 8463 3: the raw 32 bytes */
+		}
+	}
+	if (dl > 0 && der != NULL) {
+		unsigned char *b64 = malloc((size_t)dl * 2 + 4);
+		if (b64 != NULL) {
+			int n = EVP_EncodeBlock(b64, der, dl);
+			mw_buf_append(p, b64, (size_t)n);
+			free(b64);
+			r = 0;
+		}
+	}
+	OPENSSL_free(der);
+	EVP_PKEY_free(k);
+	return r;
+}
+
 static int load_key(const char *table, const struct ma_key_row *row, uid_t daemon_uid,
 		    struct loaded_key *out, struct mw_buf *err)
 {
@@ -173,15 +227,7 @@ static int load_key(const char *table, const struct ma_key_row *row, uid_t daemo
 	}
 	text[got] = '\0';
 
-	EVP_PKEY *k = NULL;
-	if (strstr(text, "-----BEGIN") != NULL) {
-		BIO *bio = BIO_new_mem_buf(text, (int)got);
-		if (bio != NULL)
-			k = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
-		BIO_free(bio);
-	} else {
-		k = parse_base64_key(text, got);
-	}
+	EVP_PKEY *k = parse_key(text, got);
 	OPENSSL_cleanse(text, got);
 	free(text);
 	if (k == NULL) {

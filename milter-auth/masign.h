@@ -49,6 +49,11 @@ int ma_signer_nkeys(const struct ma_signer *s);
 int ma_signer_login_allowed(const struct ma_signer *s, const char *login, const char *local,
 			    const char *domain, struct mw_buf *reason);
 
+/* For milter-auth-keygen --check: the p= value (base64) of a private key
+   given as text (PEM, base64 DER, base64 raw Ed25519); 0, or -1 if the
+   text holds no RSA or Ed25519 key. */
+int ma_sign_key_public(const char *text, size_t len, struct mw_buf *p, int *ed25519, int *bits);
+
 /* NULL when the signer is NULL (no signing configured). */
 struct ma_sign_msg *ma_sign_msg_new(struct ma_signer *s, const char *id);
 void ma_sign_msg_free(struct ma_sign_msg *m);
