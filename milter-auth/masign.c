@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <dkim.h>
@@ -19,6 +20,7 @@
 
 #include "keytable.h"
 #include "log.h"
+#include "edsign.h"
 #include "masign.h"
 
 #define MAX_TABLE_BYTES (16 * 1024 * 1024)
@@ -27,8 +29,9 @@
 #define MAX_HEADER_BYTES (4 * 1024 * 1024)
 
 struct loaded_key {
-	char *pem;       /* PKCS#8 PEM, as libopendkim reads it */
+	char *pem;       /* RSA: PKCS#8 PEM, as libopendkim reads it */
 	size_t pem_len;
+	EVP_PKEY *ed;    /* Ed25519: for edsign.c */
 	int ed25519;
 	int bits;
 };
@@ -36,11 +39,14 @@ struct loaded_key {
 struct ma_signer {
 	DKIM_LIB *lib;
 	struct ma_keytable kt;
+	char **sign_headers, **oversign_headers; /* the configuration's */
+	unsigned long long ttl_s;
 	struct ma_signtable st;
 	struct ma_loginmap lm;
 	int have_lm;
 	struct loaded_key *keys; /* one per key table row */
 	dkim_canon_t hcanon, bcanon;
+	int hrelaxed, brelaxed;
 };
 
 /* ------------------------------------------------------------ loading */
@@ -248,6 +254,8 @@ static int load_key(const char *table, const struct ma_key_row *row, uid_t daemo
 	} else if (type == EVP_PKEY_ED25519) {
 		out->ed25519 = 1;
 		out->bits = 256;
+		out->ed = k; /* signed by edsign.c: libopendkim leaks Ed25519 keys */
+		return 0;
 	} else {
 		mw_buf_printf(err, "%s:%d: %s is neither an RSA nor an Ed25519 key", table, row->line,
 			      row->path);
@@ -347,6 +355,11 @@ struct ma_signer *ma_signer_new(const struct ma_signer_conf *c, struct mw_buf *e
 		goto fail;
 	}
 	s->hcanon = c->header_relaxed ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
+	s->hrelaxed = c->header_relaxed;
+	s->brelaxed = c->body_relaxed;
+	s->sign_headers = c->sign_headers;
+	s->oversign_headers = c->oversign_headers;
+	s->ttl_s = c->ttl_s;
 	s->bcanon = c->body_relaxed ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
 	return s;
 fail:
@@ -365,6 +378,7 @@ void ma_signer_free(struct ma_signer *s)
 			if (s->keys[i].pem != NULL)
 				OPENSSL_cleanse(s->keys[i].pem, s->keys[i].pem_len);
 			free(s->keys[i].pem);
+			EVP_PKEY_free(s->keys[i].ed);
 		}
 		free(s->keys);
 	}
@@ -401,7 +415,9 @@ int ma_signer_login_allowed(const struct ma_signer *s, const char *login, const 
 /* ------------------------------------------------------------ message */
 
 struct sig {
-	DKIM *dkim;
+	DKIM *dkim;            /* RSA: libopendkim */
+	struct ma_edsign *ed;  /* Ed25519: ours */
+	char signer[MA_DOMAIN_MAX + MA_LOCAL_MAX + 1];
 	int row;               /* signing table row */
 	char domain[MA_DOMAIN_MAX];
 };
@@ -443,8 +459,11 @@ void ma_sign_msg_free(struct ma_sign_msg *m)
 	if (m == NULL)
 		return;
 	drop_headers(m);
-	for (int i = 0; i < m->nsigs; i++)
-		dkim_free(m->sigs[i].dkim);
+	for (int i = 0; i < m->nsigs; i++) {
+		if (m->sigs[i].dkim != NULL)
+			dkim_free(m->sigs[i].dkim);
+		ma_edsign_free(m->sigs[i].ed);
+	}
 	mw_buf_free(&m->first_from);
 	free(m);
 }
@@ -531,6 +550,16 @@ int ma_sign_msg_eoh(struct ma_sign_msg *m, struct mw_buf *note)
 		DKIM_STAT st;
 		expand(g->domain, sizeof(g->domain), kr->domain, domain);
 		g->row = rows[i];
+		g->signer[0] = '\0';
+		if (row->signer != NULL)
+			expand(g->signer, sizeof(g->signer), row->signer, domain);
+		if (key->ed25519) {
+			g->dkim = NULL;
+			g->ed = ma_edsign_new(key->ed, s->hrelaxed, s->brelaxed);
+			m->nsigs++;
+			continue;
+		}
+		g->ed = NULL;
 		g->dkim = dkim_sign(s->lib, (const unsigned char *)"sign", NULL,
 				    (unsigned char *)key->pem, (const unsigned char *)kr->selector,
 				    (const unsigned char *)g->domain, s->hcanon, s->bcanon,
@@ -540,11 +569,8 @@ int ma_sign_msg_eoh(struct ma_sign_msg *m, struct mw_buf *note)
 				      g->domain, kr->selector, dkim_getresultstr(st));
 			continue;
 		}
-		if (row->signer != NULL) {
-			char signer[MA_DOMAIN_MAX + MA_LOCAL_MAX + 1];
-			expand(signer, sizeof(signer), row->signer, domain);
-			(void)dkim_set_signer(g->dkim, (const unsigned char *)signer);
-		}
+		if (g->signer[0] != '\0')
+			(void)dkim_set_signer(g->dkim, (const unsigned char *)g->signer);
 		int ok = 1;
 		for (int h = 0; h < m->nheaders && ok; h++)
 			ok = dkim_header(g->dkim, (unsigned char *)m->headers[h], strlen(m->headers[h])) ==
@@ -558,15 +584,23 @@ int ma_sign_msg_eoh(struct ma_sign_msg *m, struct mw_buf *note)
 		}
 		m->nsigs++;
 	}
-	drop_headers(m);
+	/* edsign.c hashes the headers at the end */
+	int ours = 0;
+	for (int i = 0; i < m->nsigs; i++)
+		ours |= m->sigs[i].ed != NULL;
+	if (!ours)
+		drop_headers(m);
 	return m->nsigs;
 }
 
 void ma_sign_msg_body(struct ma_sign_msg *m, const unsigned char *data, size_t len)
 {
-	for (int i = 0; i < m->nsigs; i++)
+	for (int i = 0; i < m->nsigs; i++) {
 		if (m->sigs[i].dkim != NULL)
 			(void)dkim_body(m->sigs[i].dkim, (unsigned char *)data, len);
+		else
+			ma_edsign_body(m->sigs[i].ed, data, len);
+	}
 }
 
 int ma_sign_msg_eom(struct ma_sign_msg *m, char **values, int max, struct mw_buf *note)
@@ -577,6 +611,22 @@ int ma_sign_msg_eom(struct ma_sign_msg *m, char **values, int max, struct mw_buf
 		const struct ma_key_row *kr = &m->s->kt.rows[m->s->st.rows[g->row].key];
 		unsigned char *buf = NULL;
 		size_t len = 0;
+		if (g->ed != NULL) {
+			struct mw_buf v = MW_BUF_INIT, err = MW_BUF_INIT;
+			if (ma_edsign_finish(g->ed, g->domain, kr->selector, g->signer, time(NULL), m->s->ttl_s,
+					     m->headers, m->nheaders, m->s->sign_headers, m->s->oversign_headers,
+					     &v, &err) == 0) {
+				values[n++] = mw_buf_steal(&v);
+				mw_buf_printf(note, "%sdkim-signed(d=%s s=%s a=ed25519-sha256)",
+					      mw_buf_len(note) ? " " : "", g->domain, kr->selector);
+			} else {
+				mw_buf_printf(note, "%ssigning as d=%s s=%s failed: %s", mw_buf_len(note) ? " " : "",
+					      g->domain, kr->selector, mw_buf_str(&err));
+			}
+			mw_buf_free(&v);
+			mw_buf_free(&err);
+			continue;
+		}
 		if (dkim_eom(g->dkim, NULL) != DKIM_STAT_OK ||
 		    dkim_getsighdr_d(g->dkim, strlen("DKIM-Signature: "), &buf, &len) != DKIM_STAT_OK ||
 		    buf == NULL) {

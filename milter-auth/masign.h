@@ -1,7 +1,7 @@
 /*
  * masign: outbound DKIM signing (RFC 6376; Ed25519 per RFC 8463) of the mail
- * our users and trusted networks send, with libopendkim doing the
- * canonicalization, hashing and signing for both algorithms.
+ * our users and trusted networks send: RSA signatures by libopendkim,
+ * Ed25519 ones by edsign.c (libopendkim leaks its Ed25519 keys).
  *
  * A struct ma_signer belongs to one configuration (built with it, shared
  * read-only by every milter thread, freed with it, so SIGHUP swaps tables

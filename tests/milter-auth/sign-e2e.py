@@ -185,6 +185,22 @@ def main(t):
     t.ok(any(r.startswith("dkim=pass") for r in results(last, "mx.example.net")), "and mail is still signed")
     os.chmod(ED_PATH, 0o600)
 
+    # simple/simple through Postfix: libopendkim's folded RSA header and our
+    # Ed25519 one both survive the MTA byte for byte
+    with open(signing, "w") as f:
+        f.write("*@example.org rsa\n*@example.org ed\n")
+    with open(ma.conf, "w") as f:
+        f.write(base + "dkim_canonicalization = simple/simple\n")
+    mark = ma.text().count("configuration reloaded")
+    os.kill(ma.proc.pid, signal.SIGHUP)
+    sandbox.wait_for(lambda: ma.text().count("configuration reloaded") > mark, 30, what="reload")
+    code, tr = submit(tx, message("simple canonicalization"))
+    got = rx.wait_delivered(5, timeout=60)
+    last = next(m for m in got if b"Subject: simple canonicalization" in m)
+    res = [r for r in results(last, "mx.example.net") if r.startswith("dkim=")]
+    t.ok(len(res) == 2 and all(r.startswith("dkim=pass") for r in res) and b"c=simple/simple" in last,
+         "simple/simple: both signatures pass at the receiver", res)
+
 
 t = Tap()
 t.run(main)

@@ -1,5 +1,6 @@
-/* Unit tests of the signing tables (keytable.c) and of the From local
-   part the signing table is matched with (hdrparse.c). */
+/* Unit tests of the signing tables (keytable.c), of the From local part
+   the signing table is matched with (hdrparse.c), and of the DKIM
+   canonicalization of our Ed25519 signer (edsign.c). */
 #include "config.h"
 
 #include <setjmp.h>
@@ -11,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "edsign.h"
 #include "hdrparse.h"
 #include "keytable.h"
 
@@ -266,6 +268,60 @@ static void test_from_local(void **state)
 	}
 }
 
+static void body(const char *in, int relaxed, const char *want, size_t split)
+{
+	struct ma_body_canon c;
+	ma_body_canon_init(&c, relaxed);
+	size_t n = strlen(in);
+	if (split > n)
+		split = n;
+	ma_body_canon_feed(&c, (const unsigned char *)in, split);
+	ma_body_canon_feed(&c, (const unsigned char *)in + split, n - split);
+	ma_body_canon_end(&c);
+	if (strcmp(mw_buf_str(&c.out), want) != 0)
+		fail_msg("%s body [%s] split %zu: got [%s], want [%s]", relaxed ? "relaxed" : "simple", in, split,
+			 mw_buf_str(&c.out), want);
+	ma_body_canon_free(&c);
+}
+
+static void test_canon(void **state)
+{
+	(void)state;
+	/* RFC 6376 3.4.5 */
+	static const char rfc[] = " C \r\nD \t E\r\n\r\n\r\n";
+	for (size_t split = 0; split <= sizeof(rfc); split++) {
+		body(rfc, 1, " C\r\nD E\r\n", split);
+		body(rfc, 0, " C \r\nD \t E\r\n", split);
+	}
+	struct mw_buf h = MW_BUF_INIT;
+	ma_header_canon("A: X", 4, 1, &h);
+	ma_header_canon("B : Y\t\r\n\tZ  ", 12, 1, &h);
+	assert_string_equal(mw_buf_str(&h), "a:X\r\nb:Y Z\r\n");
+	mw_buf_reset(&h);
+	ma_header_canon("B : Y\t\r\n\tZ  ", 12, 0, &h);
+	assert_string_equal(mw_buf_str(&h), "B : Y\t\r\n\tZ  \r\n");
+	mw_buf_free(&h);
+	static const struct {
+		const char *in, *relaxed, *simple;
+	} rows[] = {
+		{ "", "", "\r\n" },                          /* empty body (erratum 1384) */
+		{ "\n\n\n", "", "\r\n" },                    /* only empty lines */
+		{ "a", "a\r\n", "a\r\n" },                    /* no final line end */
+		{ "a\n", "a\r\n", "a\r\n" },                 /* LF from the MTA */
+		{ "a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n" }, /* inner empty lines stay */
+		{ "  \t \n", "", "  \t \r\n" },              /* a line of blanks */
+		{ "a\rb\n", "a\rb\r\n", "a\rb\r\n" },         /* a bare CR is data */
+		{ "x\r", "x\r\r\n", "x\r\r\n" },
+		{ "\xe9t\xe9  \xc3\xa9\n", "\xe9t\xe9 \xc3\xa9\r\n", "\xe9t\xe9  \xc3\xa9\r\n" }, /* 8-bit */
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		for (size_t split = 0; split <= strlen(rows[i].in); split++) {
+			body(rows[i].in, 1, rows[i].relaxed, split);
+			body(rows[i].in, 0, rows[i].simple, split);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_signtable_file),
 		cmocka_unit_test(test_loginmap),
 		cmocka_unit_test(test_from_local),
+		cmocka_unit_test(test_canon),
 	};
 	return cmocka_run_group_tests_name("milter-auth keytable", tests, NULL, NULL);
 }
