@@ -13,7 +13,7 @@
  *
  * A struct ma_sign_msg follows one message: headers are kept until the
  * end of the headers (only then is the From known, which picks the keys),
- * then fed to one libopendkim handle per signature. Results are returned
+ * then fed to one signer per signature (libopendkim or edsign.c). Results are returned
  * as strings the caller frees.
  */
 #ifndef MA_MASIGN_H
