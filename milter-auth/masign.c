@@ -13,14 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dkim.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
 #include "keytable.h"
 #include "log.h"
-#include "edsign.h"
+#include "dksign.h"
 #include "masign.h"
 
 #define MAX_TABLE_BYTES (16 * 1024 * 1024)
@@ -29,15 +28,12 @@
 #define MAX_HEADER_BYTES (4 * 1024 * 1024)
 
 struct loaded_key {
-	char *pem;       /* RSA: PKCS#8 PEM, as libopendkim reads it */
-	size_t pem_len;
-	EVP_PKEY *ed;    /* Ed25519: for edsign.c */
+	EVP_PKEY *pkey;  /* parsed once, shared read-only by every thread */
 	int ed25519;
 	int bits;
 };
 
 struct ma_signer {
-	DKIM_LIB *lib;
 	struct ma_keytable kt;
 	char **sign_headers, **oversign_headers; /* the configuration's */
 	unsigned long long ttl_s;
@@ -45,7 +41,6 @@ struct ma_signer {
 	struct ma_loginmap lm;
 	int have_lm;
 	struct loaded_key *keys; /* one per key table row */
-	dkim_canon_t hcanon, bcanon;
 	int hrelaxed, brelaxed;
 };
 
@@ -254,45 +249,14 @@ static int load_key(const char *table, const struct ma_key_row *row, uid_t daemo
 	} else if (type == EVP_PKEY_ED25519) {
 		out->ed25519 = 1;
 		out->bits = 256;
-		out->ed = k; /* signed by edsign.c: libopendkim leaks Ed25519 keys */
-		return 0;
 	} else {
 		mw_buf_printf(err, "%s:%d: %s is neither an RSA nor an Ed25519 key", table, row->line,
 			      row->path);
 		EVP_PKEY_free(k);
 		return -1;
 	}
-	/* libopendkim wants the key as text: hand it PKCS#8 PEM, which it
-	   reads for both algorithms */
-	BIO *mem = BIO_new(BIO_s_mem());
-	char *data = NULL;
-	long n = 0;
-	if (mem != NULL && PEM_write_bio_PrivateKey(mem, k, NULL, NULL, 0, NULL, NULL) == 1)
-		n = BIO_get_mem_data(mem, &data);
-	if (n > 0) {
-		out->pem = malloc((size_t)n + 1);
-		if (out->pem != NULL) {
-			memcpy(out->pem, data, (size_t)n);
-			out->pem[n] = '\0';
-			out->pem_len = (size_t)n;
-		}
-	}
-	if (data != NULL && n > 0)
-		OPENSSL_cleanse(data, (size_t)n);
-	BIO_free(mem);
-	EVP_PKEY_free(k);
-	if (out->pem == NULL) {
-		mw_buf_printf(err, "%s:%d: cannot convert %s", table, row->line, row->path);
-		return -1;
-	}
+	out->pkey = k;
 	return 0;
-}
-
-static int set_list(DKIM_LIB *lib, int opt, char **names)
-{
-	static const char *none[] = { NULL };
-	const char **list = names != NULL ? (const char **)names : none;
-	return dkim_options(lib, DKIM_OP_SETOPT, opt, (void *)list, sizeof(char **)) == DKIM_STAT_OK ? 0 : -1;
 }
 
 struct ma_signer *ma_signer_new(const struct ma_signer_conf *c, struct mw_buf *err)
@@ -339,28 +303,11 @@ struct ma_signer *ma_signer_new(const struct ma_signer_conf *c, struct mw_buf *e
 		if (load_key(c->key_table, &s->kt.rows[i], daemon_uid, &s->keys[i], err) < 0)
 			goto fail;
 
-	s->lib = dkim_init(NULL, NULL);
-	if (s->lib == NULL) {
-		mw_buf_puts(err, "libopendkim: dkim_init failed");
-		goto fail;
-	}
-	/* FIXCRLF: MTAs hand milters bare LF line ends */
-	unsigned int flags = DKIM_LIBFLAGS_FIXCRLF;
-	uint64_t ttl = c->ttl_s;
-	if (dkim_options(s->lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof(flags)) != DKIM_STAT_OK ||
-	    set_list(s->lib, DKIM_OPTS_SIGNHDRS, c->sign_headers) < 0 ||
-	    set_list(s->lib, DKIM_OPTS_OVERSIGNHDRS, c->oversign_headers) < 0 ||
-	    dkim_options(s->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNATURETTL, &ttl, sizeof(ttl)) != DKIM_STAT_OK) {
-		mw_buf_puts(err, "libopendkim refused the signing options (dkim_sign_headers must name From)");
-		goto fail;
-	}
-	s->hcanon = c->header_relaxed ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
 	s->hrelaxed = c->header_relaxed;
 	s->brelaxed = c->body_relaxed;
 	s->sign_headers = c->sign_headers;
 	s->oversign_headers = c->oversign_headers;
 	s->ttl_s = c->ttl_s;
-	s->bcanon = c->body_relaxed ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
 	return s;
 fail:
 	ma_signer_free(s);
@@ -371,14 +318,9 @@ void ma_signer_free(struct ma_signer *s)
 {
 	if (s == NULL)
 		return;
-	if (s->lib != NULL)
-		dkim_close(s->lib);
 	if (s->keys != NULL) {
 		for (int i = 0; i < s->kt.n; i++) {
-			if (s->keys[i].pem != NULL)
-				OPENSSL_cleanse(s->keys[i].pem, s->keys[i].pem_len);
-			free(s->keys[i].pem);
-			EVP_PKEY_free(s->keys[i].ed);
+			EVP_PKEY_free(s->keys[i].pkey);
 		}
 		free(s->keys);
 	}
@@ -415,8 +357,7 @@ int ma_signer_login_allowed(const struct ma_signer *s, const char *login, const 
 /* ------------------------------------------------------------ message */
 
 struct sig {
-	DKIM *dkim;            /* RSA: libopendkim */
-	struct ma_edsign *ed;  /* Ed25519: ours */
+	struct ma_dksign *dk;
 	char signer[MA_DOMAIN_MAX + MA_LOCAL_MAX + 1];
 	int row;               /* signing table row */
 	char domain[MA_DOMAIN_MAX];
@@ -459,11 +400,8 @@ void ma_sign_msg_free(struct ma_sign_msg *m)
 	if (m == NULL)
 		return;
 	drop_headers(m);
-	for (int i = 0; i < m->nsigs; i++) {
-		if (m->sigs[i].dkim != NULL)
-			dkim_free(m->sigs[i].dkim);
-		ma_edsign_free(m->sigs[i].ed);
-	}
+	for (int i = 0; i < m->nsigs; i++)
+		ma_dksign_free(m->sigs[i].dk);
 	mw_buf_free(&m->first_from);
 	free(m);
 }
@@ -547,60 +485,21 @@ int ma_sign_msg_eoh(struct ma_sign_msg *m, struct mw_buf *note)
 		const struct ma_key_row *kr = &s->kt.rows[row->key];
 		const struct loaded_key *key = &s->keys[row->key];
 		struct sig *g = &m->sigs[m->nsigs];
-		DKIM_STAT st;
 		expand(g->domain, sizeof(g->domain), kr->domain, domain);
 		g->row = rows[i];
 		g->signer[0] = '\0';
 		if (row->signer != NULL)
 			expand(g->signer, sizeof(g->signer), row->signer, domain);
-		if (key->ed25519) {
-			g->dkim = NULL;
-			g->ed = ma_edsign_new(key->ed, s->hrelaxed, s->brelaxed);
-			m->nsigs++;
-			continue;
-		}
-		g->ed = NULL;
-		g->dkim = dkim_sign(s->lib, (const unsigned char *)"sign", NULL,
-				    (unsigned char *)key->pem, (const unsigned char *)kr->selector,
-				    (const unsigned char *)g->domain, s->hcanon, s->bcanon,
-				    key->ed25519 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256, -1, &st);
-		if (g->dkim == NULL) {
-			mw_buf_printf(note, "%ssigning as d=%s s=%s failed: %s", mw_buf_len(note) ? "; " : "",
-				      g->domain, kr->selector, dkim_getresultstr(st));
-			continue;
-		}
-		if (g->signer[0] != '\0')
-			(void)dkim_set_signer(g->dkim, (const unsigned char *)g->signer);
-		int ok = 1;
-		for (int h = 0; h < m->nheaders && ok; h++)
-			ok = dkim_header(g->dkim, (unsigned char *)m->headers[h], strlen(m->headers[h])) ==
-			     DKIM_STAT_OK;
-		if (!ok || dkim_eoh(g->dkim) != DKIM_STAT_OK) {
-			mw_buf_printf(note, "%ssigning as d=%s s=%s failed: %s", mw_buf_len(note) ? "; " : "",
-				      g->domain, kr->selector, dkim_geterror(g->dkim) ? dkim_geterror(g->dkim)
-										: "header refused");
-			dkim_free(g->dkim);
-			continue;
-		}
+		g->dk = ma_dksign_new(key->pkey, s->hrelaxed, s->brelaxed);
 		m->nsigs++;
 	}
-	/* edsign.c hashes the headers at the end */
-	int ours = 0;
-	for (int i = 0; i < m->nsigs; i++)
-		ours |= m->sigs[i].ed != NULL;
-	if (!ours)
-		drop_headers(m);
 	return m->nsigs;
 }
 
 void ma_sign_msg_body(struct ma_sign_msg *m, const unsigned char *data, size_t len)
 {
-	for (int i = 0; i < m->nsigs; i++) {
-		if (m->sigs[i].dkim != NULL)
-			(void)dkim_body(m->sigs[i].dkim, (unsigned char *)data, len);
-		else
-			ma_edsign_body(m->sigs[i].ed, data, len);
-	}
+	for (int i = 0; i < m->nsigs; i++)
+		ma_dksign_body(m->sigs[i].dk, data, len);
 }
 
 int ma_sign_msg_eom(struct ma_sign_msg *m, char **values, int max, struct mw_buf *note)
@@ -609,43 +508,21 @@ int ma_sign_msg_eom(struct ma_sign_msg *m, char **values, int max, struct mw_buf
 	for (int i = 0; i < m->nsigs && n < max; i++) {
 		struct sig *g = &m->sigs[i];
 		const struct ma_key_row *kr = &m->s->kt.rows[m->s->st.rows[g->row].key];
-		unsigned char *buf = NULL;
-		size_t len = 0;
-		if (g->ed != NULL) {
-			struct mw_buf v = MW_BUF_INIT, err = MW_BUF_INIT;
-			if (ma_edsign_finish(g->ed, g->domain, kr->selector, g->signer, time(NULL), m->s->ttl_s,
-					     m->headers, m->nheaders, m->s->sign_headers, m->s->oversign_headers,
-					     &v, &err) == 0) {
-				values[n++] = mw_buf_steal(&v);
-				mw_buf_printf(note, "%sdkim-signed(d=%s s=%s a=ed25519-sha256)",
-					      mw_buf_len(note) ? " " : "", g->domain, kr->selector);
-			} else {
-				mw_buf_printf(note, "%ssigning as d=%s s=%s failed: %s", mw_buf_len(note) ? " " : "",
-					      g->domain, kr->selector, mw_buf_str(&err));
-			}
-			mw_buf_free(&v);
-			mw_buf_free(&err);
-			continue;
-		}
-		if (dkim_eom(g->dkim, NULL) != DKIM_STAT_OK ||
-		    dkim_getsighdr_d(g->dkim, strlen("DKIM-Signature: "), &buf, &len) != DKIM_STAT_OK ||
-		    buf == NULL) {
+		const struct loaded_key *key = &m->s->keys[m->s->st.rows[g->row].key];
+		struct mw_buf v = MW_BUF_INIT, err = MW_BUF_INIT;
+		/* the headers are hashed now, so they are kept until here */
+		if (ma_dksign_finish(g->dk, g->domain, kr->selector, g->signer, time(NULL), m->s->ttl_s,
+				     m->headers, m->nheaders, m->s->sign_headers, m->s->oversign_headers, &v,
+				     &err) == 0) {
+			values[n++] = mw_buf_steal(&v);
+			mw_buf_printf(note, "%sdkim-signed(d=%s s=%s a=%s)", mw_buf_len(note) ? " " : "", g->domain,
+				      kr->selector, key->ed25519 ? "ed25519-sha256" : "rsa-sha256");
+		} else {
 			mw_buf_printf(note, "%ssigning as d=%s s=%s failed: %s", mw_buf_len(note) ? " " : "",
-				      g->domain, kr->selector,
-				      dkim_geterror(g->dkim) ? dkim_geterror(g->dkim) : "libopendkim error");
-			continue;
+				      g->domain, kr->selector, mw_buf_str(&err));
 		}
-		struct mw_buf v = MW_BUF_INIT;
-		mw_buf_putc(&v, ' ');
-		/* libopendkim folds with CRLF; milters hand MTAs bare LF */
-		for (size_t k = 0; k < len; k++)
-			if (buf[k] != '\r')
-				mw_buf_putc(&v, buf[k]);
-		values[n++] = mw_buf_steal(&v);
 		mw_buf_free(&v);
-		mw_buf_printf(note, "%sdkim-signed(d=%s s=%s a=%s)", mw_buf_len(note) ? " " : "", g->domain,
-			      kr->selector, m->s->keys[m->s->st.rows[g->row].key].ed25519 ? "ed25519-sha256"
-											    : "rsa-sha256");
+		mw_buf_free(&err);
 	}
 	return n;
 }

@@ -1,7 +1,6 @@
 /*
  * masign: outbound DKIM signing (RFC 6376; Ed25519 per RFC 8463) of the mail
- * our users and trusted networks send: RSA signatures by libopendkim,
- * Ed25519 ones by edsign.c (libopendkim leaks its Ed25519 keys).
+ * our users and trusted networks send; dksign.c makes the signatures.
  *
  * A struct ma_signer belongs to one configuration (built with it, shared
  * read-only by every milter thread, freed with it, so SIGHUP swaps tables
@@ -13,7 +12,7 @@
  *
  * A struct ma_sign_msg follows one message: headers are kept until the
  * end of the headers (only then is the From known, which picks the keys),
- * then fed to one signer per signature (libopendkim or edsign.c). Results are returned
+ * then fed to one signer (dksign.c) per signature. Results are returned
  * as strings the caller frees.
  */
 #ifndef MA_MASIGN_H

@@ -1,5 +1,5 @@
 /* libFuzzer target: the DKIM canonicalization of our Ed25519 signer
-   (edsign.c). Properties: feeding a body in two pieces gives the same
+   (dksign.c). Properties: feeding a body in two pieces gives the same
    bytes as feeding it whole; every line of the output ends in CRLF. */
 #include "config.h"
 
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edsign.h"
+#include "dksign.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /* Unit tests of the signing tables (keytable.c), of the From local part
    the signing table is matched with (hdrparse.c), and of the DKIM
-   canonicalization of our Ed25519 signer (edsign.c). */
+   canonicalization of our Ed25519 signer (dksign.c). */
 #include "config.h"
 
 #include <setjmp.h>
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "edsign.h"
+#include "dksign.h"
 #include "hdrparse.h"
 #include "keytable.h"
 

@@ -5,8 +5,9 @@
 #include <strings.h>
 
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 
-#include "edsign.h"
+#include "dksign.h"
 #include "log.h"
 
 /* ------------------------------------------------------------ body */
@@ -126,18 +127,20 @@ void ma_header_canon(const char *f, size_t len, int relaxed, struct mw_buf *out)
 
 /* ------------------------------------------------------------ signing */
 
-struct ma_edsign {
+struct ma_dksign {
 	EVP_PKEY *key;
+	int rsa;
 	int hrelaxed;
 	struct ma_body_canon body;
 	EVP_MD_CTX *bh;
 	int failed;
 };
 
-struct ma_edsign *ma_edsign_new(void *key, int header_relaxed, int body_relaxed)
+struct ma_dksign *ma_dksign_new(void *key, int header_relaxed, int body_relaxed)
 {
-	struct ma_edsign *e = mw_xcalloc(1, sizeof(*e));
+	struct ma_dksign *e = mw_xcalloc(1, sizeof(*e));
 	e->key = key;
+	e->rsa = EVP_PKEY_get_base_id(e->key) == EVP_PKEY_RSA;
 	e->hrelaxed = header_relaxed;
 	ma_body_canon_init(&e->body, body_relaxed);
 	e->bh = EVP_MD_CTX_new();
@@ -146,7 +149,7 @@ struct ma_edsign *ma_edsign_new(void *key, int header_relaxed, int body_relaxed)
 	return e;
 }
 
-void ma_edsign_free(struct ma_edsign *e)
+void ma_dksign_free(struct ma_dksign *e)
 {
 	if (e == NULL)
 		return;
@@ -155,7 +158,7 @@ void ma_edsign_free(struct ma_edsign *e)
 	free(e);
 }
 
-static void hash_out(struct ma_edsign *e)
+static void hash_out(struct ma_dksign *e)
 {
 	if (!e->failed && mw_buf_len(&e->body.out) > 0 &&
 	    EVP_DigestUpdate(e->bh, e->body.out.data, mw_buf_len(&e->body.out)) != 1)
@@ -163,7 +166,7 @@ static void hash_out(struct ma_edsign *e)
 	mw_buf_reset(&e->body.out);
 }
 
-void ma_edsign_body(struct ma_edsign *e, const unsigned char *data, size_t len)
+void ma_dksign_body(struct ma_dksign *e, const unsigned char *data, size_t len)
 {
 	/* in slices, so a huge chunk never builds a huge buffer */
 	while (len > 0) {
@@ -192,26 +195,29 @@ static int listed(char *const *names, const char *name, size_t len)
 	return 0;
 }
 
+#define MAX_SIG 1024 /* RSA 8192 */
+
 static void b64(const unsigned char *data, size_t len, struct mw_buf *out)
 {
-	unsigned char enc[4 * ((64 + 2) / 3) + 1];
-	if (len > 64)
+	unsigned char enc[4 * ((MAX_SIG + 2) / 3) + 1];
+	if (len > MAX_SIG)
 		return;
 	int n = EVP_EncodeBlock(enc, data, (int)len);
 	mw_buf_append(out, enc, (size_t)n);
 }
 
-int ma_edsign_finish(struct ma_edsign *e, const char *domain, const char *selector, const char *signer,
+int ma_dksign_finish(struct ma_dksign *e, const char *domain, const char *selector, const char *signer,
 		     time_t now, unsigned long long ttl, char *const *headers, int nheaders,
 		     char *const *sign_names, char *const *oversign_names, struct mw_buf *out,
 		     struct mw_buf *err)
 {
-	unsigned char bh[32], hh[32], sig[64];
+	unsigned char bh[32], hh[32], sig[MAX_SIG];
 	unsigned int bhl = 0, hhl = 0;
 	size_t sl = sizeof(sig);
 	int *used = mw_xcalloc((size_t)nheaders + 1, sizeof(int));
 	struct mw_buf h = MW_BUF_INIT, v = MW_BUF_INIT, canon = MW_BUF_INIT;
 	EVP_MD_CTX *hc = EVP_MD_CTX_new(), *sc = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
 	int r = -1;
 
 	ma_body_canon_end(&e->body);
@@ -254,8 +260,8 @@ int ma_edsign_finish(struct ma_edsign *e, const char *domain, const char *select
 
 	/* the signature field, b= empty, as it will be written; folded only
 	   at "; " in relaxed (where unfolding gives the same bytes back) */
-	mw_buf_printf(&v, " v=1; a=ed25519-sha256; c=%s/%s; d=%s; s=%s; t=%llu;",
-		      e->hrelaxed ? "relaxed" : "simple", e->body.relaxed ? "relaxed" : "simple", domain,
+	mw_buf_printf(&v, " v=1; a=%s; c=%s/%s; d=%s; s=%s; t=%llu;",
+		      e->rsa ? "rsa-sha256" : "ed25519-sha256", e->hrelaxed ? "relaxed" : "simple", e->body.relaxed ? "relaxed" : "simple", domain,
 		      selector, (unsigned long long)now);
 	if (ttl > 0)
 		mw_buf_printf(&v, " x=%llu;", (unsigned long long)now + ttl);
@@ -292,10 +298,22 @@ int ma_edsign_finish(struct ma_edsign *e, const char *domain, const char *select
 	mw_buf_truncate(&canon, mw_buf_len(&canon) - 2);
 	mw_buf_free(&field);
 	EVP_DigestUpdate(hc, canon.data, mw_buf_len(&canon));
-	if (EVP_DigestFinal_ex(hc, hh, &hhl) != 1 ||
-	    EVP_DigestSignInit_ex(sc, NULL, NULL, NULL, NULL, e->key, NULL) != 1 ||
-	    EVP_DigestSign(sc, sig, &sl, hh, hhl) != 1) { /* RFC 8463 3: Ed25519 over the SHA-256 hash */
-		mw_buf_puts(err, "Ed25519 signing failed");
+	int signed_ok = EVP_DigestFinal_ex(hc, hh, &hhl) == 1;
+	if (signed_ok && e->rsa) {
+		/* RFC 6376 3.3.1: RSASSA-PKCS1-v1_5 over the SHA-256 hash */
+		pc = EVP_PKEY_CTX_new(e->key, NULL);
+		signed_ok = pc != NULL && EVP_PKEY_sign_init(pc) == 1 &&
+			    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) == 1 &&
+			    EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) == 1 &&
+			    EVP_PKEY_sign(pc, NULL, &sl, hh, hhl) == 1 && sl <= sizeof(sig) &&
+			    EVP_PKEY_sign(pc, sig, &sl, hh, hhl) == 1;
+	} else if (signed_ok) {
+		/* RFC 8463 3: Ed25519 (pure) over the SHA-256 hash */
+		signed_ok = EVP_DigestSignInit_ex(sc, NULL, NULL, NULL, NULL, e->key, NULL) == 1 &&
+			    EVP_DigestSign(sc, sig, &sl, hh, hhl) == 1;
+	}
+	if (!signed_ok) {
+		mw_buf_puts(err, "signing failed (OpenSSL)");
 		mw_buf_free(&folded);
 		goto out;
 	}
@@ -312,6 +330,7 @@ int ma_edsign_finish(struct ma_edsign *e, const char *domain, const char *select
 	mw_buf_free(&b);
 	r = mw_buf_failed(out) ? -1 : 0;
 out:
+	EVP_PKEY_CTX_free(pc);
 	EVP_MD_CTX_free(hc);
 	EVP_MD_CTX_free(sc);
 	mw_buf_free(&h);
