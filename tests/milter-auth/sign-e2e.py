@@ -201,6 +201,12 @@ def main(t):
     t.ok(len(res) == 2 and all(r.startswith("dkim=pass") for r in res) and b"c=simple/simple" in last,
          "simple/simple: both signatures pass at the receiver", res)
 
+    # SIGTERM: a clean exit, and (in the sanitizer build) no leak report
+    sandbox.stop(ma.proc, timeout=60)  # libmilter lets open sessions end first
+    t.ok(ma.proc.returncode == 0 and "Sanitizer" not in ma.text(),
+         "the signing daemon exits cleanly on SIGTERM, no sanitizer report",
+         "rc=%s\n%s" % (ma.proc.returncode, ma.text()[-3000:]))
+
 
 t = Tap()
 t.run(main)
