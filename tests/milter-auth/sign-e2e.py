@@ -173,10 +173,19 @@ def main(t):
     res = [r for r in results(across, "mx.example.net") if r.startswith("dkim=")]
     t.ok(res and all(r.startswith("dkim=pass") for r in res), "the held connection's message verifies", res)
 
-    # a key made unreadable: the reload fails, the running keys stay
-    os.chmod(ED_PATH, 0o644)
+    # a key the daemon's user cannot read (root's, mode 0600): the reload
+    # fails with file:line, the running keys stay
+    os.chown(ED_PATH, 0, 0)
     os.kill(ma.proc.pid, signal.SIGHUP)
     sandbox.wait_for(lambda: "reload failed" in ma.text(), 30, what="failed reload")
+    t.ok("e2e-keytable:2: cannot open key file %s: Permission denied" % ED_PATH in ma.text(),
+         "a key the daemon cannot read: file:line error on SIGHUP", ma.text()[-1500:])
+    os.chown(ED_PATH, NOBODY.pw_uid, NOBODY.pw_gid)
+    # a key made world-readable: the same
+    fails = ma.text().count("reload failed")
+    os.chmod(ED_PATH, 0o644)
+    os.kill(ma.proc.pid, signal.SIGHUP)
+    sandbox.wait_for(lambda: ma.text().count("reload failed") > fails, 30, what="failed reload")
     t.ok(ma.proc.poll() is None and "is accessible to its group or others" in ma.text(),
          "a world-readable key on SIGHUP: logged with file:line, daemon keeps signing with the old keys")
     code, tr = submit(tx, message("after failed reload"))
