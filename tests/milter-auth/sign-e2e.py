@@ -2,12 +2,14 @@
 """DKIM signing round trip through two private Postfix instances: the
 provider's (submission with SMTP AUTH through Dovecot, milter-auth signing
 with RSA and Ed25519 as an unprivileged daemon) relays to a receiver whose
-milter-auth verifies: dkim=pass for both signatures, dmarc=pass. Also:
+milter-auth verifies: dkim=pass for both signatures, dmarc=pass (and
+OpenDKIM beside it: dkim=pass for the RSA one). Also:
 sender_login_check refuses at SMTP, SIGHUP swaps the signing table without
 dropping an open connection."""
 import base64
 import os
 import pwd
+import shutil
 import signal
 import smtplib
 import subprocess
@@ -113,6 +115,18 @@ def main(t):
            "trusted_networks = 192.0.2.250\nsocket = unix:%s/milter-auth.sock\nuser = nobody\n"
            "socket_group = postfix\nsocket_mode = 0660\n" % (dns.spec, rxdir))
     rx.apply_snippet("contrib/postfix/milter-auth.cf")
+    # and OpenDKIM verifying beside it, its keys from a file (TestPublicKeys)
+    peer = shutil.which("opendkim") is not None
+    if peer:
+        run = sandbox.mkdir("rx-opendkim", mode=0o777)
+        keys = write("rx-opendkim-keys", "rsa._domainkey.example.org v=DKIM1; k=rsa; p=%s\n"
+                     "ed._domainkey.example.org v=DKIM1; k=ed25519; p=%s\n" % (RSA_PUB, ED_PUB))
+        conf = write("rx-opendkim.conf", "Mode v\nSocket local:%s/opendkim.sock\nUMask 000\n"
+                     "AuthservID opendkim.test\nSyslog no\nBaseDirectory %s\nAlwaysAddARHeader yes\n"
+                     "TestPublicKeys %s\n" % (run, run, keys))
+        sandbox.spawn(["opendkim", "-f", "-x", conf], log=os.path.join(run, "opendkim.log"))
+        sandbox.wait_for(lambda: os.path.exists(run + "/opendkim.sock"), 30, what="OpenDKIM")
+        rx.set(smtpd_milters="unix:mailward/milter-auth.sock unix:%s/opendkim.sock" % run)
     rx.start()
 
     # the provider: signs what its users submit
@@ -140,6 +154,12 @@ def main(t):
          and any("header.s=rsa" in r for r in dkim) and any("header.s=ed" in r for r in dkim),
          "the receiver's milter-auth: dkim=pass for the RSA and the Ed25519 signature", res)
     t.ok(any(r.startswith("dmarc=pass") for r in res), "and dmarc=pass", res)
+    if peer:
+        theirs = results(got, "opendkim.test")
+        t.ok(any(r.startswith("dkim=pass") and "header.s=rsa" in r for r in theirs),
+             "OpenDKIM at the receiver: dkim=pass for the RSA signature", theirs)
+    else:
+        t.skip("OpenDKIM at the receiver", "opendkim is not installed (tools/install-deps --tests)")
     t.ok(b"X-Originating-IP" not in got, "the user's X-Originating-IP did not leave the provider")
     t.ok("dkim-signed(d=example.org s=rsa a=rsa-sha256) dkim-signed(d=example.org s=ed a=ed25519-sha256)"
          in ma.text(), "the provider's log line names both signatures", ma.text()[-2000:])
@@ -209,6 +229,10 @@ def main(t):
     res = [r for r in results(last, "mx.example.net") if r.startswith("dkim=")]
     t.ok(len(res) == 2 and all(r.startswith("dkim=pass") for r in res) and b"c=simple/simple" in last,
          "simple/simple: both signatures pass at the receiver", res)
+    if peer:
+        theirs = results(last, "opendkim.test")
+        t.ok(any(r.startswith("dkim=pass") and "header.s=rsa" in r for r in theirs),
+             "simple/simple: OpenDKIM passes the RSA signature too", theirs)
 
     # SIGTERM: a clean exit, and (in the sanitizer build) no leak report
     sandbox.stop(ma.proc, timeout=60)  # libmilter lets open sessions end first
