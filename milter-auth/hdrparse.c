@@ -83,6 +83,31 @@ int ma_domain_normalize(const char *in, size_t len, char *out, size_t outlen)
 	return label > 0 ? 0 : -1;
 }
 
+/* The local part without comments, white space and quote marks,
+   lower-cased ("" when longer than RFC 5321 allows). */
+static void copy_local(const char *s, size_t len, char *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '(') {
+			skip_comment(s, len, &i);
+			i--;
+			continue;
+		}
+		if (is_ws(s[i]) || s[i] == '"')
+			continue;
+		if (s[i] == '\\' && i + 1 < len)
+			i++;
+		if (n + 1 >= MA_LOCAL_MAX) {
+			out[0] = '\0';
+			return;
+		}
+		char c = s[i];
+		out[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	}
+	out[n] = '\0';
+}
+
 /*
  * Takes one mailbox (the text between top-level commas, group syntax
  * already removed) and finds its addr-spec's domain: inside <...> when
@@ -156,6 +181,8 @@ static void take_mailbox(const char *s, size_t len, struct ma_from *out)
 		out->without_domain++;
 		return;
 	}
+	if (out->mailboxes == 1)
+		copy_local(s + start, at - start, out->first_local);
 	/* Copy the domain without comments or white space. */
 	char dom[MA_DOMAIN_MAX + 1];
 	size_t dl = 0;

@@ -15,12 +15,16 @@
 
 #define MA_FROM_MAX_MAILBOXES 16
 #define MA_DOMAIN_MAX 254 /* 253 characters and the NUL */
+#define MA_LOCAL_MAX 65   /* RFC 5321 4.5.3.1.1: 64 octets and the NUL */
 
 struct ma_from {
 	int mailboxes;         /* mailboxes found (may exceed what is stored) */
 	int without_domain;    /* mailboxes with no usable domain */
 	int ndomains;          /* distinct domains stored below */
 	char domains[MA_FROM_MAX_MAILBOXES][MA_DOMAIN_MAX];
+	/* the local part of the first mailbox (quotes, comments and white
+	   space removed, lower-cased; "" when too long): for DKIM signing */
+	char first_local[MA_LOCAL_MAX];
 };
 
 /* Parses a From field's value (without "From:"); always fills out. */

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -9,6 +10,7 @@
 #include "maconf.h"
 #include "madkim.h"
 #include "madmarc.h"
+#include "masign.h"
 #include "spf.h"
 
 MW_DNS_CONF_DEFINE(struct ma_settings, dns)
@@ -29,6 +31,15 @@ static const char *const quarantine_actions[] = { "hold", "header", NULL };
 static const char *const malformed_actions[] = { "reject", "quarantine", "accept", NULL };
 /* in the order of enum ma_dmarc_standard */
 static const char *const dmarc_standards[] = { "rfc9989", "rfc7489", NULL };
+static const char *const canon_names[] = { "relaxed/relaxed", "relaxed/simple", "simple/relaxed",
+					   "simple/simple", NULL };
+static const char *const origip_names[] = { "strip", "add", "keep", NULL };
+#define DKIM_SIGN_HEADERS "From Reply-To Subject Date Message-ID To Cc MIME-Version Content-Type " \
+	"Content-Transfer-Encoding Content-ID Content-Description Content-Disposition In-Reply-To " \
+	"References Resent-Date Resent-From Resent-To Resent-Cc List-Id List-Help List-Unsubscribe " \
+	"List-Unsubscribe-Post List-Subscribe List-Post List-Owner List-Archive"
+#define DKIM_OVERSIGN_HEADERS "From To Cc Subject Date Message-ID Reply-To MIME-Version " \
+	"Content-Type Content-Transfer-Encoding"
 
 #define S(field) offsetof(struct ma_settings, field)
 const struct mw_conf_key ma_conf_schema[] = {
@@ -74,11 +85,83 @@ const struct mw_conf_key ma_conf_schema[] = {
 	  .help = "organizational domains with dmarc_standard = rfc7489 (Debian package publicsuffix)" },
 	{ .name = "max_headers", .type = MW_CONF_UINT, .offset = S(max_headers), .def = "1000",
 	  .min = 10, .max = 100000, .help = "headers read per message; more are not inspected" },
+	/* outbound: DKIM signing and submission hygiene (masign.c) */
+	{ .name = "dkim_key_table", .type = MW_CONF_STRING, .offset = S(dkim_key_table), .def = "",
+	  .help = "OpenDKIM KeyTable: NAME DOMAIN:SELECTOR:/path/to/key (empty: no signing)" },
+	{ .name = "dkim_signing_table", .type = MW_CONF_STRING, .offset = S(dkim_signing_table),
+	  .def = "", .help = "OpenDKIM SigningTable: refile:PATH (patterns like *@example.org) or PATH" },
+	{ .name = "dkim_sign_headers", .type = MW_CONF_LIST, .offset = S(dkim_sign_headers),
+	  .def = DKIM_SIGN_HEADERS, .help = "header fields signed (every instance)" },
+	{ .name = "dkim_oversign_headers", .type = MW_CONF_LIST, .offset = S(dkim_oversign_headers),
+	  .def = DKIM_OVERSIGN_HEADERS,
+	  .help = "header fields signed once more than present, so none can be added later" },
+	{ .name = "dkim_canonicalization", .type = MW_CONF_ENUM, .offset = S(dkim_canon),
+	  .def = "relaxed/relaxed", .choices = canon_names, .help = "header/body canonicalization" },
+	{ .name = "dkim_signature_ttl", .type = MW_CONF_DURATION, .offset = S(dkim_signature_ttl),
+	  .def = "0", .min = 0, .max = 366ULL * 86400 * 1000,
+	  .help = "x= this long after t= (0: no x=)" },
+	{ .name = "sender_login_check", .type = MW_CONF_BOOL, .offset = S(sender_login_check),
+	  .def = "no", .help = "refuse (550 5.7.1) an authenticated user sending as an address not theirs" },
+	{ .name = "sender_login_maps", .type = MW_CONF_STRING, .offset = S(sender_login_maps),
+	  .def = "", .help = "Postfix smtpd_sender_login_maps format: ADDRESS|@DOMAIN LOGIN[, LOGIN] "
+	  "(empty: the login must be an address of the From domain)" },
+	{ .name = "originating_ip", .type = MW_CONF_ENUM, .offset = S(originating_ip), .def = "strip",
+	  .choices = origip_names,
+	  .help = "X-Originating-IP on authenticated submissions: strip, add (the client's), keep" },
 	MW_DNS_CONF_KEYS(struct ma_settings, dns),
 	MW_LOG_CONF_KEYS(struct ma_settings, log),
 	MW_DAEMON_CONF_KEYS(struct ma_settings, daemon, "mailward"),
 	{ .name = NULL },
 };
+
+static void signer_conf(const struct ma_settings *s, struct ma_signer_conf *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->key_table = s->dkim_key_table;
+	sc->signing_table = s->dkim_signing_table;
+	sc->login_maps = s->sender_login_maps;
+	sc->sign_headers = s->dkim_sign_headers;
+	sc->oversign_headers = s->dkim_oversign_headers;
+	sc->header_relaxed = s->dkim_canon == MA_CANON_RELAXED_RELAXED || s->dkim_canon == MA_CANON_RELAXED_SIMPLE;
+	sc->body_relaxed = s->dkim_canon == MA_CANON_RELAXED_RELAXED || s->dkim_canon == MA_CANON_SIMPLE_RELAXED;
+	sc->ttl_s = (s->dkim_signature_ttl + 999) / 1000;
+	sc->daemon_user = s->daemon.user;
+}
+
+static int validate_signing(struct mw_conf *cfg, struct ma_settings *s)
+{
+	if ((s->dkim_key_table[0] == '\0') != (s->dkim_signing_table[0] == '\0'))
+		return mw_conf_fail(cfg, s->dkim_key_table[0] ? "dkim_signing_table" : "dkim_key_table",
+				    "dkim_key_table and dkim_signing_table go together");
+	int from = 0;
+	for (char **h = s->dkim_sign_headers; h != NULL && *h != NULL; h++) {
+		if (strcasecmp(*h, "From") == 0)
+			from = 1;
+		if (strcasecmp(*h, "X-Originating-IP") == 0 || strcasecmp(*h, "DKIM-Signature") == 0 ||
+		    strcasecmp(*h, "Authentication-Results") == 0 || strcasecmp(*h, "Received") == 0 ||
+		    strcasecmp(*h, "Return-Path") == 0)
+			return mw_conf_fail(cfg, "dkim_sign_headers", "%s changes after signing: signing "
+					    "it would break the signature", *h);
+	}
+	if (!from)
+		return mw_conf_fail(cfg, "dkim_sign_headers", "must include From (RFC 6376 5.4)");
+	if (s->sender_login_maps[0] != '\0' && access(s->sender_login_maps, R_OK) < 0)
+		return mw_conf_fail(cfg, "sender_login_maps", "cannot read %s", s->sender_login_maps);
+	if (s->dkim_key_table[0] != '\0' || s->sender_login_maps[0] != '\0') {
+		/* a trial load, so that -C and a reload check the tables and
+		   every key (the daemon loads them again after dropping root) */
+		struct ma_signer_conf sc;
+		struct mw_buf err = MW_BUF_INIT;
+		signer_conf(s, &sc);
+		struct ma_signer *trial = ma_signer_new(&sc, &err);
+		int r = trial == NULL ? mw_conf_fail(cfg, s->dkim_key_table[0] ? "dkim_key_table" :
+						     "sender_login_maps", "%s", mw_buf_str(&err)) : 0;
+		ma_signer_free(trial);
+		mw_buf_free(&err);
+		return r;
+	}
+	return 0;
+}
 
 int ma_conf_validate(struct mw_conf *cfg, void *target)
 {
@@ -111,7 +194,7 @@ int ma_conf_validate(struct mw_conf *cfg, void *target)
 	for (const char *p = s->quarantine_header; *p != '\0'; p++)
 		if (*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f)
 			return mw_conf_fail(cfg, "quarantine_header", "not a header field name");
-	return 0;
+	return validate_signing(cfg, s);
 }
 
 struct ma_conf *ma_conf_load(const char *path, struct mw_buf *err)
@@ -148,11 +231,20 @@ int ma_conf_start(struct ma_conf *c, struct mw_buf *err)
 	e->spf = e->dns != NULL ? ma_spf_new(e->dns, s->authserv_id, err) : NULL;
 	e->dkim = e->spf != NULL ? ma_dkim_new(e->dns, (unsigned)s->dkim_min_key_bits, err) : NULL;
 	e->dmarc = e->dkim != NULL ? ma_dmarc_new(e->dns, s->public_suffix_list, err) : NULL;
-	return e->dmarc != NULL ? 0 : -1;
+	if (e->dmarc == NULL)
+		return -1;
+	if (s->dkim_key_table[0] != '\0' || s->sender_login_check) {
+		struct ma_signer_conf sc;
+		signer_conf(s, &sc);
+		if ((e->signer = ma_signer_new(&sc, err)) == NULL)
+			return -1;
+	}
+	return 0;
 }
 
 static void engines_free(struct ma_engines *e)
 {
+	ma_signer_free(e->signer);
 	ma_dmarc_free(e->dmarc);
 	ma_dkim_free(e->dkim);
 	ma_spf_free(e->spf);

@@ -20,9 +20,13 @@
 struct ma_spf;
 struct ma_dkim;
 struct ma_dmarc;
+struct ma_signer;
 
 enum ma_quarantine_action { MA_QUARANTINE_HOLD, MA_QUARANTINE_HEADER };
 enum ma_malformed_action { MA_MALFORMED_REJECT, MA_MALFORMED_QUARANTINE, MA_MALFORMED_ACCEPT };
+enum ma_canon { MA_CANON_RELAXED_RELAXED, MA_CANON_RELAXED_SIMPLE, MA_CANON_SIMPLE_RELAXED,
+		MA_CANON_SIMPLE_SIMPLE };
+enum ma_originating_ip { MA_ORIGIP_STRIP, MA_ORIGIP_ADD, MA_ORIGIP_KEEP };
 
 struct ma_settings {
 	char *socket;
@@ -42,6 +46,16 @@ struct ma_settings {
 	int dns_tempfail;              /* tempfail_on_dns_error */
 	char *public_suffix_list;
 	unsigned long long max_headers;
+	/* outbound: DKIM signing (masign.c) and submission hygiene */
+	char *dkim_key_table;
+	char *dkim_signing_table;
+	char **dkim_sign_headers;
+	char **dkim_oversign_headers;
+	int dkim_canon;                /* enum ma_canon */
+	unsigned long long dkim_signature_ttl; /* ms; 0: no x= */
+	int sender_login_check;
+	char *sender_login_maps;
+	int originating_ip;            /* enum ma_originating_ip */
 	struct mw_dns_conf dns;
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;
@@ -53,6 +67,7 @@ struct ma_engines {
 	struct ma_spf *spf;
 	struct ma_dkim *dkim;
 	struct ma_dmarc *dmarc;
+	struct ma_signer *signer;  /* NULL: no dkim_key_table */
 };
 
 struct ma_conf {

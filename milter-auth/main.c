@@ -389,6 +389,7 @@ int main(int argc, char **argv)
 		{ "mail-from", required_argument, NULL, O_MAIL_FROM },
 		{ "rcpt", required_argument, NULL, O_RCPT },
 		{ "auth-user", required_argument, NULL, O_AUTH_USER },
+		{ "auth", required_argument, NULL, O_AUTH_USER },
 		{ "queue-id", required_argument, NULL, O_QUEUE_ID },
 		{ "dice", required_argument, NULL, O_DICE },
 		{ "repeat", required_argument, NULL, O_REPEAT },

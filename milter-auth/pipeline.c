@@ -8,6 +8,7 @@
 
 #include "hdrparse.h"
 #include "log.h"
+#include "masign.h"
 #include "pipeline.h"
 
 #define MAX_SIGS 64
@@ -35,6 +36,11 @@ struct ma_msg {
 	int nforged;
 	struct ma_dkim_msg *dkim;
 	int dkim_nosig;
+	/* outbound (authenticated or trusted client): signing, see below */
+	struct ma_sign_msg *sign;
+	int nsign;              /* signatures being made */
+	int origip;             /* X-Originating-IP fields seen */
+	struct mw_buf sign_note;
 };
 
 /* ------------------------------------------------------------ outcome */
@@ -87,6 +93,7 @@ struct ma_msg *ma_msg_new(struct ma_conf *conf)
 	mw_buf_init(&m->sender, 2048);
 	mw_buf_init(&m->auth_user, 1024);
 	mw_buf_init(&m->from, 8192);
+	mw_buf_init(&m->sign_note, 4096);
 	return m;
 }
 
@@ -99,6 +106,10 @@ static void reset_message(struct ma_msg *m)
 	m->dkim_headers = 0;
 	m->first_sig_d[0] = '\0';
 	m->dkim_nosig = 0;
+	ma_sign_msg_free(m->sign);
+	m->sign = NULL;
+	m->nsign = m->origip = 0;
+	mw_buf_reset(&m->sign_note);
 	if (m->dkim != NULL) {
 		ma_dkim_msg_free(m->dkim);
 		m->dkim = NULL;
@@ -120,6 +131,7 @@ void ma_msg_free(struct ma_msg *m)
 	mw_buf_free(&m->sender);
 	mw_buf_free(&m->auth_user);
 	mw_buf_free(&m->from);
+	mw_buf_free(&m->sign_note);
 	free(m);
 }
 
@@ -153,8 +165,12 @@ static int skipped(const struct ma_msg *m)
 	return m->trusted || (m->conf->s.skip_authenticated && mw_buf_len(&m->auth_user) > 0);
 }
 
+static void outbound_header(struct ma_msg *m, const char *name, const char *value);
+static void outbound_eom(struct ma_msg *m, struct ma_outcome *o);
+
 void ma_msg_header(struct ma_msg *m, const char *name, const char *value)
 {
+	outbound_header(m, name, value);
 	if (++m->nheaders > (int)m->conf->s.max_headers)
 		return;
 	if (mw_log_debug_enabled()) {
@@ -187,6 +203,8 @@ void ma_msg_header(struct ma_msg *m, const char *name, const char *value)
 
 void ma_msg_eoh(struct ma_msg *m)
 {
+	if (m->sign != NULL)
+		m->nsign = ma_sign_msg_eoh(m->sign, &m->sign_note);
 	if (m->dkim != NULL)
 		m->dkim_nosig = ma_dkim_msg_eoh(m->dkim);
 	else
@@ -195,13 +213,15 @@ void ma_msg_eoh(struct ma_msg *m)
 
 void ma_msg_body(struct ma_msg *m, const unsigned char *data, size_t len)
 {
+	if (m->nsign > 0)
+		ma_sign_msg_body(m->sign, data, len);
 	if (m->dkim != NULL && !m->dkim_nosig)
 		ma_dkim_msg_body(m->dkim, data, len);
 }
 
 int ma_msg_wants_body(const struct ma_msg *m)
 {
-	return m->dkim != NULL && !m->dkim_nosig;
+	return (m->dkim != NULL && !m->dkim_nosig) || m->nsign > 0;
 }
 
 /* ------------------------------------------------------------ verdicts */
@@ -536,9 +556,117 @@ void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *
 		add_change(out, 1, "Authentication-Results", mw_buf_str(&ar), 0);
 		mw_buf_free(&ar);
 	}
+	outbound_eom(m, out);
 	log_line(m, qid, v, skip, out, &out->log);
+	if (mw_buf_len(&m->sign_note)) {
+		mw_buf_putc(&out->log, ' ');
+		mw_buf_append_printable(&out->log, m->sign_note.data, mw_buf_len(&m->sign_note), 2000);
+	}
 	out->total_ns = out->spf_ns + out->dkim_ns + out->dmarc_ns + (now_ns() - t0);
 	ma_spf_verdict_free(&v->spf);
 	ma_spf_verdict_free(&v->spf_helo);
 	free(v);
+}
+
+/* ------------------------------------------------------------ outbound */
+
+/* Mail our users submit (SMTP AUTH) or trusted networks relay: signed,
+   its sender checked, its X-Originating-IP handled. */
+static int outbound(const struct ma_msg *m)
+{
+	return m->trusted || mw_buf_len(&m->auth_user) > 0;
+}
+
+static void outbound_header(struct ma_msg *m, const char *name, const char *value)
+{
+	if (!outbound(m))
+		return;
+	if (strcasecmp(name, "X-Originating-IP") == 0)
+		m->origip++;
+	if (m->sign == NULL && m->e->signer != NULL)
+		m->sign = ma_sign_msg_new(m->e->signer, "sign");
+	if (m->sign != NULL)
+		ma_sign_msg_header(m->sign, name, value);
+}
+
+/* sender_login_check: the header From and the envelope sender must be
+   addresses the login owns. 0, or -1 with the reply set. */
+static int check_sender_login(struct ma_msg *m, struct ma_outcome *o)
+{
+	const char *login = mw_buf_str(&m->auth_user);
+	struct mw_buf why = MW_BUF_INIT;
+	const struct ma_sign_from *f = m->sign != NULL ? ma_sign_msg_from(m->sign) : NULL;
+	int ok = 1;
+
+	if (f == NULL || f->count != 1 || f->from.mailboxes != 1 || f->from.ndomains != 1) {
+		mw_buf_puts(&why, "the message needs exactly one From address");
+		ok = 0;
+	} else {
+		ok = ma_signer_login_allowed(m->e->signer, login, f->from.first_local, f->from.domains[0],
+					     &why);
+	}
+	const char *sender = mw_buf_str(&m->sender);
+	const char *at = strrchr(sender, '@');
+	if (ok && sender[0] != '\0') {
+		char dom[MA_DOMAIN_MAX], local[MA_LOCAL_MAX];
+		if (at == NULL || (size_t)(at - sender) >= sizeof(local) ||
+		    ma_domain_normalize(at + 1, strlen(at + 1), dom, sizeof(dom)) < 0) {
+			mw_buf_puts(&why, "envelope sender without a usable domain");
+			ok = 0;
+		} else {
+			size_t n = (size_t)(at - sender);
+			for (size_t i = 0; i < n; i++)
+				local[i] = (char)(sender[i] >= 'A' && sender[i] <= 'Z' ? sender[i] - 'A' + 'a'
+										 : sender[i]);
+			local[n] = '\0';
+			ok = ma_signer_login_allowed(m->e->signer, login, local, dom, &why);
+		}
+	}
+	if (!ok) {
+		set_action(o, MA_REJECT, "550", "5.7.1");
+		mw_buf_puts(&o->text, "Sender address rejected: not owned by the authenticated user (");
+		mw_buf_append_printable(&o->text, why.data, mw_buf_len(&why), 300);
+		mw_buf_putc(&o->text, ')');
+		mw_buf_puts(&m->sign_note, mw_buf_len(&m->sign_note) ? " " : "");
+		mw_buf_puts(&m->sign_note, "sender_login_mismatch");
+	}
+	mw_buf_free(&why);
+	return ok ? 0 : -1;
+}
+
+static void outbound_eom(struct ma_msg *m, struct ma_outcome *o)
+{
+	const struct ma_settings *s = &m->conf->s;
+	int auth = mw_buf_len(&m->auth_user) > 0;
+
+	if (!outbound(m) || o->action == MA_REJECT || o->action == MA_TEMPFAIL)
+		return;
+	if (auth && s->sender_login_check && check_sender_login(m, o) < 0)
+		return;
+	/* X-Originating-IP: an authenticated client's are forgeries (or
+	   leaks), removed whatever the setting; a trusted relay's (webmail
+	   adding its user's address) stay unless strip. */
+	if (m->origip > 0 && (auth || s->originating_ip == MA_ORIGIP_STRIP)) {
+		if (m->origip > MA_MAX_CHANGES / 2) {
+			set_action(o, MA_REJECT, "550", "5.7.1");
+			mw_buf_printf(&o->text, "Message rejected: %d X-Originating-IP header fields",
+				      m->origip);
+			return;
+		}
+		for (int i = m->origip; i >= 1; i--)
+			add_change(o, 0, "X-Originating-IP", NULL, i);
+	}
+	if (auth && s->originating_ip == MA_ORIGIP_ADD) {
+		char v[80];
+		snprintf(v, sizeof(v), " [%s]", m->client_ip);
+		add_change(o, 1, "X-Originating-IP", v, 0);
+	}
+	if (m->nsign > 0) {
+		char *values[8];
+		int n = ma_sign_msg_eom(m->sign, values, 8, &m->sign_note);
+		for (int i = 0; i < n; i++) {
+			add_change(o, 1, "DKIM-Signature", values[i], 0);
+			free(values[i]);
+		}
+	}
 }
