@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""milter-auth's limits never let a verdict be steered (issue 17): forged
+Authentication-Results and extra From fields are found however many headers
+come before them, a message past max_headers is refused, a From that is not
+exactly one mailbox is a DMARC permerror, DKIM work is bounded by
+dkim_max_signatures whatever the message carries, and the inet relay holds
+at most max_connections connections."""
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import matest  # noqa: E402
+from matest import message, run, sign  # noqa: E402
+from mwtest import sandbox  # noqa: E402
+from mwtest.dns import DnsServer  # noqa: E402
+from mwtest.tap import Tap  # noqa: E402
+
+RSA, RSA_PUB = matest.rsa_key(2048)
+IP = "198.51.100.7"    # evil.example's own server: SPF passes for it
+NSIGS = 40
+
+ZONE = """
+evil.example                    TXT "v=spf1 ip4:%(ip)s -all"
+_dmarc.evil.example             TXT "v=DMARC1; p=reject"
+paypal.example                  TXT "v=spf1 -all"
+_dmarc.paypal.example           TXT "v=DMARC1; p=reject"
+paypal                          TXT "v=spf1 ip4:%(ip)s -all"
+%(keys)s
+""" % {"ip": IP, "keys": "\n".join('s%d._domainkey.evil.example TXT "v=DKIM1; p=%s"' % (i, RSA_PUB)
+                                   for i in range(NSIGS))}
+
+FILLER = "".join("X-Filler-%d: %d\r\n" % (i, i) for i in range(1000))
+
+
+def from_msg(frm, extra=""):
+    return message(frm=frm, extra=extra)
+
+
+def headers_and_forgeries(t, conf):
+    forged = "".join("Authentication-Results: mx.example.org; dmarc=pass header.from=paypal.example\r\n"
+                     for _ in range(70))
+    o = run(conf, forged + from_msg("a@evil.example"), mail_from="b@evil.example")
+    t.ok(len(o.deleted) == 70 and o.action == "accept",
+         "70 forged A-R headers claiming our authserv-id: all 70 removed (once 64)",
+         "%d deleted\n%r" % (len(o.deleted), o))
+
+    late = from_msg("a@evil.example", extra=FILLER +
+                    "Authentication-Results: mx.example.org; dmarc=pass header.from=paypal.example\r\n")
+    o = run(conf, late, mail_from="b@evil.example")
+    t.ok(o.action == "reject" and "552 5.3.4" in o.stdout and "header fields (max_headers 1000)" in o.log,
+         "a forged A-R after 1,000 other headers: the message is refused (552 5.3.4), not passed", repr(o))
+
+    o = run(matest.base_conf(DNS, "max_headers = 2000\n"), late, mail_from="b@evil.example")
+    t.ok(o.action == "accept" and len(o.deleted) == 1,
+         "the same with max_headers = 2000: accepted, the forgery removed", repr(o))
+
+    two = from_msg("bob@evil.example", extra=FILLER + "From: ceo@paypal.example\r\n")
+    o = run(conf, two, mail_from="b@evil.example")
+    t.ok(o.action == "reject" and "dmarc=pass" not in o.stdout,
+         "a second From after 1,000 filler headers: never dmarc=pass, refused", repr(o))
+    o = run(matest.base_conf(DNS, "max_headers = 2000\n"), two, mail_from="b@evil.example")
+    t.ok(o.action == "reject" and o.verdict("dmarc") == ["permerror"] and "2 From fields" in o.log,
+         "the same within max_headers: both From fields counted, dmarc=permerror, rejected", repr(o))
+
+
+def from_syntax(t, conf):
+    spoofs = [
+        "ceo@paypal.example bob@evil.example",
+        "ceo@paypal.example@evil.example",
+        "<bob@evil.example> <ceo@paypal.example>",
+        "Boss <ceo@paypal\0.example>",
+        "\"=?utf-8?q?x\" <bob@evil.example> (?= <ceo@paypal.example>)",
+    ]
+    for frm in spoofs:
+        o = run(conf, from_msg(frm), mail_from="b@evil.example")
+        t.ok(o.verdict("dmarc") == ["permerror"] and o.action == "reject" and "550 5.7.1" in o.stdout,
+             "From: %r is a DMARC permerror and rejected (RFC 7489 6.6.1)" % frm, repr(o))
+    o = run(conf, from_msg("Someone <ceo@paypal>"), mail_from="b@paypal")
+    t.ok(o.verdict("dmarc") == ["permerror"] and o.action == "reject" and "single-label" in o.log,
+         "a single-label From domain is a permerror", repr(o))
+    aconf = matest.base_conf(DNS, "malformed_from = accept\n")
+    o = run(aconf, from_msg("ceo@paypal.example bob@evil.example"), mail_from="b@evil.example")
+    t.ok(o.verdict("dmarc") == ["permerror"] and o.action == "accept",
+         "malformed_from = accept: delivered, marked dmarc=permerror", repr(o))
+    o = run(conf, from_msg('"Bob, the \\"boss\\"" (work) <bob@evil.example>'), mail_from="b@evil.example")
+    t.ok(o.verdict("dmarc") == ["pass"] and o.action == "accept",
+         "a proper mailbox with quotes and comments still passes", repr(o))
+
+
+def main(t):
+    global DNS
+    DNS = DnsServer(ZONE)
+    conf = matest.base_conf(DNS)
+    headers_and_forgeries(t, conf)
+    from_syntax(t, conf)
+    DNS.stop()
+
+
+t = Tap()
+t.run(main)
+t.done()
