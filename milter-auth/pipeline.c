@@ -212,10 +212,17 @@ void ma_msg_header(struct ma_msg *m, const char *name, const char *value)
 
 void ma_msg_eoh(struct ma_msg *m)
 {
-	if (m->dkim != NULL)
-		m->dkim_nosig = ma_dkim_msg_eoh(m->dkim);
-	else
+	if (m->dkim != NULL && !too_many_headers(m)) {
+		/* the From domain's signatures are verified first */
+		struct ma_from f;
+		int ok = m->from_count == 1 && !mw_buf_failed(&m->from) &&
+			 ma_from_parse(mw_buf_str(&m->from), mw_buf_len(&m->from), &f) == 0;
+		unsigned long long max = m->conf->s.dkim_max_signatures;
+		m->dkim_nosig = ma_dkim_msg_eoh(m->dkim, ok ? f.domain : NULL,
+						(int)(max < MAX_SIGS ? max : MAX_SIGS));
+	} else {
 		m->dkim_nosig = 1;
+	}
 }
 
 void ma_msg_body(struct ma_msg *m, const unsigned char *data, size_t len)
@@ -476,6 +483,9 @@ static void log_line(const struct ma_msg *m, const char *qid, const struct verdi
 		for (int i = 0; i < v->nsigs; i++)
 			mw_buf_printf(log, " dkim=%s(d=%s s=%s)", ma_dkim_result_name(v->sigs[i].result),
 				      v->sigs[i].domain, v->sigs[i].selector);
+		if (m->dkim != NULL && ma_dkim_msg_skipped(m->dkim) > 0)
+			mw_buf_printf(log, " dkim.skipped=%d(over dkim_max_signatures or %d body hashes)",
+				      ma_dkim_msg_skipped(m->dkim), MA_DKIM_MAX_BODY_HASHES);
 		if (v->from_problem)
 			mw_buf_printf(log, " dmarc=permerror(%s)", v->from_problem_text);
 		else

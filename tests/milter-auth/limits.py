@@ -6,6 +6,7 @@ exactly one mailbox is a DMARC permerror, DKIM work is bounded by
 dkim_max_signatures whatever the message carries, and the inet relay holds
 at most max_connections connections."""
 import os
+import re
 import socket
 import sys
 import time
@@ -27,8 +28,11 @@ _dmarc.evil.example             TXT "v=DMARC1; p=reject"
 paypal.example                  TXT "v=spf1 -all"
 _dmarc.paypal.example           TXT "v=DMARC1; p=reject"
 paypal                          TXT "v=spf1 ip4:%(ip)s -all"
+good.example                    TXT "v=spf1 -all"
+_dmarc.good.example             TXT "v=DMARC1; p=reject"
+sel._domainkey.good.example     TXT "v=DKIM1; p=%(rsa)s"
 %(keys)s
-""" % {"ip": IP, "keys": "\n".join('s%d._domainkey.evil.example TXT "v=DKIM1; p=%s"' % (i, RSA_PUB)
+""" % {"ip": IP, "rsa": RSA_PUB, "keys": "\n".join('s%d._domainkey.evil.example TXT "v=DKIM1; p=%s"' % (i, RSA_PUB)
                                    for i in range(NSIGS))}
 
 FILLER = "".join("X-Filler-%d: %d\r\n" % (i, i) for i in range(1000))
@@ -89,6 +93,42 @@ def from_syntax(t, conf):
          "a proper mailbox with quotes and comments still passes", repr(o))
 
 
+def key_lookups(dns):
+    """The DKIM key names asked for, each once however often retried."""
+    return {line.split()[0].lower() for line in dns.queries().splitlines() if "._domainkey." in line}
+
+
+def dkim_bounded(t):
+    # A good signature of the From domain at the bottom, under NSIGS
+    # signatures of another domain, each with its own selector and l= (each
+    # its own key lookup and its own body hash in libopendkim).
+    body = "".join("line %d of the body\r\n" % i for i in range(100))
+    m = sign(message(frm="Good <a@good.example>", body=body), "sel", "good.example", RSA)
+    for i in range(NSIGS):
+        m = sign(m, "s%d" % i, "evil.example", RSA, length=True)
+        end = re.search(rb"\r\n(?![ \t])", m).end()  # the new signature field
+        head, n = re.subn(rb"\bl=\d+", b"l=%d" % (i + 1), m[:end], count=1)
+        assert n == 1
+        m = head + m[end:]
+    dns = DnsServer(ZONE)
+    o = run(matest.base_conf(dns), m, client_ip="203.0.113.66", mail_from="x@elsewhere.example")
+    asked = key_lookups(dns)
+    t.ok(len(asked) <= 8, "%d signatures with different l=: at most dkim_max_signatures (8) key lookups, "
+         "not one per signature (%d)" % (NSIGS + 1, len(asked)), "\n".join(sorted(asked)) + "\n" + repr(o))
+    t.ok("sel._domainkey.good.example" in asked and o.verdict("dmarc") == ["pass"] and o.action == "accept",
+         "the From domain's signature is verified first: dkim=pass, dmarc=pass", repr(o))
+    t.ok(re.search(r"dkim\.skipped=(\d+)", o.log) and int(re.search(r"dkim\.skipped=(\d+)", o.log).group(1)) >= NSIGS - 7,
+         "the skipped signatures are counted in the log line", o.log)
+    dns.stop()
+    dns = DnsServer(ZONE)
+    o = run(matest.base_conf(dns, "dkim_max_signatures = 64\n"), m, client_ip="203.0.113.66",
+            mail_from="x@elsewhere.example")
+    asked = key_lookups(dns)
+    t.ok(len(asked) <= 4, "dkim_max_signatures = 64: still at most %d different body hashes, so %d key "
+         "lookups" % (4, len(asked)), "\n".join(sorted(asked)))
+    dns.stop()
+
+
 def main(t):
     global DNS
     DNS = DnsServer(ZONE)
@@ -96,6 +136,7 @@ def main(t):
     headers_and_forgeries(t, conf)
     from_syntax(t, conf)
     DNS.stop()
+    dkim_bounded(t)
 
 
 t = Tap()
