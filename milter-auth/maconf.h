@@ -41,6 +41,7 @@ struct ma_settings {
 	int dns_tempfail;              /* tempfail_on_dns_error */
 	char *public_suffix_list;
 	unsigned long long max_headers;
+	unsigned long long max_connections; /* inet: relay, read at start */
 	struct mw_dns_conf dns;
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;

@@ -8,6 +8,7 @@ at most max_connections connections."""
 import os
 import re
 import socket
+import struct
 import sys
 import time
 
@@ -129,6 +130,58 @@ def dkim_bounded(t):
     dns.stop()
 
 
+def negotiate(sock):
+    """Sends the milter option negotiation; True when libmilter answers
+    (the connection is relayed), False when the relay closed it."""
+    sock.settimeout(60)
+    try:
+        sock.sendall(struct.pack(">I", 13) + b"O" + struct.pack(">III", 6, 0x1FF, 0x1FFFFF))
+        head = sock.recv(5)
+    except (ConnectionResetError, BrokenPipeError):
+        return False
+    return len(head) == 5 and head[4:5] == b"O"
+
+
+def relay_cap(t):
+    dns = DnsServer(ZONE)
+    port = sandbox.free_port()
+    conf = sandbox.path("milter-auth-relay.conf")
+    with open(conf, "w") as f:
+        f.write("authserv_id = mx.example.org\ndns_resolver = %s\nsocket = inet:%d@127.0.0.1\n"
+                "user = nobody\nmax_connections = 3\n" % (dns.spec, port))
+    log = sandbox.path("milter-auth-relay.log")
+    proc = sandbox.spawn([matest.MILTER_AUTH, "-f", "-c", conf], log=log)
+    try:
+        sandbox.wait_for(lambda: "listening on" in sandbox.read_text(log) or proc.poll() is not None, 30,
+                         what="milter-auth to listen")
+        held = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(3)]
+        t.ok(all(negotiate(c) for c in held), "max_connections = 3: three MTA connections are relayed")
+        extra = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(5)]
+        answered = [negotiate(c) for c in extra]
+        t.eq(answered, [False] * 5, "five more are closed at once, not relayed (no thread each)")
+        text = sandbox.read_text(log)
+        t.eq(text.count("refusing new ones"), 1, "one log line for the whole episode")
+        for c in extra:
+            c.close()
+        held.pop().close()
+
+        def reopened():
+            c = socket.create_connection(("127.0.0.1", port), timeout=60)
+            if negotiate(c):
+                held.append(c)
+                return True
+            c.close()
+            return False
+        sandbox.wait_for(reopened, 60, interval=0.2, what="a free slot after one connection closed")
+        t.ok("accepting" in sandbox.read_text(log).split("refusing new ones", 1)[1],
+             "once one closes, a new connection is relayed again (and logged)", sandbox.read_text(log))
+        for c in held:
+            c.close()
+    finally:
+        sandbox.stop(proc)
+        dns.stop()
+
+
 def main(t):
     global DNS
     DNS = DnsServer(ZONE)
@@ -137,6 +190,7 @@ def main(t):
     from_syntax(t, conf)
     DNS.stop()
     dkim_bounded(t)
+    relay_cap(t)
 
 
 t = Tap()
