@@ -1,8 +1,10 @@
 /*
  * hdrparse: the parts of message headers milter-auth reads itself, parsed
  * with length checks and no allocation:
- *   - the domains of the mailboxes in a From field (RFC 5322 3.4, with
- *     comments, quoted strings, display names, groups, obsolete routes);
+ *   - the From field as an RFC 5322 3.4 mailbox-list (with RFC 6854
+ *     groups, comments, quoted strings, display names with RFC 2047
+ *     encoded words, the obsolete syntax of 4.4): DMARC needs exactly one
+ *     mailbox with a domain it can look up, anything else is an error;
  *   - the authserv-id at the start of an Authentication-Results field
  *     (RFC 8601 2.2), to remove forgeries of our own.
  * Every input is untrusted; the results are always NUL-terminated and
@@ -13,22 +15,24 @@
 
 #include <stddef.h>
 
-#define MA_FROM_MAX_MAILBOXES 16
 #define MA_DOMAIN_MAX 254 /* 253 characters and the NUL */
-#define MA_LOCAL_MAX 65   /* RFC 5321 4.5.3.1.1: 64 octets and the NUL */
+#define MA_LOCAL_MAX 256
 
 struct ma_from {
-	int mailboxes;         /* mailboxes found (may exceed what is stored) */
-	int without_domain;    /* mailboxes with no usable domain */
-	int ndomains;          /* distinct domains stored below */
-	char domains[MA_FROM_MAX_MAILBOXES][MA_DOMAIN_MAX];
-	/* the local part of the first mailbox (quotes, comments and white
-	   space removed, lower-cased; "" when too long): for DKIM signing */
-	char first_local[MA_LOCAL_MAX];
+	int mailboxes;               /* mailboxes found (before any syntax error) */
+	char local[MA_LOCAL_MAX];    /* the mailbox's local part, unquoted (cut to fit) */
+	char domain[MA_DOMAIN_MAX];  /* its domain, lower-cased, no trailing dot */
+	const char *error;           /* NULL, or why the field is unusable (static text) */
 };
 
-/* Parses a From field's value (without "From:"); always fills out. */
-void ma_from_parse(const char *value, size_t len, struct ma_from *out);
+/*
+ * Parses a From field's value (without "From:"). 0 when it is exactly one
+ * mailbox whose domain is a plausible host name with at least two labels;
+ * otherwise -1 with out->error (and out->mailboxes as far as it got):
+ * several or no mailboxes, a syntax error anywhere, a domain literal, a
+ * single-label domain, a NUL or other control character.
+ */
+int ma_from_parse(const char *value, size_t len, struct ma_from *out);
 
 /* Copies the authserv-id of an Authentication-Results value into id
    (lower-cased); 0, or -1 when there is none or it does not fit. */

@@ -84,7 +84,7 @@ const struct mw_conf_key ma_conf_schema[] = {
 	  .def = "/usr/share/publicsuffix/public_suffix_list.dat",
 	  .help = "organizational domains with dmarc_standard = rfc7489 (Debian package publicsuffix)" },
 	{ .name = "max_headers", .type = MW_CONF_UINT, .offset = S(max_headers), .def = "1000",
-	  .min = 10, .max = 100000, .help = "headers read per message; more are not inspected" },
+	  .min = 10, .max = 100000, .help = "headers read per message; a message with more is refused" },
 	/* outbound: DKIM signing and submission hygiene (masign.c) */
 	{ .name = "dkim_key_table", .type = MW_CONF_STRING, .offset = S(dkim_key_table), .def = "",
 	  .help = "OpenDKIM KeyTable: NAME DOMAIN:SELECTOR:/path/to/key (empty: no signing)" },
@@ -108,6 +108,9 @@ const struct mw_conf_key ma_conf_schema[] = {
 	{ .name = "originating_ip", .type = MW_CONF_ENUM, .offset = S(originating_ip), .def = "strip",
 	  .choices = origip_names,
 	  .help = "X-Originating-IP on authenticated submissions: strip, add (the client's), keep" },
+	{ .name = "max_connections", .type = MW_CONF_UINT, .offset = S(max_connections), .def = "256",
+	  .min = 1, .max = 100000,
+	  .help = "inet: sockets: MTA connections served at once, more are closed (read at start)" },
 	MW_DNS_CONF_KEYS(struct ma_settings, dns),
 	MW_LOG_CONF_KEYS(struct ma_settings, log),
 	MW_DAEMON_CONF_KEYS(struct ma_settings, daemon, "mailward"),

@@ -56,6 +56,7 @@ struct ma_settings {
 	int sender_login_check;
 	char *sender_login_maps;
 	int originating_ip;            /* enum ma_originating_ip */
+	unsigned long long max_connections; /* inet: relay, read at start */
 	struct mw_dns_conf dns;
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;

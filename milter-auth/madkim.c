@@ -4,11 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <sys/types.h>
 
 #include <dkim.h>
 
+#include "log.h"
 #include "madkim.h"
 
 struct ma_dkim {
@@ -17,8 +19,21 @@ struct ma_dkim {
 	unsigned min_key_bits;
 };
 
+/* A DKIM-Signature field held back until the end of the headers, when we
+   choose which signatures libopendkim gets to see. */
+struct held_sig {
+	char *line;          /* "DKIM-Signature: ..." with CRLF folds */
+	size_t len;
+	char d[MA_DOMAIN_MAX];
+	char body[96];       /* what its body hash depends on: c=, hash, l= */
+	int rank;            /* 0: d= is the From domain, 1: a parent or child of it, 2: other */
+};
+
 struct ma_dkim_msg {
 	struct ma_dkim *d;
+	struct held_sig *sigs;
+	int nsigs, sigs_cap;
+	int skipped;         /* signatures not verified (over the limits) */
 	struct ma_dkim_canon canon[2]; /* body length, simple and relaxed */
 	DKIM *dkim;
 	DKIM_STAT eoh;
@@ -171,8 +186,49 @@ void ma_dkim_msg_free(struct ma_dkim_msg *m)
 		return;
 	if (m->dkim != NULL)
 		dkim_free(m->dkim);
+	for (int i = 0; i < m->nsigs; i++)
+		free(m->sigs[i].line);
+	free(m->sigs);
 	mw_buf_free(&m->line);
 	free(m);
+}
+
+/* Keeps a DKIM-Signature field (m->line) with what the choice at the end
+   of the headers needs: its d=, and what its body hash depends on. */
+static void hold_signature(struct ma_dkim_msg *m, const char *value)
+{
+	if (m->nsigs == m->sigs_cap) {
+		m->sigs_cap = m->sigs_cap ? m->sigs_cap * 2 : 4;
+		m->sigs = mw_xrealloc(m->sigs, (size_t)m->sigs_cap * sizeof(*m->sigs));
+	}
+	struct held_sig *g = &m->sigs[m->nsigs++];
+	memset(g, 0, sizeof(*g));
+	g->len = mw_buf_len(&m->line);
+	g->line = mw_xstrndup(m->line.data, g->len);
+	size_t vl = strlen(value);
+	char d[MA_DOMAIN_MAX], c[32], a[32], l[256];
+	if (ma_dkim_tag(value, vl, "d", d, sizeof(d)) == 0)
+		ma_domain_normalize(d, strlen(d), g->d, sizeof(g->d));
+	if (ma_dkim_tag(value, vl, "c", c, sizeof(c)) < 0)
+		snprintf(c, sizeof(c), "simple/simple");
+	if (ma_dkim_tag(value, vl, "a", a, sizeof(a)) < 0)
+		a[0] = '\0';
+	const char *len = l;
+	if (ma_dkim_tag(value, vl, "l", l, sizeof(l)) < 0) {
+		if (strstr(value, "l=") != NULL)
+			snprintf(l, sizeof(l), "odd%d", m->nsigs); /* counted as a body hash of its own */
+		else
+			snprintf(l, sizeof(l), "-");
+	}
+	while (len[0] == '0' && len[1] != '\0')
+		len++; /* l=0100 and l=100 are one hash */
+	const char *slash = strchr(c, '/');
+	const char *hash = strchr(a, '-');
+	snprintf(g->body, sizeof(g->body), "%s %s %s", slash != NULL ? slash + 1 : "simple",
+		 hash != NULL ? hash + 1 : a, len);
+	for (char *p = g->body; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
 }
 
 void ma_dkim_msg_header(struct ma_dkim_msg *m, const char *name, const char *value)
@@ -190,16 +246,78 @@ void ma_dkim_msg_header(struct ma_dkim_msg *m, const char *name, const char *val
 	}
 	if (mw_buf_failed(&m->line))
 		return; /* a header over 1 MB: libopendkim would refuse it anyway */
+	if (strcasecmp(name, "DKIM-Signature") == 0) {
+		hold_signature(m, value);
+		return;
+	}
 	if (dkim_header(m->dkim, (u_char *)m->line.data, mw_buf_len(&m->line)) != DKIM_STAT_OK)
 		m->failed = 1;
 }
 
-int ma_dkim_msg_eoh(struct ma_dkim_msg *m)
+/* d is the From domain, or a parent or child of it (relaxed alignment
+   without the public suffix list: enough to verify those first). */
+static int rank_of(const char *d, const char *from)
+{
+	if (from == NULL || from[0] == '\0' || d[0] == '\0')
+		return 2;
+	if (strcmp(d, from) == 0)
+		return 0;
+	size_t dl = strlen(d), fl = strlen(from);
+	if ((dl > fl && d[dl - fl - 1] == '.' && strcmp(d + dl - fl, from) == 0) ||
+	    (fl > dl && from[fl - dl - 1] == '.' && strcmp(from + fl - dl, d) == 0))
+		return 1;
+	return 2;
+}
+
+int ma_dkim_msg_eoh(struct ma_dkim_msg *m, const char *from_domain, int max_sigs)
 {
 	if (m->failed)
 		return 1;
+	/* Which signatures are verified is decided here, before libopendkim
+	   sees any: its prescreen callback (dkim_set_prescreen) runs after it
+	   has set up a body hash for every signature, which dkim_body() then
+	   feeds whether the signature is ignored or not. The From domain's
+	   own signatures first; at most max_sigs, with at most
+	   MA_DKIM_MAX_BODY_HASHES different body hashes among them. */
+	char bodies[MA_DKIM_MAX_BODY_HASHES][sizeof(m->sigs[0].body)];
+	int nbodies = 0, chosen = 0;
+	for (int i = 0; i < m->nsigs; i++)
+		m->sigs[i].rank = rank_of(m->sigs[i].d, from_domain);
+	for (int rank = 0; rank <= 2; rank++) {
+		for (int i = 0; i < m->nsigs; i++) {
+			struct held_sig *g = &m->sigs[i];
+			if (g->rank != rank)
+				continue;
+			int b = 0;
+			while (b < nbodies && strcmp(bodies[b], g->body) != 0)
+				b++;
+			if (chosen >= max_sigs || (b == nbodies && nbodies == MA_DKIM_MAX_BODY_HASHES)) {
+				g->rank = -1; /* skipped */
+				m->skipped++;
+				continue;
+			}
+			if (b == nbodies)
+				memcpy(bodies[nbodies++], g->body, sizeof(g->body));
+			chosen++;
+		}
+	}
+	/* Their relative order is kept: libopendkim picks signed header
+	   instances by name, bottom up, so other names' order does not matter. */
+	for (int i = 0; i < m->nsigs; i++) {
+		if (m->sigs[i].rank < 0)
+			continue;
+		if (dkim_header(m->dkim, (u_char *)m->sigs[i].line, m->sigs[i].len) != DKIM_STAT_OK) {
+			m->failed = 1;
+			return 1;
+		}
+	}
 	m->eoh = dkim_eoh(m->dkim);
 	return m->eoh == DKIM_STAT_NOSIG;
+}
+
+int ma_dkim_msg_skipped(const struct ma_dkim_msg *m)
+{
+	return m->skipped;
 }
 
 void ma_dkim_msg_body(struct ma_dkim_msg *m, const unsigned char *data, size_t len)

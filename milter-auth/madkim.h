@@ -51,9 +51,17 @@ void ma_dkim_free(struct ma_dkim *d);
 struct ma_dkim_msg *ma_dkim_msg_new(struct ma_dkim *d, const char *id);
 /* One header as received: value with its leading space and folds. */
 void ma_dkim_msg_header(struct ma_dkim_msg *m, const char *name, const char *value);
-/* End of headers; returns 1 when the message carries no signature (the
-   body need not be fed). */
-int ma_dkim_msg_eoh(struct ma_dkim_msg *m);
+/* At most this many different body hashes (body canonicalization, hash,
+   l=) are computed per message, whatever its signatures ask for. */
+#define MA_DKIM_MAX_BODY_HASHES 4
+
+/* End of headers: chooses the signatures to verify, at most max_sigs, those
+   of from_domain (may be NULL) and its parents or children first; the
+   others are skipped before any DNS lookup or hashing. Returns 1 when no
+   signature is left (the body need not be fed). */
+int ma_dkim_msg_eoh(struct ma_dkim_msg *m, const char *from_domain, int max_sigs);
+/* How many signatures ma_dkim_msg_eoh() skipped. */
+int ma_dkim_msg_skipped(const struct ma_dkim_msg *m);
 void ma_dkim_msg_body(struct ma_dkim_msg *m, const unsigned char *data, size_t len);
 /* Verifies; fills up to max results, returns how many signatures there
    were (0: none). budget may be NULL. */

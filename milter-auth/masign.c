@@ -455,9 +455,19 @@ static void expand(char *out, size_t outlen, const char *tmpl, const char *domai
 int ma_sign_msg_eoh(struct ma_sign_msg *m, struct mw_buf *note)
 {
 	struct ma_signer *s = m->s;
-	if (m->from.count > 0)
-		ma_from_parse(mw_buf_str(&m->first_from), mw_buf_len(&m->first_from), &m->from.from);
-	if (m->from.count != 1 || m->from.from.mailboxes != 1 || m->from.from.ndomains != 1) {
+	m->from.ok = m->from.count == 1 &&
+		     ma_from_parse(mw_buf_str(&m->first_from), mw_buf_len(&m->first_from), &m->from.from) == 0;
+	if (m->from.ok) {
+		size_t n = strlen(m->from.from.local);
+		if (n >= sizeof(m->from.local))
+			n = 0;
+		for (size_t i = 0; i < n; i++) {
+			char c = m->from.from.local[i];
+			m->from.local[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+		}
+		m->from.local[n] = '\0';
+	}
+	if (!m->from.ok) {
 		mw_buf_puts(note, "not signed: the message needs exactly one From address");
 		drop_headers(m);
 		return 0;
@@ -471,8 +481,8 @@ int ma_sign_msg_eoh(struct ma_sign_msg *m, struct mw_buf *note)
 		drop_headers(m);
 		return 0; /* only here for sender_login_check */
 	}
-	const char *domain = m->from.from.domains[0];
-	const char *local = m->from.from.first_local;
+	const char *domain = m->from.from.domain;
+	const char *local = m->from.local;
 	int rows[MAX_SIGS_PER_MSG];
 	int n = ma_signtable_match(&s->st, local, domain, rows, MAX_SIGS_PER_MSG);
 	if (n == 0) {

@@ -62,7 +62,11 @@ void ma_sign_msg_header(struct ma_sign_msg *m, const char *name, const char *val
 /* What the message's From fields say (parsed at eoh). */
 struct ma_sign_from {
 	int count;          /* From fields */
+	int ok;             /* exactly one From field holding exactly one mailbox */
 	struct ma_from from;
+	/* the local part lower-cased for the tables ("" when longer than the
+	   64 octets of RFC 5321 4.5.3.1.1) */
+	char local[65];
 };
 /* Ends the headers: parses From, picks the keys. Returns how many
    signatures will be made (0: none; why in note, when there is a reason

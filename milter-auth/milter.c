@@ -275,7 +275,7 @@ int ma_milter_setup(struct ma_conf *conf, struct mw_buf *err)
 	} else {
 		/* TCP: our relay accepts (see tcprelay.h); libmilter listens on a
 		   private unix socket behind it. */
-		if (ma_tcprelay_prepare(&spec, conf->s.daemon.user, &canon, err) < 0)
+		if (ma_tcprelay_prepare(&spec, conf->s.daemon.user, (int)conf->s.max_connections, &canon, err) < 0)
 			return -1;
 		relay = 1;
 	}

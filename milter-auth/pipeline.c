@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,6 @@
 #include "pipeline.h"
 
 #define MAX_SIGS 64
-#define MAX_FORGED 64
 
 struct ma_msg {
 	struct ma_engines *e;  /* the configuration's */
@@ -32,8 +32,8 @@ struct ma_msg {
 	int ar_count;           /* Authentication-Results fields seen */
 	int dkim_headers;       /* DKIM-Signature fields seen */
 	char first_sig_d[MA_DOMAIN_MAX]; /* d= of the first, parsed by us */
-	int forged[MAX_FORGED]; /* their indexes that claim our authserv-id */
-	int nforged;
+	int *forged;            /* their indexes that claim our authserv-id: */
+	int nforged, forged_cap; /* every one, however many (never capped) */
 	struct ma_dkim_msg *dkim;
 	int dkim_nosig;
 	/* outbound (authenticated or trusted client): signing, see below */
@@ -58,15 +58,19 @@ void ma_outcome_free(struct ma_outcome *o)
 		free(o->changes[i].name);
 		free(o->changes[i].value);
 	}
-	o->nchanges = 0;
+	free(o->changes);
+	o->changes = NULL;
+	o->nchanges = o->changes_cap = 0;
 	mw_buf_free(&o->text);
 	mw_buf_free(&o->log);
 }
 
 static void add_change(struct ma_outcome *o, int add, const char *name, const char *value, int index)
 {
-	if (o->nchanges >= MA_MAX_CHANGES)
-		return;
+	if (o->nchanges == o->changes_cap) {
+		o->changes_cap = o->changes_cap ? o->changes_cap * 2 : 8;
+		o->changes = mw_xrealloc(o->changes, (size_t)o->changes_cap * sizeof(*o->changes));
+	}
 	struct ma_change *c = &o->changes[o->nchanges++];
 	c->add = add;
 	c->name = mw_xstrdup(name);
@@ -126,6 +130,7 @@ void ma_msg_free(struct ma_msg *m)
 	if (m == NULL)
 		return;
 	reset_message(m);
+	free(m->forged);
 	ma_conf_unref(m->conf);
 	mw_buf_free(&m->helo);
 	mw_buf_free(&m->sender);
@@ -168,30 +173,50 @@ static int skipped(const struct ma_msg *m)
 static void outbound_header(struct ma_msg *m, const char *name, const char *value);
 static void outbound_eom(struct ma_msg *m, struct ma_outcome *o);
 
+/* Past max_headers a message is refused at eom (too_many_headers); what
+   the verdict depends on is still counted for every header: forged copies
+   of our A-R (removed whatever happens) and From fields. */
+static void note_forged(struct ma_msg *m)
+{
+	if (m->nforged == m->forged_cap) {
+		m->forged_cap = m->forged_cap ? m->forged_cap * 2 : 8;
+		m->forged = mw_xrealloc(m->forged, (size_t)m->forged_cap * sizeof(*m->forged));
+	}
+	m->forged[m->nforged++] = m->ar_count;
+}
+
+static int too_many_headers(const struct ma_msg *m)
+{
+	return m->nheaders > (int)m->conf->s.max_headers;
+}
+
 void ma_msg_header(struct ma_msg *m, const char *name, const char *value)
 {
 	outbound_header(m, name, value);
-	if (++m->nheaders > (int)m->conf->s.max_headers)
-		return;
+	if (m->nheaders < INT_MAX)
+		m->nheaders++;
+	if (strcasecmp(name, "Authentication-Results") == 0) {
+		char id[256];
+		m->ar_count++;
+		if (ma_ar_authserv_id(value, strlen(value), id, sizeof(id)) == 0 &&
+		    strcasecmp(id, m->conf->s.authserv_id) == 0)
+			note_forged(m);
+	} else if (strcasecmp(name, "From") == 0) {
+		if (m->from_count++ == 0)
+			mw_buf_set(&m->from, value);
+	}
+	if (too_many_headers(m))
+		return; /* nothing more is read: the message is refused */
 	if (mw_log_debug_enabled()) {
 		struct mw_buf v = MW_BUF_INIT;
 		mw_buf_append_printable(&v, value, strlen(value), 300);
 		mw_msg_debug("header %s: [%s]", name, mw_buf_str(&v));
 		mw_buf_free(&v);
 	}
-	if (strcasecmp(name, "Authentication-Results") == 0) {
-		char id[256];
-		m->ar_count++;
-		if (ma_ar_authserv_id(value, strlen(value), id, sizeof(id)) == 0 &&
-		    strcasecmp(id, m->conf->s.authserv_id) == 0 && m->nforged < MAX_FORGED)
-			m->forged[m->nforged++] = m->ar_count;
-	} else if (strcasecmp(name, "DKIM-Signature") == 0) {
+	if (strcasecmp(name, "DKIM-Signature") == 0) {
 		char d[MA_DOMAIN_MAX];
 		if (m->dkim_headers++ == 0 && ma_dkim_tag(value, strlen(value), "d", d, sizeof(d)) == 0)
 			ma_domain_normalize(d, strlen(d), m->first_sig_d, sizeof(m->first_sig_d));
-	} else if (strcasecmp(name, "From") == 0) {
-		if (m->from_count++ == 0)
-			mw_buf_set(&m->from, value);
 	}
 	if (skipped(m))
 		return;
@@ -205,23 +230,30 @@ void ma_msg_eoh(struct ma_msg *m)
 {
 	if (m->sign != NULL)
 		m->nsign = ma_sign_msg_eoh(m->sign, &m->sign_note);
-	if (m->dkim != NULL)
-		m->dkim_nosig = ma_dkim_msg_eoh(m->dkim);
-	else
+	if (m->dkim != NULL && !too_many_headers(m)) {
+		/* the From domain's signatures are verified first */
+		struct ma_from f;
+		int ok = m->from_count == 1 && !mw_buf_failed(&m->from) &&
+			 ma_from_parse(mw_buf_str(&m->from), mw_buf_len(&m->from), &f) == 0;
+		unsigned long long max = m->conf->s.dkim_max_signatures;
+		m->dkim_nosig = ma_dkim_msg_eoh(m->dkim, ok ? f.domain : NULL,
+						(int)(max < MAX_SIGS ? max : MAX_SIGS));
+	} else {
 		m->dkim_nosig = 1;
+	}
 }
 
 void ma_msg_body(struct ma_msg *m, const unsigned char *data, size_t len)
 {
 	if (m->nsign > 0)
 		ma_sign_msg_body(m->sign, data, len);
-	if (m->dkim != NULL && !m->dkim_nosig)
+	if (m->dkim != NULL && !m->dkim_nosig && !too_many_headers(m))
 		ma_dkim_msg_body(m->dkim, data, len);
 }
 
 int ma_msg_wants_body(const struct ma_msg *m)
 {
-	return (m->dkim != NULL && !m->dkim_nosig) || m->nsign > 0;
+	return (m->dkim != NULL && !m->dkim_nosig && !too_many_headers(m)) || m->nsign > 0;
 }
 
 /* ------------------------------------------------------------ verdicts */
@@ -355,14 +387,17 @@ static void check_from(const struct ma_msg *m, struct verdicts *v)
 		snprintf(v->from_problem_text, sizeof(v->from_problem_text), "%d From fields", m->from_count);
 		return;
 	}
-	ma_from_parse(mw_buf_str(&m->from), mw_buf_len(&m->from), &v->from);
-	if (v->from.mailboxes == 0 || v->from.without_domain > 0 || v->from.ndomains == 0) {
+	if (mw_buf_failed(&m->from)) {
 		v->from_problem = 1;
-		snprintf(v->from_problem_text, sizeof(v->from_problem_text), "From field without a domain");
-	} else if (v->from.ndomains > 1) {
+		snprintf(v->from_problem_text, sizeof(v->from_problem_text), "From field too long");
+		return;
+	}
+	/* RFC 7489 6.6.1: not exactly one mailbox with a usable domain is a
+	   permerror, handled by malformed_from (reject by default) */
+	if (ma_from_parse(mw_buf_str(&m->from), mw_buf_len(&m->from), &v->from) < 0) {
 		v->from_problem = 1;
-		snprintf(v->from_problem_text, sizeof(v->from_problem_text),
-			 "From field with %d different domains", v->from.ndomains);
+		snprintf(v->from_problem_text, sizeof(v->from_problem_text), "From field: %s",
+			 v->from.error);
 	}
 }
 
@@ -446,7 +481,10 @@ static void log_line(const struct ma_msg *m, const char *qid, const struct verdi
 	mw_buf_puts(log, " from=<");
 	mw_buf_append_printable(log, m->sender.data, mw_buf_len(&m->sender), 200);
 	mw_buf_puts(log, ">");
-	if (skip) {
+	if (too_many_headers(m)) {
+		mw_buf_printf(log, " refused: %d header fields (max_headers %llu)", m->nheaders,
+			      m->conf->s.max_headers);
+	} else if (skip) {
 		if (mw_buf_len(&m->auth_user)) {
 			mw_buf_puts(log, " skipped: authenticated as ");
 			mw_buf_append_printable(log, m->auth_user.data, mw_buf_len(&m->auth_user), 100);
@@ -462,6 +500,9 @@ static void log_line(const struct ma_msg *m, const char *qid, const struct verdi
 		for (int i = 0; i < v->nsigs; i++)
 			mw_buf_printf(log, " dkim=%s(d=%s s=%s)", ma_dkim_result_name(v->sigs[i].result),
 				      v->sigs[i].domain, v->sigs[i].selector);
+		if (m->dkim != NULL && ma_dkim_msg_skipped(m->dkim) > 0)
+			mw_buf_printf(log, " dkim.skipped=%d(over dkim_max_signatures or %d body hashes)",
+				      ma_dkim_msg_skipped(m->dkim), MA_DKIM_MAX_BODY_HASHES);
 		if (v->from_problem)
 			mw_buf_printf(log, " dmarc=permerror(%s)", v->from_problem_text);
 		else {
@@ -511,7 +552,13 @@ void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *
 	for (int i = m->nforged - 1; i >= 0; i--)
 		add_change(out, 0, "Authentication-Results", NULL, m->forged[i]);
 
-	if (!skip) {
+	if (too_many_headers(m)) {
+		/* Refused, not tempfailed: the same message would be refused again
+		   on every retry. Never accepted unchecked. */
+		set_action(out, MA_REJECT, "552", "5.3.4");
+		mw_buf_printf(&out->text, "Message refused: %d header fields, more than the %llu this "
+			      "server checks", m->nheaders, s->max_headers);
+	} else if (!skip) {
 		mw_dns_budget_start(m->e->dns, &budget, 0);
 		const char *sender = mw_buf_str(&m->sender);
 		const char *helo = mw_buf_str(&m->helo);
@@ -539,7 +586,7 @@ void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *
 		}
 		check_from(m, v);
 		if (!v->from_problem) {
-			const char *fd = v->from.domains[0];
+			const char *fd = v->from.domain;
 			if (dice < 0)
 				dice = (int)arc4random_uniform(100);
 			ma_dmarc_check(m->e->dmarc, &budget, (enum ma_dmarc_standard)s->dmarc_standard, fd,
@@ -598,12 +645,11 @@ static int check_sender_login(struct ma_msg *m, struct ma_outcome *o)
 	const struct ma_sign_from *f = m->sign != NULL ? ma_sign_msg_from(m->sign) : NULL;
 	int ok = 1;
 
-	if (f == NULL || f->count != 1 || f->from.mailboxes != 1 || f->from.ndomains != 1) {
+	if (f == NULL || !f->ok) {
 		mw_buf_puts(&why, "the message needs exactly one From address");
 		ok = 0;
 	} else {
-		ok = ma_signer_login_allowed(m->e->signer, login, f->from.first_local, f->from.domains[0],
-					     &why);
+		ok = ma_signer_login_allowed(m->e->signer, login, f->local, f->from.domain, &why);
 	}
 	const char *sender = mw_buf_str(&m->sender);
 	const char *at = strrchr(sender, '@');

@@ -31,8 +31,6 @@ enum ma_action {
 	MA_QUARANTINE, /* Postfix hold queue (smfi_quarantine) */
 };
 
-#define MA_MAX_CHANGES 66
-
 struct ma_change {
 	int add;       /* 1: add a header, 0: delete one */
 	char *name;
@@ -45,8 +43,8 @@ struct ma_outcome {
 	char rcode[4];          /* "550", "451" */
 	char xcode[10];         /* "5.7.1" */
 	struct mw_buf text;     /* reply text, or the quarantine reason */
-	struct ma_change changes[MA_MAX_CHANGES];
-	int nchanges;
+	struct ma_change *changes; /* as many as needed: one per forged A-R */
+	int nchanges, changes_cap;
 	struct mw_buf log;      /* the one log line for this message */
 	/* where the time went (wall clock, nanoseconds) */
 	unsigned long long spf_ns, dkim_ns, dmarc_ns, total_ns;

@@ -7,9 +7,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -21,10 +23,43 @@
 static int listen_fd = -1;
 static char private_dir[64];
 static char private_sock[128];
+static int max_conns;            /* connections relayed at once */
+static atomic_int active;        /* relay threads running */
 
-int ma_tcprelay_prepare(const struct mw_sockspec *tcp, const char *user, struct mw_buf *unix_spec,
-			struct mw_buf *err)
+/* Each relayed connection holds three descriptors (the TCP socket, ours to
+   libmilter, libmilter's end) and two threads (ours, libmilter's). */
+#define FDS_PER_CONN 3
+#define FDS_RESERVED 64          /* listeners, logs, DNS, key files */
+
+/* max_connections, lowered to what the descriptor limit allows (after
+   raising the soft limit to the hard one if need be), with a warning. */
+static int fit_fd_limit(int want)
 {
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return want;
+	rlim_t need = (rlim_t)want * FDS_PER_CONN + FDS_RESERVED;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rlim_t old = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			rl.rlim_cur = old;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		long fit = rl.rlim_cur > FDS_RESERVED + FDS_PER_CONN ?
+			   (long)((rl.rlim_cur - FDS_RESERVED) / FDS_PER_CONN) : 1;
+		mw_msg_warn("max_connections = %d needs %llu file descriptors, the limit is %llu: "
+			    "using max_connections = %ld", want, (unsigned long long)need,
+			    (unsigned long long)rl.rlim_cur, fit);
+		return (int)fit;
+	}
+	return want;
+}
+
+int ma_tcprelay_prepare(const struct mw_sockspec *tcp, const char *user, int max_connections,
+			struct mw_buf *unix_spec, struct mw_buf *err)
+{
+	max_conns = fit_fd_limit(max_connections);
 	listen_fd = mw_sock_listen(tcp, NULL, 128, err);
 	if (listen_fd < 0)
 		return -1;
@@ -97,6 +132,7 @@ static void *relay_thread(void *arg)
 	close(p->tcp);
 	close(p->unx);
 	free(p);
+	atomic_fetch_sub(&active, 1);
 	return NULL;
 }
 
@@ -107,6 +143,7 @@ static void *accept_thread(void *arg)
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", private_sock);
+	int refusing = 0;
 	for (;;) {
 		int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0) {
@@ -118,6 +155,20 @@ static void *accept_thread(void *arg)
 			mw_msg_error("inet relay: accept: %s", strerror(errno));
 			return NULL;
 		}
+		/* Past the limit the MTA's connection is closed at once: it then
+		   applies its milter_default_action (Postfix: tempfail), so no mail
+		   goes through unchecked. Logged once per episode. */
+		if (atomic_load(&active) >= max_conns) {
+			close(c);
+			if (!refusing)
+				mw_msg_warn("inet relay: %d connections open (max_connections): refusing "
+					    "new ones until some close", max_conns);
+			refusing = 1;
+			continue;
+		}
+		if (refusing)
+			mw_msg_info("inet relay: below max_connections again, accepting");
+		refusing = 0;
 		int one = 1;
 		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		setsockopt(c, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
@@ -141,7 +192,9 @@ static void *accept_thread(void *arg)
 		} else {
 			p->tcp = c;
 			p->unx = u;
+			atomic_fetch_add(&active, 1);
 			if (pthread_create(&tid, &attr, relay_thread, p) != 0) {
+				atomic_fetch_sub(&active, 1);
 				close(c);
 				close(u);
 				free(p);

@@ -251,20 +251,17 @@ static void test_from_local(void **state)
 	static const struct {
 		const char *from, *local, *domain;
 	} rows[] = {
-		{ " Alice <Alice@Example.org>", "alice", "example.org" },
+		{ " Alice <Alice@Example.org>", "Alice", "example.org" },
 		{ " alice@example.org", "alice", "example.org" },
 		{ " \"A. Person\" <\"a.person\"@example.org>", "a.person", "example.org" },
 		{ " (comment) bob (c) @ example.org", "bob", "example.org" },
 		{ " <@route.example:carol@example.org>", "carol", "example.org" },
-		{ " x <aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@example.org>", "",
-		  "example.org" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct ma_from f;
-		ma_from_parse(rows[i].from, strlen(rows[i].from), &f);
-		assert_int_equal(f.ndomains, 1);
-		assert_string_equal(f.domains[0], rows[i].domain);
-		assert_string_equal(f.first_local, rows[i].local);
+		assert_int_equal(ma_from_parse(rows[i].from, strlen(rows[i].from), &f), 0);
+		assert_string_equal(f.domain, rows[i].domain);
+		assert_string_equal(f.local, rows[i].local);
 	}
 }
 
