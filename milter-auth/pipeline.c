@@ -693,12 +693,6 @@ static void outbound_eom(struct ma_msg *m, struct ma_outcome *o)
 	   leaks), removed whatever the setting; a trusted relay's (webmail
 	   adding its user's address) stay unless strip. */
 	if (m->origip > 0 && (auth || s->originating_ip == MA_ORIGIP_STRIP)) {
-		if (m->origip > MA_MAX_CHANGES / 2) {
-			set_action(o, MA_REJECT, "550", "5.7.1");
-			mw_buf_printf(&o->text, "Message rejected: %d X-Originating-IP header fields",
-				      m->origip);
-			return;
-		}
 		for (int i = m->origip; i >= 1; i--)
 			add_change(o, 0, "X-Originating-IP", NULL, i);
 	}
