@@ -87,7 +87,7 @@ static int open_locked(struct tp_store *s, const char *user, struct tp_state *st
 {
 	struct mw_buf err = MW_BUF_INIT;
 	int r = -1;
-	if (tp_store_open(s, state_dir, user, &err) < 0 || tp_store_lock(s, 10000, &err) < 0)
+	if (tp_store_open(s, state_dir, user, &err) < 0 || tp_store_lock(s, 10000, &err) != 0)
 		goto out;
 	*loaded = tp_store_load(s, st, &err);
 	if (*loaded < 0)

@@ -148,9 +148,17 @@ static int relock(struct ctx *c)
 		       c->args.on_redis_error == TP_REDIS_ERR_REFUSE ? "refuse" : "accept_without_replay");
 		return c->args.on_redis_error == TP_REDIS_ERR_REFUSE ? PAM_AUTHINFO_UNAVAIL : 1;
 	}
-	if (tp_store_lock(&c->store, c->args.lock_timeout_ms, &c->err) < 0) {
-		/* a read-only or full disk, or a stuck lock: decide on the
-		   state read before, and say that nothing can be recorded */
+	int lr = tp_store_lock(&c->store, c->args.lock_timeout_ms, &c->err);
+	if (lr < 0) {
+		/* checking without the lock would let parallel logins each use
+		   one code or each make a guess uncounted: never a weaker check */
+		tp_log(c, LOG_ERR, "refused: cannot lock the state (%s)", mw_buf_str(&c->err));
+		return PAM_AUTHINFO_UNAVAIL;
+	}
+	if (lr > 0) {
+		/* a read-only or full disk without a lock file: nobody can change
+		   the state, nor can we record; on_state_error decides after a
+		   valid code */
 		tp_log(c, LOG_CRIT, "cannot lock the state (%s): what this login changes will not be "
 		       "recorded", mw_buf_str(&c->err));
 		return 1;
