@@ -15,6 +15,9 @@ void tp_state_init(struct tp_state *st)
 	st->digits = 6;
 	st->step = 30;
 	st->window = -1;
+	st->pending.alg = TP_SHA1;
+	st->pending.digits = 6;
+	st->pending.step = 30;
 }
 
 void tp_state_wipe(struct tp_state *st)
@@ -61,6 +64,27 @@ void tp_state_remove_app(struct tp_state *st, int i)
 	memset(&st->app[st->napp], 0, sizeof(st->app[0]));
 }
 
+void tp_state_promote_pending(const struct tp_state *st, struct tp_state *out)
+{
+	const struct tp_pending *p = &st->pending;
+	*out = *st;
+	memcpy(out->secret, p->secret, sizeof(out->secret));
+	out->secret_len = p->secret_len;
+	out->alg = p->alg;
+	out->digits = p->digits;
+	out->step = p->step;
+	out->created = p->created;
+	memcpy(out->backup, p->backup, sizeof(out->backup));
+	out->nbackup = p->nbackup;
+	out->confirmed = 1;
+	out->failures = 0;
+	out->locked_until = 0;
+	memset(&out->pending, 0, sizeof(out->pending));
+	out->pending.alg = TP_SHA1;
+	out->pending.digits = 6;
+	out->pending.step = 30;
+}
+
 /* A decimal number without leading zeros (one spelling per value). */
 static int num(const char *s, size_t n, unsigned long long max, unsigned long long *v)
 {
@@ -69,14 +93,14 @@ static int num(const char *s, size_t n, unsigned long long max, unsigned long lo
 	return mw_parse_uint_n(s, n, max, v);
 }
 
-static int set_secret(struct tp_state *st, const char *v, size_t n)
+static int set_secret(unsigned char *secret, size_t *secret_len, const char *v, size_t n)
 {
 	struct mw_buf b;
 	mw_buf_init(&b, TP_SECRET_MAX + 8);
 	int r = -1;
 	if (tp_base32_decode(v, n, &b) == 0 && b.len >= TP_SECRET_MIN && b.len <= TP_SECRET_MAX) {
-		memcpy(st->secret, b.data, b.len);
-		st->secret_len = b.len;
+		memcpy(secret, b.data, b.len);
+		*secret_len = b.len;
 		r = 0;
 	}
 	mw_buf_wipe(&b);
@@ -128,13 +152,30 @@ bad:
 
 enum key {
 	K_VERSION, K_SECRET, K_ALGORITHM, K_DIGITS, K_STEP, K_WINDOW, K_CONFIRMED, K_LAST_STEP,
-	K_LAST_LOGIN, K_FAILURES, K_LOCKED_UNTIL, K_CREATED, K_BACKUP, K_APP, K_COUNT
+	K_LAST_LOGIN, K_FAILURES, K_LOCKED_UNTIL, K_CREATED, K_BACKUP, K_APP, K_P_SECRET, K_P_ALGORITHM,
+	K_P_DIGITS, K_P_STEP, K_P_CREATED, K_P_BACKUP, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
 	"version", "secret", "algorithm", "digits", "step", "window", "confirmed", "last_step",
-	"last_login", "failures", "locked_until", "created", "backup", "app",
+	"last_login", "failures", "locked_until", "created", "backup", "app", "pending_secret",
+	"pending_algorithm", "pending_digits", "pending_step", "pending_created", "pending_backup",
 };
+
+static int parse_backup(struct tp_hash *backup, int *nbackup, const char *v, size_t n, struct mw_buf *err,
+			unsigned lineno)
+{
+	if (*nbackup == TP_MAX_BACKUP) {
+		mw_buf_setf(err, "line %u: more than %d backup codes", lineno, TP_MAX_BACKUP);
+		return -1;
+	}
+	if (tp_hash_parse(v, n, &backup[*nbackup]) < 0) {
+		memset(&backup[*nbackup], 0, sizeof(backup[0]));
+		return 1;
+	}
+	(*nbackup)++;
+	return 0;
+}
 
 static int parse_line(struct tp_state *st, enum key k, const char *v, size_t n, struct mw_buf *err,
 		      unsigned lineno)
@@ -148,26 +189,47 @@ static int parse_line(struct tp_state *st, enum key k, const char *v, size_t n, 
 		}
 		return 0;
 	case K_SECRET:
-		if (set_secret(st, v, n) < 0) {
+		if (set_secret(st->secret, &st->secret_len, v, n) < 0) {
 			mw_buf_setf(err, "line %u: secret is not base32 of %d to %d bytes", lineno,
 				    TP_SECRET_MIN, TP_SECRET_MAX);
 			return -1;
 		}
 		return 0;
+	case K_P_SECRET:
+		if (set_secret(st->pending.secret, &st->pending.secret_len, v, n) < 0) {
+			mw_buf_setf(err, "line %u: pending_secret is not base32 of %d to %d bytes", lineno,
+				    TP_SECRET_MIN, TP_SECRET_MAX);
+			return -1;
+		}
+		return 0;
 	case K_ALGORITHM:
-		if (tp_alg_parse(v, n, &st->alg) < 0)
+	case K_P_ALGORITHM:
+		if (tp_alg_parse(v, n, k == K_ALGORITHM ? &st->alg : &st->pending.alg) < 0)
 			break;
 		return 0;
 	case K_DIGITS:
+	case K_P_DIGITS:
 		if (num(v, n, 8, &x) < 0 || x < 6)
 			break;
-		st->digits = (int)x;
+		*(k == K_DIGITS ? &st->digits : &st->pending.digits) = (int)x;
 		return 0;
 	case K_STEP:
+	case K_P_STEP:
 		if (num(v, n, TP_STEP_MAX, &x) < 0 || x < 1)
 			break;
-		st->step = (unsigned)x;
+		*(k == K_STEP ? &st->step : &st->pending.step) = (unsigned)x;
 		return 0;
+	case K_P_CREATED:
+		if (num(v, n, TIME_MAX, &x) < 0)
+			break;
+		st->pending.created = (int64_t)x;
+		return 0;
+	case K_P_BACKUP: {
+		int r = parse_backup(st->pending.backup, &st->pending.nbackup, v, n, err, lineno);
+		if (r > 0)
+			break;
+		return r;
+	}
 	case K_WINDOW:
 		if (num(v, n, TP_WINDOW_MAX, &x) < 0)
 			break;
@@ -196,17 +258,12 @@ static int parse_line(struct tp_state *st, enum key k, const char *v, size_t n, 
 			break;
 		st->failures = (unsigned)x;
 		return 0;
-	case K_BACKUP:
-		if (st->nbackup == TP_MAX_BACKUP) {
-			mw_buf_setf(err, "line %u: more than %d backup codes", lineno, TP_MAX_BACKUP);
-			return -1;
-		}
-		if (tp_hash_parse(v, n, &st->backup[st->nbackup]) < 0) {
-			memset(&st->backup[st->nbackup], 0, sizeof(st->backup[0]));
+	case K_BACKUP: {
+		int r = parse_backup(st->backup, &st->nbackup, v, n, err, lineno);
+		if (r > 0)
 			break;
-		}
-		st->nbackup++;
-		return 0;
+		return r;
+	}
 	case K_APP:
 		return parse_app(st, v, n, err, lineno);
 	case K_COUNT:
@@ -265,7 +322,7 @@ int tp_state_parse(const char *text, size_t n, struct tp_state *st, struct mw_bu
 			mw_buf_setf(err, "line %u: unknown key", lineno);
 			goto fail;
 		}
-		if (seen[k] && k != K_BACKUP && k != K_APP) {
+		if (seen[k] && k != K_BACKUP && k != K_APP && k != K_P_BACKUP) {
 			mw_buf_setf(err, "line %u: %s given twice", lineno, key_names[k]);
 			goto fail;
 		}
@@ -280,6 +337,14 @@ int tp_state_parse(const char *text, size_t n, struct tp_state *st, struct mw_bu
 	if (!seen[K_VERSION] || !seen[K_SECRET]) {
 		mw_buf_setf(err, "no %s line", seen[K_VERSION] ? "secret" : "version");
 		goto fail;
+	}
+	if (!seen[K_P_SECRET]) {
+		for (int k = K_P_ALGORITHM; k < K_COUNT; k++) {
+			if (seen[k]) {
+				mw_buf_setf(err, "%s without pending_secret", key_names[k]);
+				goto fail;
+			}
+		}
 	}
 	return 0;
 fail:
@@ -310,6 +375,18 @@ int tp_state_format(const struct tp_state *st, struct mw_buf *out)
 		mw_buf_printf(out, "app %s %lld %lld ", a->name, (long long)a->created, (long long)a->last_used);
 		tp_hash_format(&a->hash, out);
 		mw_buf_putc(out, '\n');
+	}
+	const struct tp_pending *p = &st->pending;
+	if (p->secret_len > 0) {
+		mw_buf_puts(out, "pending_secret ");
+		tp_base32_encode(p->secret, p->secret_len, out);
+		mw_buf_printf(out, "\npending_algorithm %s\npending_digits %d\npending_step %u\npending_created %lld\n",
+			      tp_alg_name(p->alg), p->digits, p->step, (long long)p->created);
+		for (int i = 0; i < p->nbackup; i++) {
+			mw_buf_puts(out, "pending_backup ");
+			tp_hash_format(&p->backup[i], out);
+			mw_buf_putc(out, '\n');
+		}
 	}
 	return mw_buf_failed(out) ? -1 : 0;
 }
@@ -394,7 +471,7 @@ int tp_state_import_ga(const char *text, size_t n, int64_t now, struct tp_state 
 			goto fail;
 		}
 		if (lineno == 1) {
-			if (set_secret(st, line, len) < 0) {
+			if (set_secret(st->secret, &st->secret_len, line, len) < 0) {
 				mw_buf_setf(err, "line 1: secret is not base32 of %d to %d bytes", TP_SECRET_MIN,
 					    TP_SECRET_MAX);
 				goto fail;

@@ -23,6 +23,17 @@
  *   backup pbkdf2-sha256:...        one line per unused backup code
  *   app NAME CREATED LAST_USED HASH one line per app password
  *
+ * A re-enrollment of a confirmed user waits for its confirmation in
+ * pending_* lines; until then the secret and backup codes above stay in
+ * force, and confirming moves the pending ones in their place:
+ *
+ *   pending_secret JBSWY3DP...      base32, 10..64 bytes
+ *   pending_algorithm sha1          (the defaults as above)
+ *   pending_digits 6
+ *   pending_step 30
+ *   pending_created 1700000000
+ *   pending_backup pbkdf2-sha256:... one line per new backup code
+ *
  * Pure: no I/O. A struct tp_state is self-contained (fixed arrays, no
  * pointers): copy it, memset it, and tp_state_wipe() it when done, since
  * it holds the secret.
@@ -50,6 +61,19 @@ struct tp_app {
 	struct tp_hash hash;
 };
 
+/* A new secret and backup codes waiting for confirmation (secret_len 0:
+   none). */
+struct tp_pending {
+	unsigned char secret[TP_SECRET_MAX];
+	size_t secret_len;
+	enum tp_alg alg;
+	int digits;
+	unsigned step;
+	int64_t created;
+	struct tp_hash backup[TP_MAX_BACKUP];
+	int nbackup;
+};
+
 struct tp_state {
 	unsigned char secret[TP_SECRET_MAX];
 	size_t secret_len;
@@ -67,6 +91,7 @@ struct tp_state {
 	int nbackup;
 	struct tp_app app[TP_MAX_APPS];
 	int napp;
+	struct tp_pending pending;
 };
 
 /* Defaults: sha1, 6 digits, 30 s, window -1, nothing else. */
@@ -85,6 +110,11 @@ int tp_app_name_ok(const char *name, size_t n);
 int tp_state_find_app(const struct tp_state *st, const char *name);
 void tp_state_remove_backup(struct tp_state *st, int i);
 void tp_state_remove_app(struct tp_state *st, int i);
+/* The state as it will be once the pending enrollment is confirmed: its
+   secret, algorithm, digits, step, creation and backup codes, with st's
+   replay step, app passwords and window; confirmed 1, no failures, nothing
+   pending. st must have a pending enrollment. */
+void tp_state_promote_pending(const struct tp_state *st, struct tp_state *out);
 
 /*
  * Import of a google-authenticator-libpam file (~/.google_authenticator):

@@ -143,6 +143,51 @@ def backup_codes(t):
     t.contains(out, "backup codes left: 0", "status shows none left")
 
 
+def enroll_out(out):
+    key = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.strip().startswith("key:")][0]
+    codes = [ln.strip() for ln in out.splitlines() if ln.startswith("  ") and len(ln.strip()) == 11
+             and ln.strip()[5] == "-"]
+    return key, codes
+
+
+def reenroll(t):
+    """enroll --force of a confirmed user: the old secret and backup codes
+    stay in force until the new secret is confirmed; never a window in
+    which nullok lets a login in without a code."""
+    env.service("reen", "auth requisite {module} dir={state} nullok forward_pass\n{password}")
+    env.set_password("rita", "rita-pw")
+    rc, out, err = env.admin("enroll", "rita", "--backup-codes", "2", "--no-qr", at=T0)
+    old_key, old_codes = enroll_out(out)
+    rc2, _, err2 = env.admin("confirm", "rita", code(old_key, T0), at=T0)
+    t.ok(rc == 0 and rc2 == 0, "rita enrolled and confirmed", err + err2)
+    rc, out, err = env.admin("enroll", "rita", "--force", "--backup-codes", "2", "--no-qr", at=T0 + 30)
+    new_key, new_codes = enroll_out(out)
+    t.ok(rc == 0 and new_key != old_key and "stay in force" in out, "enroll --force: a new secret, pending", out + err)
+    r = env.login("reen", "rita", ["rita-pw"], at=T0 + 60)
+    t.ok(not r.ok, "pending re-enrollment: the password alone is refused (nullok does not apply)", r)
+    r = env.login("reen", "rita", ["rita-pw" + code(new_key, T0 + 60)], at=T0 + 60)
+    t.ok(not r.ok, "the new secret's code does not work before confirmation", r)
+    r = env.login("reen", "rita", ["rita-pw" + code(old_key, T0 + 90)], at=T0 + 90)
+    t.ok(r.ok, "the old secret's code still works", r)
+    r = env.login("reen", "rita", ["rita-pw" + old_codes[0]], at=T0 + 91)
+    t.ok(r.ok, "so does an old backup code", r)
+    rc, out, err = env.admin("status", "rita", at=T0 + 92)
+    t.ok("enrolled: yes" in out and "re-enrollment pending" in out, "status shows the pending re-enrollment", out)
+    rc, out, err = env.admin("confirm", "rita", code(old_key, T0 + 120), at=T0 + 120)
+    t.ok(rc != 0, "confirm with the old secret's code is refused", out + err)
+    rc, out, err = env.admin("confirm", "rita", code(new_key, T0 + 120), at=T0 + 120)
+    t.ok(rc == 0 and "new secret" in out, "confirm with the new secret's code", out + err)
+    r = env.login("reen", "rita", ["rita-pw" + code(new_key, T0 + 150)], at=T0 + 150)
+    t.ok(r.ok, "then the new secret works", r)
+    r = env.login("reen", "rita", ["rita-pw" + code(old_key, T0 + 180)], at=T0 + 180)
+    t.ok(not r.ok, "and the old one no longer", r)
+    r = env.login("reen", "rita", ["rita-pw" + old_codes[1]], at=T0 + 181)
+    t.ok(not r.ok, "nor the old backup codes", r)
+    r = env.login("reen", "rita", ["rita-pw" + new_codes[0]], at=T0 + 182)
+    t.ok(r.ok, "the new backup codes work", r)
+    t.ok("pending_secret" not in open(env.state_path("rita")).read(), "nothing pending in the state any more")
+
+
 def lockout(t):
     env.service("lock", "auth required {module} dir={state} max_failures=3 lockout=60\n"
                 "account required {module} dir={state}")
@@ -327,7 +372,7 @@ def main():
         t.skip("pam_totp through libpam", "missing: " + ", ".join(gone))
         t.done()
     env = PamEnv()
-    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, lockout,
+    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, reenroll, lockout,
               app_passwords, file_checks, disk_errors, account):
         t.run(f)
     t.done()
