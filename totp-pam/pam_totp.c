@@ -40,6 +40,7 @@ struct ctx {
 	int can_record;             /* the lock is held (file) or Redis answered */
 	struct tp_redis redis;
 	int redis_down;             /* Redis failed: on_redis_error decides */
+	long long check;            /* Redis: this guess's check, 0 before gate() */
 	struct mw_buf err;
 };
 
@@ -172,14 +173,58 @@ static int relock(struct ctx *c)
 	return ret;
 }
 
+/*
+ * Redis: before a guess is checked, take one of max_failures in Redis (the
+ * file's lock does that for files): refused when a lockout is in force or
+ * when the failures and the checks already in progress on any server reach
+ * max_failures. 1 to check, or a PAM error.
+ */
+static int gate(struct ctx *c)
+{
+	if (!c->args.redis || !c->can_record)
+		return 1;
+	long long value = 0;
+	mw_buf_reset(&c->err);
+	int g = tp_redis_begin(&c->redis, c->user, &c->args.policy, c->now, &c->check, &value, &c->err);
+	if (g == TP_GATE_GO)
+		return 1;
+	if (g == TP_GATE_LOCKED) {
+		tp_log(c, LOG_NOTICE, "refused: locked out for %llds more after repeated failures",
+		       value - (long long)c->now);
+		return PAM_MAXTRIES;
+	}
+	if (g == TP_GATE_BUSY) {
+		tp_log(c, LOG_NOTICE, "refused unchecked: %lld check%s of this user's codes in progress and the "
+		       "failures already reach max_failures=%u", value, value == 1 ? "" : "s",
+		       c->args.policy.max_failures);
+		return PAM_MAXTRIES;
+	}
+	c->redis_down = 1;
+	c->can_record = 0;
+	tp_log(c, LOG_CRIT, "redis: %s; on_redis_error=%s", mw_buf_str(&c->err),
+	       c->args.on_redis_error == TP_REDIS_ERR_REFUSE ? "refuse" : "accept_without_replay");
+	return c->args.on_redis_error == TP_REDIS_ERR_REFUSE ? PAM_AUTHINFO_UNAVAIL : 1;
+}
+
+/* Redis: a check that counts for nothing (not a code after all, an
+   internal error) gives its place back. */
+static void ungate(struct ctx *c)
+{
+	int locked_now = 0;
+	if (c->args.redis && c->can_record && c->check > 0)
+		tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, c->check, 0, &locked_now, &c->err);
+	c->check = 0;
+}
+
 /* Writes what the decision changed in the state. 0 done, 1 lost a race
-   (Redis: another server took this step or backup code first), -1 failed. */
+   (Redis: another server took this step or backup code first), 2 locked
+   out meanwhile (Redis), -1 failed. */
 static int record_success(struct ctx *c, const struct tp_result *r)
 {
 	if (!c->can_record)
 		return -1;
 	if (c->args.redis)
-		return tp_redis_success(&c->redis, c->user, c->st, r, c->now, &c->err);
+		return tp_redis_success(&c->redis, c->user, c->st, r, c->now, c->check, &c->err);
 	tp_commit_success(c->st, r, c->now);
 	return tp_store_save(&c->store, c->st, &c->err);
 }
@@ -190,7 +235,8 @@ static int record_failure(struct ctx *c, int *locked_now)
 	if (!c->can_record)
 		return -1;
 	if (c->args.redis)
-		return tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, locked_now, &c->err);
+		return tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, c->check, 1, locked_now,
+					&c->err);
 	*locked_now = tp_commit_failure(c->st, &c->args.policy, c->now);
 	return tp_store_save(&c->store, c->st, &c->err);
 }
@@ -220,6 +266,10 @@ static int accept(struct ctx *c, const struct tp_result *r, const char *how)
 		tp_log(c, LOG_INFO, "%s", how);
 		return PAM_SUCCESS;
 	}
+	if (rec == 2) {
+		tp_log(c, LOG_NOTICE, "refused: %s, but the user was locked out meanwhile", how);
+		return PAM_MAXTRIES;
+	}
 	if (rec > 0) {
 		tp_log(c, LOG_WARNING, "refused: %s, but another login used it first (replay)", how);
 		return PAM_AUTH_ERR;
@@ -247,10 +297,12 @@ static int refuse(struct ctx *c, const struct tp_result *r)
 		       "is %s", secs, (long long)r->skew_steps, w, w == 1 ? "" : "s",
 		       secs < 0 ? "behind (or this server's is ahead)" : "ahead (or this server's is behind)");
 	} else if (r->outcome == TP_ERROR) {
+		ungate(c);
 		tp_log(c, LOG_ERR, "refused: internal error while checking the code");
 		return PAM_AUTH_ERR;
 	} else if (r->outcome == TP_REJECT_MALFORMED) {
 		/* not a guess at a code: not counted towards a lockout */
+		ungate(c);
 		tp_log(c, LOG_NOTICE, "refused: %s", c->args.forward_pass ? "no code at the end of the password"
 									 : "the answer is not a code");
 		return PAM_AUTH_ERR;
@@ -275,6 +327,9 @@ static int check_forward(struct ctx *c, const char *typed)
 	int ns = tp_split_forward(typed, n, c->st->digits, sp);
 	struct tp_result best = { .outcome = TP_REJECT_MALFORMED, .backup_index = -1 };
 	int chosen = -1;
+	int g = ns > 0 ? gate(c) : 1;
+	if (g != 1)
+		return g;
 	for (int i = 0; i < ns; i++) {
 		tp_match(c->st, &c->args.policy, c->now, typed + sp[i].otp_off, sp[i].otp_len, &r);
 		if (r.outcome == TP_ACCEPT_CODE || r.outcome == TP_ACCEPT_BACKUP) {
@@ -312,6 +367,11 @@ static int check_answer(struct ctx *c, char *resp)
 	for (size_t i = 0; i < n; i++)
 		if (resp[i] != ' ')
 			resp[o++] = resp[i];
+	if (tp_is_guess(c->st, resp, o)) {
+		int g = gate(c);
+		if (g != 1)
+			return g;
+	}
 	tp_match(c->st, &c->args.policy, c->now, resp, o, &r);
 	if (r.outcome == TP_ACCEPT_CODE || r.outcome == TP_ACCEPT_BACKUP)
 		return accept(c, &r, r.outcome == TP_ACCEPT_CODE ? "code accepted" : "backup code accepted");

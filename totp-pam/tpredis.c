@@ -14,9 +14,31 @@
 #include "strnum.h"
 #include "tpredis.h"
 
-/* A step is taken once, by whichever server gets here first. */
+/* KEYS[1] the user's hash, KEYS[2] the checks in progress. A guess is
+   checked only while failures plus checks in progress stay below
+   max_failures: the budget is taken before the check, atomically. */
+static const char BEGIN_LUA[] =
+	"local now, maxf, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+	"local lu = tonumber(redis.call('HGET', KEYS[1], 'locked_until') or '0')\n"
+	"if lu > now then return {1, lu} end\n"
+	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+	"if maxf > 0 then\n"
+	"  local f = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')\n"
+	"  if lu > 0 then f = 0 end\n"
+	"  local busy = redis.call('ZCARD', KEYS[2])\n"
+	"  if f + busy >= maxf then return {2, busy} end\n"
+	"end\n"
+	"local id = redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
+	"redis.call('ZADD', KEYS[2], now + ttl, id)\n"
+	"return {0, id}\n";
+
+/* A step is taken once, by whichever server gets here first; never while
+   a lockout is in force. */
 static const char SUCCESS_LUA[] =
 	"local kind, v, now = ARGV[1], ARGV[2], ARGV[3]\n"
+	"redis.call('ZREM', KEYS[2], ARGV[4])\n"
+	"local lu = tonumber(redis.call('HGET', KEYS[1], 'locked_until') or '0')\n"
+	"if lu > tonumber(now) then return 2 end\n"
 	"if kind == 'step' then\n"
 	"  local cur = tonumber(redis.call('HGET', KEYS[1], 'last_step') or '0')\n"
 	"  if tonumber(v) <= cur then return 1 end\n"
@@ -30,6 +52,8 @@ static const char SUCCESS_LUA[] =
 /* The same arithmetic as tp_commit_failure() (verify.c). */
 static const char FAILURE_LUA[] =
 	"local now, maxf, lock = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+	"redis.call('ZREM', KEYS[2], ARGV[4])\n"
+	"if ARGV[5] == '0' then return 0 end\n"
 	"local lu = tonumber(redis.call('HGET', KEYS[1], 'locked_until') or '0')\n"
 	"local f = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')\n"
 	"if lu > 0 and now >= lu then lu = 0; f = 0 end\n"
@@ -98,10 +122,16 @@ static int connected(struct tp_redis *r, struct mw_buf *err)
 	return r->ctx != NULL ? 0 : -1;
 }
 
-/* PREFIX{USER}: one hash per user, one slot (Redis Cluster). */
+/* PREFIX{USER}: one hash per user, and PREFIX{USER}:checks, in one slot
+   (Redis Cluster). */
 static void user_key(const struct tp_redis *r, const char *user, struct mw_buf *key)
 {
 	mw_buf_printf(key, "%s{%s}", r->args->redis_prefix, user);
+}
+
+static void checks_key(const struct tp_redis *r, const char *user, struct mw_buf *key)
+{
+	mw_buf_printf(key, "%s{%s}:checks", r->args->redis_prefix, user);
 }
 
 /* Runs argv; the reply, or NULL with err (and the connection dropped: the
@@ -185,10 +215,42 @@ int tp_redis_fetch(struct tp_redis *r, const char *user, struct tp_state *st, st
 	return 0;
 }
 
-int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state *st,
-		     const struct tp_result *res, int64_t now, struct mw_buf *err)
+int tp_redis_begin(struct tp_redis *r, const char *user, const struct tp_policy *pol, int64_t now,
+		   long long *check_r, long long *value_r, struct mw_buf *err)
 {
-	char value[32], when[32];
+	char when[32], maxf[16], ttl[16];
+	snprintf(when, sizeof(when), "%" PRId64, now);
+	snprintf(maxf, sizeof(maxf), "%u", pol->max_failures);
+	snprintf(ttl, sizeof(ttl), "%d", TP_REDIS_CHECK_TTL);
+	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT;
+	user_key(r, user, &key);
+	checks_key(r, user, &checks);
+	const char *argv[] = { "EVAL", BEGIN_LUA, "2", mw_buf_str(&key), mw_buf_str(&checks), when, maxf, ttl };
+	redisReply *rep = run(r, 8, argv, err);
+	mw_buf_free(&key);
+	mw_buf_free(&checks);
+	if (rep == NULL)
+		return -1;
+	int rc = -1;
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_INTEGER &&
+	    rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer >= TP_GATE_GO &&
+	    rep->element[0]->integer <= TP_GATE_BUSY) {
+		rc = (int)rep->element[0]->integer;
+		if (rc == TP_GATE_GO)
+			*check_r = rep->element[1]->integer;
+		else
+			*value_r = rep->element[1]->integer;
+	} else {
+		mw_buf_setf(err, "EVAL: unexpected reply");
+	}
+	freeReplyObject(rep);
+	return rc;
+}
+
+int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state *st,
+		     const struct tp_result *res, int64_t now, long long check, struct mw_buf *err)
+{
+	char value[32], when[32], id[32];
 	const char *kind;
 	if (res->outcome == TP_ACCEPT_CODE) {
 		kind = "step";
@@ -201,14 +263,17 @@ int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state
 		return -1;
 	}
 	snprintf(when, sizeof(when), "%" PRId64, now);
-	struct mw_buf key = MW_BUF_INIT;
+	snprintf(id, sizeof(id), "%lld", check);
+	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT;
 	user_key(r, user, &key);
-	const char *argv[] = { "EVAL", SUCCESS_LUA, "1", mw_buf_str(&key), kind, value, when };
-	redisReply *rep = run(r, 7, argv, err);
+	checks_key(r, user, &checks);
+	const char *argv[] = { "EVAL", SUCCESS_LUA, "2", mw_buf_str(&key), mw_buf_str(&checks), kind, value, when, id };
+	redisReply *rep = run(r, 9, argv, err);
 	mw_buf_free(&key);
+	mw_buf_free(&checks);
 	if (rep == NULL)
 		return -1;
-	int rc = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+	int rc = rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0 && rep->integer <= 2 ? (int)rep->integer : -1;
 	if (rc < 0)
 		mw_buf_setf(err, "EVAL: unexpected reply");
 	freeReplyObject(rep);
@@ -216,17 +281,21 @@ int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state
 }
 
 int tp_redis_failure(struct tp_redis *r, const char *user, const struct tp_policy *pol, int64_t now,
-		     int *locked_now, struct mw_buf *err)
+		     long long check, int counted, int *locked_now, struct mw_buf *err)
 {
-	char when[32], maxf[16], lock[16];
+	char when[32], maxf[16], lock[16], id[32];
 	snprintf(when, sizeof(when), "%" PRId64, now);
 	snprintf(maxf, sizeof(maxf), "%u", pol->max_failures);
 	snprintf(lock, sizeof(lock), "%u", pol->lockout_s);
-	struct mw_buf key = MW_BUF_INIT;
+	snprintf(id, sizeof(id), "%lld", check);
+	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT;
 	user_key(r, user, &key);
-	const char *argv[] = { "EVAL", FAILURE_LUA, "1", mw_buf_str(&key), when, maxf, lock };
-	redisReply *rep = run(r, 7, argv, err);
+	checks_key(r, user, &checks);
+	const char *argv[] = { "EVAL", FAILURE_LUA, "2", mw_buf_str(&key), mw_buf_str(&checks), when, maxf, lock,
+			       id, counted ? "1" : "0" };
+	redisReply *rep = run(r, 10, argv, err);
 	mw_buf_free(&key);
+	mw_buf_free(&checks);
 	if (rep == NULL)
 		return -1;
 	int ok = rep->type == REDIS_REPLY_INTEGER;

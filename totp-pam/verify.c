@@ -110,6 +110,16 @@ static void match_backup(const struct tp_state *st, const char *norm, size_t n, 
 	}
 }
 
+int tp_is_guess(const struct tp_state *st, const char *otp, size_t n)
+{
+	char norm[TP_BACKUP_LEN + 1];
+	if (tp_code_syntax_ok(otp, n, st->digits))
+		return 1;
+	int len = tp_backup_code_normalise(otp, n, norm, sizeof(norm));
+	tp_wipe(norm, sizeof(norm));
+	return len > 0;
+}
+
 void tp_match(const struct tp_state *st, const struct tp_policy *pol, int64_t now, const char *otp, size_t n,
 	      struct tp_result *r)
 {

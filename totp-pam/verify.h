@@ -58,6 +58,10 @@ int tp_effective_window(const struct tp_state *st, const struct tp_policy *pol);
 /* 1 if locked out at now. */
 int tp_locked(const struct tp_state *st, int64_t now);
 
+/* 1 if otp[0..n) has the form of a code or a backup code (a guess, which
+   counts towards a lockout if wrong), 0 if it is neither. */
+int tp_is_guess(const struct tp_state *st, const char *otp, size_t n);
+
 /* Reads otp[0..n) as a code or backup code; fills r. Never changes st. */
 void tp_match(const struct tp_state *st, const struct tp_policy *pol, int64_t now, const char *otp, size_t n,
 	      struct tp_result *r);

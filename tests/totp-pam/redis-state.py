@@ -107,6 +107,115 @@ def parallel_one_code(t, redis):
     t.eq(ok, 1, "10 parallel logins with one code on two servers: exactly one gets in")
 
 
+def parallel_guesses(t, redis):
+    """50 wrong guesses at once, half on each server, max_failures=3: at
+    most 3 are checked at all (the budget is taken in Redis before each
+    check), the user ends locked out, and the right code is refused."""
+    a, b = setup(redis)
+    a.user("hal")
+    share(a, b, "hal")
+    right = code(SECRET, T0 + 120)
+    guesses = ["%06d" % ((int(right) + 1 + i) % 1000000) for i in range(50)]
+    started = [(a if i % 2 else b).spawn_login("mail", "hal", at=T0 + 120) for i in range(50)]
+    t.ok(all(b"code:" in seen for _, seen in started), "50 logins wait at their prompts, on two servers")
+    res = a.answer_all(started, guesses)
+    checked = sum(1 for _, out in res if "refused: wrong code" in out)
+    unchecked = sum(1 for _, out in res if "refused unchecked" in out or "refused: locked out for" in out)
+    t.ok(not any(rc == 0 for rc, _ in res), "none of the 50 wrong guesses gets in")
+    t.ok(1 <= checked <= 3, "at most max_failures=3 of them are checked (%d were)" % checked,
+         "\n".join(out[-400:] for _, out in res[:3]))
+    t.eq(checked + unchecked, 50, "the others are refused unchecked (checks in progress, or locked out)")
+    lu = int(redis.cli("HGET", "totp:{hal}", "locked_until").strip() or 0)
+    t.ok(lu > T0 + 120, "hal is locked out in Redis", lu)
+    t.eq(redis.cli("ZCARD", "totp:{hal}:checks").strip(), "0", "no check is left in progress")
+    r = a.login("mail", "hal", [right], at=T0 + 121)
+    t.ok(not r.ok and "locked out" in r.log, "then even the right code is refused", r)
+
+
+class HoldingProxy:
+    """A loopback TCP proxy in front of Redis that holds the first command
+    containing `marker` until release(): a deterministic moment between a
+    module's check and its record."""
+
+    def __init__(self, redis_port, marker):
+        import socket
+        import threading
+        self.marker, self.redis_port = marker, redis_port
+        self.held, self.go = threading.Event(), threading.Event()
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.redis_port))
+            threading.Thread(target=self._pump, args=(c, up, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, c, False), daemon=True).start()
+
+    def _pump(self, src, dst, upward):
+        tail = b""
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                try:
+                    dst.shutdown(1)
+                except OSError:
+                    pass
+                return
+            if upward and not self.held.is_set() and self.marker in tail + data:
+                self.held.set()
+                self.go.wait(60)
+            tail = data[-64:]
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def release(self):
+        self.go.set()
+
+    def close(self):
+        self.go.set()
+        self.srv.close()
+
+
+def success_honours_lockout(t, redis):
+    """A lockout that starts between a right code's check and its record
+    (here set by hand while the proxy holds the record) is honoured: the
+    code is refused, and the lockout stays."""
+    proxy = HoldingProxy(redis.port, b"HSETNX")
+    try:
+        a = PamEnv("redis-hold")
+        a.service("mail", "auth required {module} dir={state} state=redis redis_servers=127.0.0.1:%d "
+                  "redis_timeout=30s max_failures=3 lockout=600" % proxy.port)
+        a.user("ivy")
+        login = a.spawn_login("mail", "ivy", at=T0 + 150)
+        login[0].stdin.write((code(SECRET, T0 + 150) + "\n").encode())
+        login[0].stdin.flush()
+        t.ok(proxy.held.wait(60), "the module's record of the right code is held at the proxy")
+        redis.cli("HSET", "totp:{ivy}", "locked_until", str(T0 + 900))
+        proxy.release()
+        o, e = login[0].communicate(timeout=60)
+        out = (login[1] + o + e).decode(errors="replace")
+        t.ok(login[0].returncode != 0 and "locked out meanwhile" in out,
+             "locked out meanwhile: the right code is refused", out[-1500:])
+        t.eq(redis.cli("HGET", "totp:{ivy}", "locked_until").strip(), str(T0 + 900), "and the lockout stays")
+        t.eq(redis.cli("HGET", "totp:{ivy}", "last_step").strip(), "", "the code's step is not taken")
+    finally:
+        proxy.close()
+
+
 def app_password(t, redis):
     a, b = setup(redis, "app_passwords=mail")
     a.user("eve")
@@ -166,7 +275,7 @@ if gone:
 else:
     shared = Redis()
     for f in (replay_across_servers, backup_across_servers, lockout_across_servers, parallel_one_code,
-              app_password):
+              parallel_guesses, success_honours_lockout, app_password):
         t.run(f, shared)
     t.run(redis_down)
     t.run(redis_stalls_mid_login)
