@@ -144,6 +144,11 @@ static int save_new_backup_codes(struct tp_store *s, const char *user, struct tp
 {
 	struct tp_hash *backup = pending ? st->pending.backup : st->backup;
 	int *nbackup = pending ? &st->pending.nbackup : &st->nbackup;
+	if (!pending) {
+		/* the used ones of the old batch: no longer worth telling apart */
+		memset(st->used, 0, sizeof(st->used));
+		st->nused = 0;
+	}
 	if (new_backup_codes(backup, nbackup, n, shown) < 0) {
 		mw_buf_wipe(shown);
 		fail(user, "could not make backup codes");

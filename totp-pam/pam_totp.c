@@ -34,6 +34,7 @@ struct ctx {
 	struct tp_args args;
 	const char *user;
 	const char *service;
+	const char *rhost;          /* PAM_RHOST, or NULL */
 	int64_t now;
 	struct tp_store store;
 	struct tp_state *st;
@@ -59,6 +60,12 @@ static void tp_log(struct ctx *c, int prio, const char *fmt, ...)
 		mw_buf_puts(&line, " service ");
 		mw_buf_append_printable(&line, c->service, strlen(c->service), 64);
 	}
+	/* where a login came from, for the admin and for fail2ban */
+	mw_buf_puts(&line, " rhost ");
+	if (c->rhost != NULL && c->rhost[0] != '\0')
+		mw_buf_append_printable(&line, c->rhost, strlen(c->rhost), 64);
+	else
+		mw_buf_puts(&line, "-");
 	mw_buf_puts(&line, ": ");
 	va_start(ap, fmt);
 	mw_buf_vprintf(&line, fmt, ap);
@@ -77,6 +84,9 @@ static int ctx_init(struct ctx *c, pam_handle_t *pamh, int argc, const char **ar
 	const void *item = NULL;
 	if (pam_get_item(pamh, PAM_SERVICE, &item) == PAM_SUCCESS)
 		c->service = item;
+	item = NULL;
+	if (pam_get_item(pamh, PAM_RHOST, &item) == PAM_SUCCESS)
+		c->rhost = item;
 	if (tp_args_parse(argc, argv, &c->args, &c->err) < 0) {
 		pam_syslog(pamh, LOG_ERR, "bad arguments, refusing: %s", mw_buf_str(&c->err));
 		return PAM_SERVICE_ERR;
@@ -300,6 +310,12 @@ static int refuse(struct ctx *c, const struct tp_result *r)
 		ungate(c);
 		tp_log(c, LOG_ERR, "refused: internal error while checking the code");
 		return PAM_AUTH_ERR;
+	} else if (r->outcome == TP_REJECT_REPLAY || r->outcome == TP_REJECT_BACKUP_USED) {
+		/* the code was valid once: no guess, not counted (parallel
+		   connections of one client must not lock its owner out) */
+		ungate(c);
+		tp_log(c, LOG_NOTICE, "refused: %s", tp_outcome_name(r->outcome));
+		return PAM_AUTH_ERR;
 	} else if (r->outcome == TP_REJECT_MALFORMED) {
 		/* not a guess at a code: not counted towards a lockout */
 		ungate(c);
@@ -437,8 +453,8 @@ static int check_app_password(struct ctx *c)
 		return PAM_AUTH_ERR;
 	}
 	if (m == 0) {
-		tp_log(c, LOG_NOTICE, "refused: two-factor is on, and this service needs an app password; "
-		       "the password given is none of the user's %d", c->st->napp);
+		tp_log(c, LOG_NOTICE, "refused: app password not recognised (user has %d app password%s); "
+		       "two-factor is on and this service needs one", c->st->napp, c->st->napp == 1 ? "" : "s");
 		return PAM_AUTH_ERR;
 	}
 	char name[TP_APP_NAME_MAX + 1];

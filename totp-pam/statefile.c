@@ -76,6 +76,8 @@ void tp_state_promote_pending(const struct tp_state *st, struct tp_state *out)
 	out->created = p->created;
 	memcpy(out->backup, p->backup, sizeof(out->backup));
 	out->nbackup = p->nbackup;
+	memset(out->used, 0, sizeof(out->used));
+	out->nused = 0;
 	out->confirmed = 1;
 	out->failures = 0;
 	out->locked_until = 0;
@@ -83,6 +85,18 @@ void tp_state_promote_pending(const struct tp_state *st, struct tp_state *out)
 	out->pending.alg = TP_SHA1;
 	out->pending.digits = 6;
 	out->pending.step = 30;
+}
+
+void tp_state_use_backup(struct tp_state *st, int i)
+{
+	if (i < 0 || i >= st->nbackup)
+		return;
+	if (st->nused == TP_MAX_BACKUP) {
+		memmove(&st->used[0], &st->used[1], (size_t)(TP_MAX_BACKUP - 1) * sizeof(st->used[0]));
+		st->nused--;
+	}
+	st->used[st->nused++] = st->backup[i];
+	tp_state_remove_backup(st, i);
 }
 
 /* A decimal number without leading zeros (one spelling per value). */
@@ -153,13 +167,14 @@ bad:
 enum key {
 	K_VERSION, K_SECRET, K_ALGORITHM, K_DIGITS, K_STEP, K_WINDOW, K_CONFIRMED, K_LAST_STEP,
 	K_LAST_LOGIN, K_FAILURES, K_LOCKED_UNTIL, K_CREATED, K_BACKUP, K_APP, K_P_SECRET, K_P_ALGORITHM,
-	K_P_DIGITS, K_P_STEP, K_P_CREATED, K_P_BACKUP, K_COUNT
+	K_P_DIGITS, K_P_STEP, K_P_CREATED, K_P_BACKUP, K_BACKUP_USED, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
 	"version", "secret", "algorithm", "digits", "step", "window", "confirmed", "last_step",
 	"last_login", "failures", "locked_until", "created", "backup", "app", "pending_secret",
 	"pending_algorithm", "pending_digits", "pending_step", "pending_created", "pending_backup",
+	"backup_used",
 };
 
 static int parse_backup(struct tp_hash *backup, int *nbackup, const char *v, size_t n, struct mw_buf *err,
@@ -224,8 +239,10 @@ static int parse_line(struct tp_state *st, enum key k, const char *v, size_t n, 
 			break;
 		st->pending.created = (int64_t)x;
 		return 0;
+	case K_BACKUP_USED:
 	case K_P_BACKUP: {
-		int r = parse_backup(st->pending.backup, &st->pending.nbackup, v, n, err, lineno);
+		int r = k == K_BACKUP_USED ? parse_backup(st->used, &st->nused, v, n, err, lineno)
+					   : parse_backup(st->pending.backup, &st->pending.nbackup, v, n, err, lineno);
 		if (r > 0)
 			break;
 		return r;
@@ -322,7 +339,7 @@ int tp_state_parse(const char *text, size_t n, struct tp_state *st, struct mw_bu
 			mw_buf_setf(err, "line %u: unknown key", lineno);
 			goto fail;
 		}
-		if (seen[k] && k != K_BACKUP && k != K_APP && k != K_P_BACKUP) {
+		if (seen[k] && k != K_BACKUP && k != K_APP && k != K_P_BACKUP && k != K_BACKUP_USED) {
 			mw_buf_setf(err, "line %u: %s given twice", lineno, key_names[k]);
 			goto fail;
 		}
@@ -339,7 +356,7 @@ int tp_state_parse(const char *text, size_t n, struct tp_state *st, struct mw_bu
 		goto fail;
 	}
 	if (!seen[K_P_SECRET]) {
-		for (int k = K_P_ALGORITHM; k < K_COUNT; k++) {
+		for (int k = K_P_ALGORITHM; k <= K_P_BACKUP; k++) {
 			if (seen[k]) {
 				mw_buf_setf(err, "%s without pending_secret", key_names[k]);
 				goto fail;
@@ -368,6 +385,11 @@ int tp_state_format(const struct tp_state *st, struct mw_buf *out)
 	for (int i = 0; i < st->nbackup; i++) {
 		mw_buf_puts(out, "backup ");
 		tp_hash_format(&st->backup[i], out);
+		mw_buf_putc(out, '\n');
+	}
+	for (int i = 0; i < st->nused; i++) {
+		mw_buf_puts(out, "backup_used ");
+		tp_hash_format(&st->used[i], out);
 		mw_buf_putc(out, '\n');
 	}
 	for (int i = 0; i < st->napp; i++) {

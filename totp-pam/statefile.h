@@ -21,6 +21,8 @@
  *   locked_until 0                  unix time the lockout ends
  *   created 1700000000              enrollment time
  *   backup pbkdf2-sha256:...        one line per unused backup code
+ *   backup_used pbkdf2-sha256:...   a used one (up to 32, the latest), so
+ *                                   that its reuse is told from a wrong code
  *   app NAME CREATED LAST_USED HASH one line per app password
  *
  * A re-enrollment of a confirmed user waits for its confirmation in
@@ -89,6 +91,8 @@ struct tp_state {
 	int64_t created;
 	struct tp_hash backup[TP_MAX_BACKUP];
 	int nbackup;
+	struct tp_hash used[TP_MAX_BACKUP];  /* used backup codes, oldest first */
+	int nused;
 	struct tp_app app[TP_MAX_APPS];
 	int napp;
 	struct tp_pending pending;
@@ -109,6 +113,9 @@ int tp_app_name_ok(const char *name, size_t n);
 /* Index of the app password called name, or -1. */
 int tp_state_find_app(const struct tp_state *st, const char *name);
 void tp_state_remove_backup(struct tp_state *st, int i);
+/* Moves backup code i to the used ones (dropping the oldest used one when
+   full). */
+void tp_state_use_backup(struct tp_state *st, int i);
 void tp_state_remove_app(struct tp_state *st, int i);
 /* The state as it will be once the pending enrollment is confirmed: its
    secret, algorithm, digits, step, creation and backup codes, with st's

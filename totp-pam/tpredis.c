@@ -201,7 +201,7 @@ int tp_redis_fetch(struct tp_redis *r, const char *user, struct tp_state *st, st
 				char id[17];
 				backup_id(&st->backup[b], id);
 				if (strcmp(id, f->str + 5) == 0) {
-					tp_state_remove_backup(st, b);
+					tp_state_use_backup(st, b);
 					break;
 				}
 			}

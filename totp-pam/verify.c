@@ -13,6 +13,8 @@ const char *tp_outcome_name(enum tp_outcome o)
 		return "backup code accepted";
 	case TP_REJECT_REPLAY:
 		return "code already used (replay)";
+	case TP_REJECT_BACKUP_USED:
+		return "backup code already used";
 	case TP_REJECT_SKEW:
 		return "code outside the time window";
 	case TP_REJECT_BAD:
@@ -89,24 +91,35 @@ static void match_code(const struct tp_state *st, const struct tp_policy *pol, i
 	r->outcome = TP_REJECT_BAD;
 }
 
-static void match_backup(const struct tp_state *st, const char *norm, size_t n, struct tp_result *r)
+/* Index of the first of h[0..n) that norm matches, -1 none, -2 error
+   (every entry is checked either way). */
+static int find_hash(const struct tp_hash *h, int n, const char *norm, size_t len, struct tp_hash_cache *cache)
 {
-	struct tp_hash_cache cache;
-	memset(&cache, 0, sizeof(cache));
 	int found = -1, err = 0;
-	for (int i = 0; i < st->nbackup; i++) {
-		int v = tp_hash_verify(norm, n, &st->backup[i], &cache);
+	for (int i = 0; i < n; i++) {
+		int v = tp_hash_verify(norm, len, &h[i], cache);
 		if (v < 0)
 			err = 1;
 		else if (v > 0 && found < 0)
 			found = i;
 	}
+	return err ? -2 : found;
+}
+
+static void match_backup(const struct tp_state *st, const char *norm, size_t n, struct tp_result *r)
+{
+	struct tp_hash_cache cache;
+	memset(&cache, 0, sizeof(cache));
+	int found = find_hash(st->backup, st->nbackup, norm, n, &cache);
+	int used = found == -1 ? find_hash(st->used, st->nused, norm, n, &cache) : -1;
 	tp_hash_cache_wipe(&cache);
 	if (found >= 0) {
 		r->outcome = TP_ACCEPT_BACKUP;
 		r->backup_index = found;
+	} else if (found == -2 || used == -2) {
+		r->outcome = TP_ERROR;
 	} else {
-		r->outcome = err ? TP_ERROR : TP_REJECT_BAD;
+		r->outcome = used >= 0 ? TP_REJECT_BACKUP_USED : TP_REJECT_BAD;
 	}
 }
 
@@ -148,7 +161,7 @@ void tp_commit_success(struct tp_state *st, const struct tp_result *r, int64_t n
 	if (r->outcome == TP_ACCEPT_CODE && r->step > st->last_step)
 		st->last_step = r->step;
 	else if (r->outcome == TP_ACCEPT_BACKUP)
-		tp_state_remove_backup(st, r->backup_index);
+		tp_state_use_backup(st, r->backup_index);
 	else
 		return;
 	st->failures = 0;

@@ -13,7 +13,11 @@
  *    works once, and an older code never works after a newer one did;
  *  - a code that matches a step outside the window (up to skew_steps
  *    further) is refused, and its offset reported for the log;
- *  - a backup code works once (its hash is removed on success);
+ *  - a backup code works once (its hash moves to the used ones);
+ *  - only guesses count towards a lockout: a wrong code, a code outside the
+ *    window; not a replay of a code that was valid, nor a used backup code
+ *    (a client reconnecting in parallel with one code must not lock its
+ *    owner out);
  *  - max_failures consecutive failures lock the user out for lockout
  *    seconds; while locked out nothing is checked, a right code included;
  *  - app passwords are never counted as failures: at 75 bits they cannot
@@ -39,6 +43,7 @@ enum tp_outcome {
 	TP_ACCEPT_CODE,
 	TP_ACCEPT_BACKUP,
 	TP_REJECT_REPLAY,       /* the code of a step already used (or older) */
+	TP_REJECT_BACKUP_USED,  /* a backup code used before */
 	TP_REJECT_SKEW,         /* right code, wrong time: see skew_steps */
 	TP_REJECT_BAD,          /* matches nothing */
 	TP_REJECT_MALFORMED,    /* neither a code nor a backup code */

@@ -50,8 +50,16 @@ def one_code(t, env):
     t.eq(len(good), 1, "10 parallel logins with the same code: exactly one gets in")
     t.eq(len(replays), 9, "the other nine are refused as replays")
     res = parallel(env, "conc1", "yann", ["000000"] * 15, T0 + 1)
-    t.eq(env.read_state("yann")["failures"], ["24"],
-         "9 replays and 15 parallel wrong codes: 24 failures counted, none lost")
+    t.eq(env.read_state("yann")["failures"], ["15"],
+         "9 replays and 15 parallel wrong codes: 15 failures counted (replays are no guesses), none lost")
+    env.user("yves")
+    env.service("conc3", "auth required {module} dir={state} lock_timeout=30s max_failures=3 lockout=300")
+    c = code(SECRET, T0 + 60)
+    res = parallel(env, "conc3", "yves", [c] * 10, T0 + 60)
+    t.eq(sum(1 for rc, _ in res if rc == 0), 1, "max_failures=3, 10 parallel logins with one code: one gets in")
+    t.eq(sum(1 for rc, out in res if rc != 0 and "replay" in out), 9, "the other nine see a replay refusal")
+    r = env.login("conc3", "yves", [code(SECRET, T0 + 90)], at=T0 + 90)
+    t.ok(r.ok and "locked out" not in r.log, "and nobody is locked out: the next code works", r)
 
 
 def prompt_holds_no_lock(t, env):

@@ -158,7 +158,9 @@ static void test_backup_once(void **state)
 	assert_int_equal(r.backup_index, 1);
 	tp_commit_success(&st, &r, NOW);
 	assert_int_equal(st.nbackup, 2);
-	assert_int_equal(try(&st, NOW, "23456789ab", &r), TP_REJECT_BAD);
+	assert_int_equal(st.nused, 1);
+	/* told apart from a wrong code: a reuse is no guess */
+	assert_int_equal(try(&st, NOW, "23456789ab", &r), TP_REJECT_BACKUP_USED);
 	assert_int_equal(try(&st, NOW, "abcdefghjk", &r), TP_ACCEPT_BACKUP);
 	assert_int_equal(r.backup_index, 0);
 	tp_commit_success(&st, &r, NOW);
@@ -167,7 +169,8 @@ static void test_backup_once(void **state)
 	assert_int_equal(try(&st, NOW, "12345678", &r), TP_ACCEPT_BACKUP);
 	tp_commit_success(&st, &r, NOW);
 	assert_int_equal(st.nbackup, 0);
-	assert_int_equal(try(&st, NOW, "12345678", &r), TP_REJECT_BAD);
+	assert_int_equal(try(&st, NOW, "12345678", &r), TP_REJECT_BACKUP_USED);
+	assert_int_equal(st.nused, 3);
 	assert_int_equal(try(&st, NOW, "abcde-fghjj", &r), TP_REJECT_BAD);
 	assert_int_equal(try(&st, NOW, "not a code", &r), TP_REJECT_MALFORMED);
 	assert_int_equal(try(&st, NOW, "", &r), TP_REJECT_MALFORMED);
