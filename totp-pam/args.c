@@ -63,6 +63,10 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 			a->forward_pass = 1;
 		} else if (strcmp(arg, "nullok") == 0) {
 			a->nullok = 1;
+		} else if (strcmp(arg, "defer") == 0) {
+			a->defer = 1;
+		} else if (strcmp(arg, "commit") == 0) {
+			a->commit = 1;
 		} else if (strcmp(arg, "debug") == 0) {
 			a->debug = 1;
 		} else if (opt_value(arg, "dir", &v)) {
@@ -157,6 +161,11 @@ bad:
 	}
 	if (a->redis && !have_servers) {
 		mw_buf_setf(err, "state=redis needs redis_servers=");
+		return -1;
+	}
+	if (a->defer && a->commit) {
+		mw_buf_setf(err, "defer and commit belong on two lines: defer before the password module, "
+			    "commit after it");
 		return -1;
 	}
 	return 0;

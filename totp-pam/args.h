@@ -9,6 +9,11 @@
  *                                log a client's clock offset (0..120)
  *   forward_pass                 the code is typed after the password
  *   nullok                       users without a state file pass (PAM_IGNORE)
+ *   defer                        check the code, but record it as used only
+ *                                in a later "pam_totp.so commit" line (after
+ *                                the password module): a wrong password
+ *                                never spends a valid code
+ *   commit                       record what the deferring line checked
  *   app_passwords=dovecot,smtp   on these services an enrolled user must
  *                                use an app password
  *   max_failures=5 lockout=300   lockout after consecutive failures (s, or
@@ -42,6 +47,8 @@ struct tp_args {
 	struct tp_policy policy;
 	int forward_pass;
 	int nullok;
+	int defer;
+	int commit;
 	int debug;
 	const char *services[TP_MAX_SERVICES];
 	size_t service_len[TP_MAX_SERVICES];

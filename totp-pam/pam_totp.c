@@ -29,6 +29,17 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* defer: what the checking line accepted, for the commit line to record
+   (pam_set_data under this name; freed and wiped by PAM). */
+#define DEFERRED_DATA "pam_totp_deferred"
+
+struct deferred {
+	char user[TP_USER_MAX + 1];
+	struct tp_result r;
+	struct tp_hash backup;      /* ACCEPT_BACKUP: the code's hash */
+	int committed;
+};
+
 struct ctx {
 	pam_handle_t *pamh;
 	struct tp_args args;
@@ -268,9 +279,44 @@ static const char *why_unrecorded(struct ctx *c)
 	return mw_buf_len(&c->err) ? mw_buf_str(&c->err) : "the state is not locked";
 }
 
+static void deferred_cleanup(pam_handle_t *pamh, void *data, int status)
+{
+	struct deferred *d = data;
+	if (!d->committed && !(status & PAM_DATA_REPLACE))
+		pam_syslog(pamh, LOG_INFO, "user %s: a code was accepted but not recorded as used: the login "
+			   "failed after it (e.g. a wrong password), or no \"pam_totp.so commit\" line follows",
+			   d->user);
+	tp_wipe(d, sizeof(*d));
+	free(d);
+}
+
+/* defer: keep what was accepted for the commit line; the code stays valid
+   until then. */
+static int defer_success(struct ctx *c, const struct tp_result *r, const char *how)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return PAM_BUF_ERR;
+	snprintf(d->user, sizeof(d->user), "%s", c->user);
+	d->r = *r;
+	if (r->outcome == TP_ACCEPT_BACKUP)
+		d->backup = c->st->backup[r->backup_index];
+	int pr = pam_set_data(c->pamh, DEFERRED_DATA, d, deferred_cleanup);
+	if (pr != PAM_SUCCESS) {
+		tp_wipe(d, sizeof(*d));
+		free(d);
+		return pr;
+	}
+	ungate(c);
+	tp_log(c, LOG_INFO, "%s; recorded as used once the login succeeds (commit)", how);
+	return PAM_SUCCESS;
+}
+
 /* An accepted code or backup code: record it, or decide without. */
 static int accept(struct ctx *c, const struct tp_result *r, const char *how)
 {
+	if (c->args.defer)
+		return defer_success(c, r, how);
 	int rec = record_success(c, r);
 	if (rec == 0) {
 		tp_log(c, LOG_INFO, "%s", how);
@@ -467,6 +513,60 @@ static int check_app_password(struct ctx *c)
 	return PAM_SUCCESS;
 }
 
+/*
+ * commit: the code (or backup code) the defer line accepted, recorded now
+ * that the rest of the stack has passed. Under the lock (or in Redis's
+ * script) it must still be unused: two logins with one code may both have
+ * been accepted by the defer line; only the first to commit gets in.
+ */
+static int commit(struct ctx *c)
+{
+	const void *data = NULL;
+	if (pam_get_data(c->pamh, DEFERRED_DATA, &data) != PAM_SUCCESS || data == NULL)
+		return PAM_IGNORE; /* nothing deferred: not enrolled (nullok), or an app password */
+	struct deferred *d = (struct deferred *)data;
+	if (d->committed)
+		return PAM_SUCCESS;
+	if (strcmp(d->user, c->user) != 0) {
+		tp_log(c, LOG_ERR, "refused: the user changed between defer and commit");
+		return PAM_AUTH_ERR;
+	}
+	int ret = load(c);
+	if (ret == 0) {
+		tp_log(c, LOG_NOTICE, "refused: two-factor was turned off during the login");
+		return PAM_AUTH_ERR;
+	}
+	if (ret != 1 || (ret = relock_enrolled(c)) != 1)
+		return ret;
+	struct tp_result r = d->r;
+	const char *how = r.outcome == TP_ACCEPT_CODE ? "code accepted" : "backup code accepted";
+	if (r.outcome == TP_ACCEPT_CODE) {
+		if (r.step <= c->st->last_step) {
+			tp_log(c, LOG_WARNING, "refused: %s, but another login used it first (replay)", how);
+			return PAM_AUTH_ERR;
+		}
+	} else {
+		r.backup_index = -1;
+		/* the same code: the same salt and derived key */
+		for (int i = 0; i < c->st->nbackup; i++) {
+			const struct tp_hash *h = &c->st->backup[i];
+			if (h->saltlen == d->backup.saltlen && h->dklen == d->backup.dklen &&
+			    memcmp(h->salt, d->backup.salt, h->saltlen) == 0 && memcmp(h->dk, d->backup.dk, h->dklen) == 0)
+				r.backup_index = i;
+		}
+		if (r.backup_index < 0) {
+			tp_log(c, LOG_WARNING, "refused: %s, but another login used it first", how);
+			return PAM_AUTH_ERR;
+		}
+	}
+	c->args.defer = 0;
+	ret = accept(c, &r, r.outcome == TP_ACCEPT_CODE ? "code accepted, recorded at commit"
+							: "backup code accepted, recorded at commit");
+	if (ret == PAM_SUCCESS)
+		d->committed = 1;
+	return ret;
+}
+
 EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
 	(void)flags;
@@ -474,6 +574,10 @@ EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 	int ret = ctx_init(&c, pamh, argc, argv);
 	if (ret != PAM_SUCCESS)
 		goto out;
+	if (c.args.commit) {
+		ret = commit(&c);
+		goto out;
+	}
 	int app = tp_args_app_service(&c.args, c.service);
 	ret = load(&c);
 	if (ret == 0) {

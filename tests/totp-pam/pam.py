@@ -105,6 +105,45 @@ def forward_pass(t):
          "forward_pass: the accepted code reset the count; the missing code was not counted")
 
 
+def defer_commit(t):
+    """forward_pass defer, the password module (requisite), commit: a wrong
+    password never spends a valid code, nor counts as a failure."""
+    env.service("dc", "auth requisite {module} dir={state} forward_pass defer nullok max_failures=3\n"
+                "auth requisite " + env.password_stack().split(" ", 2)[2] + "\n"
+                "auth required {module} dir={state} commit")
+    rc, out, err = env.admin("enroll", "dina", "--backup-codes", "2", "--no-qr", at=T0)
+    key, backups = enroll_out(out)
+    env.admin("confirm", "dina", code(key, T0), at=T0)
+    env.set_password("dina", "dina-pw")
+    env.set_password("dan", "dan-pw")
+    c = code(key, T0 + 30)
+    for i in range(4):
+        r = env.login("dc", "dina", ["wrong-pw%d" % i + c], at=T0 + 30 + i)
+        t.ok(not r.ok, "wrong password %d with a valid code: refused" % (i + 1), r)
+    st = env.read_state("dina")
+    t.eq((st["last_step"], st["failures"]), ([str(T0 // 30)], ["0"]),
+         "the code is not spent, and four wrong passwords are no failures of the second factor")
+    t.contains(r.log, "not recorded as used", "the log says the code was not recorded")
+    r = env.login("dc", "dina", ["dina-pw" + c], at=T0 + 40)
+    t.ok(r.ok and "recorded at commit" in r.log, "then the right password with the same code gets in", r)
+    t.eq(env.read_state("dina")["last_step"], [str((T0 + 30) // 30)], "recorded at commit")
+    r = env.login("dc", "dina", ["dina-pw" + c], at=T0 + 41)
+    t.ok(not r.ok and "replay" in r.log, "and that code once only", r)
+    r = env.login("dc", "dina", ["wrong-pw" + backups[0]], at=T0 + 42)
+    t.ok(not r.ok, "a backup code with a wrong password: refused", r)
+    r = env.login("dc", "dina", ["dina-pw" + backups[0]], at=T0 + 43)
+    t.ok(r.ok, "and not spent: with the right password it works", r)
+    r = env.login("dc", "dina", ["dina-pw" + backups[0]], at=T0 + 44)
+    t.ok(not r.ok and "backup code already used" in r.log, "once", r)
+    r = env.login("dc", "dan", ["dan-pw"], at=T0 + 45)
+    t.ok(r.ok, "a user not enrolled (nullok) passes defer and commit", r)
+    r = env.login("dc", "dan", ["dan-wrong"], at=T0 + 46)
+    t.ok(not r.ok, "and still needs the right password", r)
+    env.service("dcbad", "auth required {module} dir={state} defer commit")
+    r = env.login("dcbad", "dina", ["x"], at=T0 + 47)
+    t.ok(not r.ok and "defer and commit belong on two lines" in r.log, "defer and commit on one line: refused", r)
+
+
 def nullok(t):
     env.service("nullok", "auth requisite {module} dir={state} nullok forward_pass\n{password}")
     env.service("strict", "auth required {module} dir={state}")
@@ -379,7 +418,7 @@ def main():
         t.skip("pam_totp through libpam", "missing: " + ", ".join(gone))
         t.done()
     env = PamEnv()
-    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, reenroll, lockout,
+    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, reenroll, defer_commit, lockout,
               app_passwords, file_checks, disk_errors, account):
         t.run(f)
     t.done()
