@@ -481,6 +481,8 @@ static int run_op(enum op op, const char *user, const char *arg, int force)
 		printf("backup codes left: %d\n", st->nbackup);
 		printf("app passwords: %d\n", st->napp);
 		printf("failures: %u\n", st->failures);
+		if (st->lockouts > 0)
+			printf("lockouts in a row: %u\n", st->lockouts);
 		if (st->pending.secret_len > 0)
 			print_time("re-enrollment pending confirmation, since:", st->pending.created);
 		if (tp_locked(st, now))
@@ -489,6 +491,7 @@ static int run_op(enum op op, const char *user, const char *arg, int force)
 	case OP_UNLOCK:
 		st->failures = 0;
 		st->locked_until = 0;
+		st->lockouts = 0;
 		if (save(&s, user, st) < 0)
 			goto out;
 		printf("%s: unlocked\n", user);

@@ -46,6 +46,7 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 	a->policy.skew_steps = 20;
 	a->policy.max_failures = 5;
 	a->policy.lockout_s = 300;
+	a->policy.lockout_max_s = 86400;
 	a->on_state_error = TP_STATE_ERR_ALLOW;
 	a->lock_timeout_ms = 5000;
 	a->prompt = "Verification code: ";
@@ -89,6 +90,10 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 			if (mw_parse_duration_ms(v, 7ULL * 86400 * 1000, &x) < 0 || x % 1000 != 0)
 				goto bad;
 			a->policy.lockout_s = (unsigned)(x / 1000);
+		} else if (opt_value(arg, "lockout_max", &v)) {
+			if (mw_parse_duration_ms(v, 30ULL * 86400 * 1000, &x) < 0 || x % 1000 != 0)
+				goto bad;
+			a->policy.lockout_max_s = (unsigned)(x / 1000);
 		} else if (opt_value(arg, "lock_timeout", &v)) {
 			if (mw_parse_duration_ms(v, 60000, &x) < 0)
 				goto bad;

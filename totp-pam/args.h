@@ -17,7 +17,8 @@
  *   app_passwords=dovecot,smtp   on these services an enrolled user must
  *                                use an app password
  *   max_failures=5 lockout=300   lockout after consecutive failures (s, or
- *                                with a unit: 5m)
+ *                                with a unit: 5m); each further lockout in a
+ *   lockout_max=1d               row twice as long, up to lockout_max
  *   on_state_error=allow_without_replay | fail
  *   lock_timeout=5s              how long to wait for the user's lock
  *   prompt=Verification code:    the conversation's prompt ([prompt=...]

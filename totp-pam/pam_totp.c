@@ -233,7 +233,8 @@ static void ungate(struct ctx *c)
 {
 	int locked_now = 0;
 	if (c->args.redis && c->can_record && c->check > 0)
-		tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, c->check, 0, &locked_now, &c->err);
+		tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, c->check, 0, c->st, &locked_now,
+				 &c->err);
 	c->check = 0;
 }
 
@@ -256,8 +257,8 @@ static int record_failure(struct ctx *c, int *locked_now)
 	if (!c->can_record)
 		return -1;
 	if (c->args.redis)
-		return tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, c->check, 1, locked_now,
-					&c->err);
+		return tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, c->check, 1, c->st,
+					locked_now, &c->err);
 	*locked_now = tp_commit_failure(c->st, &c->args.policy, c->now);
 	return tp_store_save(&c->store, c->st, &c->err);
 }
@@ -374,8 +375,8 @@ static int refuse(struct ctx *c, const struct tp_result *r)
 	if (record_failure(c, &locked_now) < 0)
 		tp_log(c, LOG_ERR, "could not record the failure (%s)", why_unrecorded(c));
 	else if (locked_now)
-		tp_log(c, LOG_WARNING, "locked out for %us after %u failures", c->args.policy.lockout_s,
-		       c->args.policy.max_failures);
+		tp_log(c, LOG_WARNING, "locked out for %llds after %u failures (lockout %u in a row)",
+		       (long long)(c->st->locked_until - c->now), c->args.policy.max_failures, c->st->lockouts);
 	return PAM_AUTH_ERR;
 }
 

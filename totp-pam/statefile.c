@@ -81,6 +81,7 @@ void tp_state_promote_pending(const struct tp_state *st, struct tp_state *out)
 	out->confirmed = 1;
 	out->failures = 0;
 	out->locked_until = 0;
+	out->lockouts = 0;
 	memset(&out->pending, 0, sizeof(out->pending));
 	out->pending.alg = TP_SHA1;
 	out->pending.digits = 6;
@@ -167,14 +168,14 @@ bad:
 enum key {
 	K_VERSION, K_SECRET, K_ALGORITHM, K_DIGITS, K_STEP, K_WINDOW, K_CONFIRMED, K_LAST_STEP,
 	K_LAST_LOGIN, K_FAILURES, K_LOCKED_UNTIL, K_CREATED, K_BACKUP, K_APP, K_P_SECRET, K_P_ALGORITHM,
-	K_P_DIGITS, K_P_STEP, K_P_CREATED, K_P_BACKUP, K_BACKUP_USED, K_COUNT
+	K_P_DIGITS, K_P_STEP, K_P_CREATED, K_P_BACKUP, K_BACKUP_USED, K_LOCKOUTS, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
 	"version", "secret", "algorithm", "digits", "step", "window", "confirmed", "last_step",
 	"last_login", "failures", "locked_until", "created", "backup", "app", "pending_secret",
 	"pending_algorithm", "pending_digits", "pending_step", "pending_created", "pending_backup",
-	"backup_used",
+	"backup_used", "lockouts",
 };
 
 static int parse_backup(struct tp_hash *backup, int *nbackup, const char *v, size_t n, struct mw_buf *err,
@@ -271,9 +272,10 @@ static int parse_line(struct tp_state *st, enum key k, const char *v, size_t n, 
 			(int64_t)x;
 		return 0;
 	case K_FAILURES:
+	case K_LOCKOUTS:
 		if (num(v, n, 1000000, &x) < 0)
 			break;
-		st->failures = (unsigned)x;
+		*(k == K_FAILURES ? &st->failures : &st->lockouts) = (unsigned)x;
 		return 0;
 	case K_BACKUP: {
 		int r = parse_backup(st->backup, &st->nbackup, v, n, err, lineno);
@@ -379,9 +381,9 @@ int tp_state_format(const struct tp_state *st, struct mw_buf *out)
 		mw_buf_printf(out, "window %d\n", st->window);
 	mw_buf_printf(out,
 		      "confirmed %d\ncreated %lld\nlast_step %llu\nlast_login %lld\nfailures %u\n"
-		      "locked_until %lld\n",
+		      "locked_until %lld\nlockouts %u\n",
 		      st->confirmed ? 1 : 0, (long long)st->created, (unsigned long long)st->last_step,
-		      (long long)st->last_login, st->failures, (long long)st->locked_until);
+		      (long long)st->last_login, st->failures, (long long)st->locked_until, st->lockouts);
 	for (int i = 0; i < st->nbackup; i++) {
 		mw_buf_puts(out, "backup ");
 		tp_hash_format(&st->backup[i], out);

@@ -19,6 +19,8 @@
  *   last_login 1700000000           unix time of the last success
  *   failures 0                      consecutive failures
  *   locked_until 0                  unix time the lockout ends
+ *   lockouts 0                      lockouts in a row since the last success
+ *                                   (each one twice as long as the last)
  *   created 1700000000              enrollment time
  *   backup pbkdf2-sha256:...        one line per unused backup code
  *   backup_used pbkdf2-sha256:...   a used one (up to 32, the latest), so
@@ -88,6 +90,7 @@ struct tp_state {
 	int64_t last_login;
 	unsigned failures;
 	int64_t locked_until;
+	unsigned lockouts;
 	int64_t created;
 	struct tp_hash backup[TP_MAX_BACKUP];
 	int nbackup;

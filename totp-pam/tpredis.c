@@ -46,22 +46,31 @@ static const char SUCCESS_LUA[] =
 	"else\n"
 	"  if redis.call('HSETNX', KEYS[1], 'used:' .. v, now) == 0 then return 1 end\n"
 	"end\n"
-	"redis.call('HSET', KEYS[1], 'failures', 0, 'locked_until', 0, 'last_login', now)\n"
+	"redis.call('HSET', KEYS[1], 'failures', 0, 'locked_until', 0, 'lockouts', 0, 'last_login', now)\n"
 	"return 0\n";
 
-/* The same arithmetic as tp_commit_failure() (verify.c). */
+/* The same arithmetic as tp_commit_failure() and tp_lockout_length()
+   (verify.c): {locked now, locked_until, lockouts}. */
 static const char FAILURE_LUA[] =
 	"local now, maxf, lock = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+	"local lockmax = math.max(tonumber(ARGV[6]), lock)\n"
 	"redis.call('ZREM', KEYS[2], ARGV[4])\n"
-	"if ARGV[5] == '0' then return 0 end\n"
+	"if ARGV[5] == '0' then return {0, 0, 0} end\n"
 	"local lu = tonumber(redis.call('HGET', KEYS[1], 'locked_until') or '0')\n"
 	"local f = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')\n"
+	"local n = tonumber(redis.call('HGET', KEYS[1], 'lockouts') or '0')\n"
 	"if lu > 0 and now >= lu then lu = 0; f = 0 end\n"
 	"if f < 1000000 then f = f + 1 end\n"
 	"local locked = 0\n"
-	"if maxf > 0 and f >= maxf then lu = now + lock; f = 0; locked = 1 end\n"
-	"redis.call('HSET', KEYS[1], 'failures', f, 'locked_until', lu)\n"
-	"return locked\n";
+	"if maxf > 0 and f >= maxf then\n"
+	"  if n < 1000000 then n = n + 1 end\n"
+	"  local len, i = lock, 1\n"
+	"  while i < n and len > 0 and len < lockmax do len = len * 2; i = i + 1 end\n"
+	"  if len > lockmax then len = lockmax end\n"
+	"  lu = now + len; f = 0; locked = 1\n"
+	"end\n"
+	"redis.call('HSET', KEYS[1], 'failures', f, 'locked_until', lu, 'lockouts', n)\n"
+	"return {locked, lu, n}\n";
 
 /* The password file: root's, not readable by others (it is a secret). */
 static int read_password(const char *path, char *out, size_t size, struct mw_buf *err)
@@ -182,6 +191,7 @@ int tp_redis_fetch(struct tp_redis *r, const char *user, struct tp_state *st, st
 	/* Redis's word on what changes at login; the file's on the rest */
 	st->failures = 0;
 	st->locked_until = 0;
+	st->lockouts = 0;
 	for (size_t i = 0; i + 1 < rep->elements; i += 2) {
 		const redisReply *f = rep->element[i], *v = rep->element[i + 1];
 		if (f->type != REDIS_REPLY_STRING)
@@ -194,6 +204,8 @@ int tp_redis_fetch(struct tp_redis *r, const char *user, struct tp_state *st, st
 			st->failures = x > 1000000 ? 1000000 : (unsigned)x;
 		} else if (strcmp(f->str, "locked_until") == 0 && x >= 0) {
 			st->locked_until = x;
+		} else if (strcmp(f->str, "lockouts") == 0 && x >= 0) {
+			st->lockouts = x > 1000000 ? 1000000 : (unsigned)x;
 		} else if (strcmp(f->str, "last_login") == 0 && x > st->last_login) {
 			st->last_login = x;
 		} else if (strncmp(f->str, "used:", 5) == 0) {
@@ -281,25 +293,32 @@ int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state
 }
 
 int tp_redis_failure(struct tp_redis *r, const char *user, const struct tp_policy *pol, int64_t now,
-		     long long check, int counted, int *locked_now, struct mw_buf *err)
+		     long long check, int counted, struct tp_state *st, int *locked_now, struct mw_buf *err)
 {
-	char when[32], maxf[16], lock[16], id[32];
+	char when[32], maxf[16], lock[16], lockmax[16], id[32];
 	snprintf(when, sizeof(when), "%" PRId64, now);
 	snprintf(maxf, sizeof(maxf), "%u", pol->max_failures);
 	snprintf(lock, sizeof(lock), "%u", pol->lockout_s);
+	snprintf(lockmax, sizeof(lockmax), "%u", pol->lockout_max_s);
 	snprintf(id, sizeof(id), "%lld", check);
 	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT;
 	user_key(r, user, &key);
 	checks_key(r, user, &checks);
 	const char *argv[] = { "EVAL", FAILURE_LUA, "2", mw_buf_str(&key), mw_buf_str(&checks), when, maxf, lock,
-			       id, counted ? "1" : "0" };
-	redisReply *rep = run(r, 10, argv, err);
+			       id, counted ? "1" : "0", lockmax };
+	redisReply *rep = run(r, 11, argv, err);
 	mw_buf_free(&key);
 	mw_buf_free(&checks);
 	if (rep == NULL)
 		return -1;
-	int ok = rep->type == REDIS_REPLY_INTEGER;
-	*locked_now = ok && rep->integer == 1;
+	int ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 3;
+	for (size_t i = 0; ok && i < 3; i++)
+		ok = rep->element[i]->type == REDIS_REPLY_INTEGER;
+	*locked_now = ok && rep->element[0]->integer == 1;
+	if (*locked_now) {
+		st->locked_until = rep->element[1]->integer;
+		st->lockouts = (unsigned)rep->element[2]->integer;
+	}
 	freeReplyObject(rep);
 	if (!ok) {
 		mw_buf_setf(err, "EVAL: unexpected reply");

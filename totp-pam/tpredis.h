@@ -60,9 +60,9 @@ int tp_redis_begin(struct tp_redis *r, const char *user, const struct tp_policy 
 int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state *st,
 		     const struct tp_result *res, int64_t now, long long check, struct mw_buf *err);
 /* Ends check; counted: one more failure (and a lockout at max_failures,
-   *locked_now). 0 or -1. */
+   *locked_now, with st's locked_until and lockouts set). 0 or -1. */
 int tp_redis_failure(struct tp_redis *r, const char *user, const struct tp_policy *pol, int64_t now,
-		     long long check, int counted, int *locked_now, struct mw_buf *err);
+		     long long check, int counted, struct tp_state *st, int *locked_now, struct mw_buf *err);
 int tp_redis_app_used(struct tp_redis *r, const char *user, const char *name, int64_t now, struct mw_buf *err);
 
 #endif

@@ -166,7 +166,16 @@ void tp_commit_success(struct tp_state *st, const struct tp_result *r, int64_t n
 		return;
 	st->failures = 0;
 	st->locked_until = 0;
+	st->lockouts = 0;
 	st->last_login = now;
+}
+
+int64_t tp_lockout_length(const struct tp_policy *pol, unsigned n)
+{
+	int64_t len = pol->lockout_s, max = pol->lockout_max_s > pol->lockout_s ? pol->lockout_max_s : pol->lockout_s;
+	for (unsigned i = 1; i < n && len > 0 && len < max; i++)
+		len *= 2;
+	return len < max ? len : max;
 }
 
 int tp_commit_failure(struct tp_state *st, const struct tp_policy *pol, int64_t now)
@@ -178,7 +187,9 @@ int tp_commit_failure(struct tp_state *st, const struct tp_policy *pol, int64_t 
 	if (st->failures < 1000000)
 		st->failures++;
 	if (pol->max_failures > 0 && st->failures >= pol->max_failures) {
-		st->locked_until = now + (int64_t)pol->lockout_s;
+		if (st->lockouts < 1000000)
+			st->lockouts++;
+		st->locked_until = now + tp_lockout_length(pol, st->lockouts);
 		st->failures = 0;
 		return 1;
 	}

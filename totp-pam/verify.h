@@ -19,7 +19,9 @@
  *    (a client reconnecting in parallel with one code must not lock its
  *    owner out);
  *  - max_failures consecutive failures lock the user out for lockout
- *    seconds; while locked out nothing is checked, a right code included;
+ *    seconds, each further lockout without a success in between twice as
+ *    long, up to lockout_max; while locked out nothing is checked, a right
+ *    code included;
  *  - app passwords are never counted as failures: at 75 bits they cannot
  *    be guessed, and a client with an old saved one must not lock its
  *    owner out.
@@ -36,7 +38,8 @@ struct tp_policy {
 	int window;             /* steps either side, unless the state sets its own */
 	int skew_steps;         /* diagnosis only: how far beyond the window to look */
 	unsigned max_failures;  /* 0: never lock out */
-	unsigned lockout_s;
+	unsigned lockout_s;     /* the first lockout; each next one in a row twice as long */
+	unsigned lockout_max_s; /* ... up to this (0: lockout_s, no back-off) */
 };
 
 enum tp_outcome {
@@ -74,6 +77,8 @@ void tp_match(const struct tp_state *st, const struct tp_policy *pol, int64_t no
 /* After an accepted r: the step remembered, the backup code spent,
    failures reset, last_login set. */
 void tp_commit_success(struct tp_state *st, const struct tp_result *r, int64_t now);
+/* How long the n-th lockout in a row lasts (n >= 1): seconds. */
+int64_t tp_lockout_length(const struct tp_policy *pol, unsigned n);
 /* After a refusal: one more failure; 1 if that started a lockout. */
 int tp_commit_failure(struct tp_state *st, const struct tp_policy *pol, int64_t now);
 

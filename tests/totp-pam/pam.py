@@ -261,6 +261,29 @@ def lockout(t):
     t.ok(r.ok, "max_failures=0: never locked out", r)
 
 
+def backoff(t):
+    """Each lockout in a row lasts twice as long as the last, up to
+    lockout_max; a success starts again from the first (libfaketime)."""
+    env.service("backoff", "auth required {module} dir={state} max_failures=2 lockout=60 lockout_max=200")
+    env.user("olga")
+    t0 = T0 + 1000
+    for n, length in enumerate((60, 120, 200, 200), 1):
+        for i in range(2):
+            r = env.login("backoff", "olga", ["%06d" % (n * 10 + i)], at=t0 + i)
+        t.contains(r.log, "locked out for %ds after 2 failures (lockout %d in a row)" % (length, n),
+                   "lockout %d in a row: %d s" % (n, length))
+        end = t0 + 1 + length  # locked at the second failure, t0 + 1
+        r = env.login("backoff", "olga", [code(SECRET, end - 1)], at=end - 1)
+        t.ok(not r.ok and "locked out for 1s more" in r.log, "the right code is refused 1 s before its end", r)
+        t0 = end
+    r = env.login("backoff", "olga", [code(SECRET, t0)], at=t0)
+    t.ok(r.ok, "after the fourth lockout the right code works", r)
+    t.eq(env.read_state("olga")["lockouts"], ["0"], "and the success starts the back-off again")
+    for i in range(2):
+        r = env.login("backoff", "olga", ["%06d" % (90 + i)], at=t0 + 30 + i)
+    t.contains(r.log, "locked out for 60s after 2 failures (lockout 1 in a row)", "from the first length")
+
+
 def app_passwords(t):
     env.user("frank")
     rc, out, err = env.admin("app-password", "add", "frank", "phone", at=T0)
@@ -418,7 +441,7 @@ def main():
         t.skip("pam_totp through libpam", "missing: " + ", ".join(gone))
         t.done()
     env = PamEnv()
-    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, reenroll, defer_commit, lockout,
+    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, reenroll, defer_commit, lockout, backoff,
               app_passwords, file_checks, disk_errors, account):
         t.run(f)
     t.done()

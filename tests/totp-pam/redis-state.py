@@ -87,6 +87,14 @@ def lockout_across_servers(t, redis):
     t.ok(not r.ok and "locked" in r.log, "server A refuses even the right code while locked", r)
     r = a.login("mail", "cid", [code(SECRET, T0 + 700)], at=T0 + 700)
     t.ok(r.ok, "after the lockout the right code works", r)
+    for i in range(3):
+        r = (a, b)[i % 2].login("mail", "cid", [wrong], at=T0 + 710 + i)
+    t.contains(r.log, "locked out for 600s after 3 failures (lockout 1 in a row)", "a success starts the back-off anew")
+    for i in range(3):
+        r = (a, b)[i % 2].login("mail", "cid", [wrong], at=T0 + 1400 + i)
+    t.contains(r.log, "locked out for 1200s after 3 failures (lockout 2 in a row)",
+               "the next lockout in a row, on either server, twice as long")
+    t.eq(redis.cli("HGET", "totp:{cid}", "lockouts").strip(), "2", "Redis counts the lockouts in a row")
 
 
 def parallel_one_code(t, redis):

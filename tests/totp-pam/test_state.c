@@ -65,7 +65,7 @@ static void test_round_trip(void **state)
 	snprintf(text, sizeof(text),
 		 "version 1\n# comment\n\nsecret GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\nalgorithm sha512\ndigits 8\n"
 		 "step 60\nwindow 2\nconfirmed 1\ncreated 1700000000\nlast_step 28333333\nlast_login 1700000001\n"
-		 "failures 3\nlocked_until 1700000300\nbackup %s\nbackup %s\nbackup_used %s\n"
+		 "failures 3\nlocked_until 1700000300\nlockouts 4\nbackup %s\nbackup %s\nbackup_used %s\n"
 		 "app phone 1700000000 0 %s\napp laptop.home 1700000005 1700000100 %s\n",
 		 hash1, hash1, hash1, hash1, hash1);
 	struct tp_state st, st2;
@@ -81,6 +81,7 @@ static void test_round_trip(void **state)
 	assert_int_equal(st.last_login, 1700000001);
 	assert_int_equal(st.failures, 3);
 	assert_int_equal(st.locked_until, 1700000300);
+	assert_int_equal(st.lockouts, 4);
 	assert_int_equal(st.nbackup, 2);
 	assert_int_equal(st.nused, 1);
 	assert_int_equal(st.napp, 2);

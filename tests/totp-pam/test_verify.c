@@ -203,6 +203,35 @@ static void test_lockout(void **state)
 	assert_int_equal(tp_commit_failure(&st, &pol, NOW + 400), 0);
 	assert_int_equal(st.failures, 1);
 	assert_int_equal(st.locked_until, 0);
+	/* progressive: each lockout in a row twice as long, up to the cap; a
+	   success starts again from the first */
+	struct tp_policy pb = pol;
+	pb.lockout_max_s = 1000;
+	struct tp_state s2;
+	new_state(&s2);
+	static const int64_t lengths[] = { 300, 600, 1000, 1000 };
+	int64_t t = NOW;
+	for (size_t k = 0; k < sizeof(lengths) / sizeof(lengths[0]); k++) {
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(tp_commit_failure(&s2, &pb, t), 0);
+		assert_int_equal(tp_commit_failure(&s2, &pb, t), 1);
+		assert_int_equal(s2.locked_until - t, lengths[k]);
+		assert_int_equal(s2.lockouts, k + 1);
+		t = s2.locked_until;
+	}
+	code_at(&s2, t + 30, code);
+	assert_int_equal(try(&s2, t + 30, code, &r), TP_ACCEPT_CODE);
+	tp_commit_success(&s2, &r, t + 30);
+	assert_int_equal(s2.lockouts, 0);
+	for (int i = 0; i < 3; i++)
+		tp_commit_failure(&s2, &pb, t + 31);
+	assert_int_equal(s2.locked_until - (t + 31), 300);
+	assert_int_equal(tp_lockout_length(&pb, 1000000), 1000);
+	pb.lockout_max_s = 0; /* no back-off */
+	assert_int_equal(tp_lockout_length(&pb, 7), 300);
+	pb.lockout_s = 0; /* no lockout, and no endless doubling of nothing */
+	pb.lockout_max_s = 1000;
+	assert_int_equal(tp_lockout_length(&pb, 1000000), 0);
 	/* max_failures = 0: never locked */
 	struct tp_policy p0 = pol;
 	p0.max_failures = 0;
