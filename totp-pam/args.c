@@ -47,6 +47,8 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 	a->policy.max_failures = 5;
 	a->policy.lockout_s = 300;
 	a->policy.lockout_max_s = 86400;
+	a->policy.rhost_max_failures = 3;
+	a->policy.rhost_lockout_s = 900;
 	a->on_state_error = TP_STATE_ERR_ALLOW;
 	a->lock_timeout_ms = 5000;
 	a->prompt = "Verification code: ";
@@ -90,6 +92,14 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 			if (mw_parse_duration_ms(v, 7ULL * 86400 * 1000, &x) < 0 || x % 1000 != 0)
 				goto bad;
 			a->policy.lockout_s = (unsigned)(x / 1000);
+		} else if (opt_value(arg, "rhost_max_failures", &v)) {
+			if (uint_arg(v, 1000, &x) < 0)
+				goto bad;
+			a->policy.rhost_max_failures = (unsigned)x;
+		} else if (opt_value(arg, "rhost_lockout", &v)) {
+			if (mw_parse_duration_ms(v, 7ULL * 86400 * 1000, &x) < 0 || x % 1000 != 0)
+				goto bad;
+			a->policy.rhost_lockout_s = (unsigned)(x / 1000);
 		} else if (opt_value(arg, "lockout_max", &v)) {
 			if (mw_parse_duration_ms(v, 30ULL * 86400 * 1000, &x) < 0 || x % 1000 != 0)
 				goto bad;

@@ -19,6 +19,8 @@
  *   max_failures=5 lockout=300   lockout after consecutive failures (s, or
  *                                with a unit: 5m); each further lockout in a
  *   lockout_max=1d               row twice as long, up to lockout_max
+ *   rhost_max_failures=3         failures from one client address (PAM_RHOST)
+ *   rhost_lockout=15m            that block it for this user (state=file)
  *   on_state_error=allow_without_replay | fail
  *   lock_timeout=5s              how long to wait for the user's lock
  *   prompt=Verification code:    the conversation's prompt ([prompt=...]

@@ -53,6 +53,7 @@ struct ctx {
 	struct tp_redis redis;
 	int redis_down;             /* Redis failed: on_redis_error decides */
 	long long check;            /* Redis: this guess's check, 0 before gate() */
+	int rhost_blocked_now;      /* this failure blocked the client's address */
 	struct mw_buf err;
 };
 
@@ -131,6 +132,34 @@ static void ctx_free(struct ctx *c)
 		free(c->st);
 	}
 	mw_buf_wipe(&c->err);
+}
+
+/* The client's address as counted per address (files only; Redis keeps
+   the per-user count), or NULL. */
+static const char *rhost_key(const struct ctx *c)
+{
+	if (c->args.redis || c->args.policy.rhost_max_failures == 0 || c->rhost == NULL ||
+	    !tp_rhost_ok(c->rhost, strlen(c->rhost)))
+		return NULL;
+	return c->rhost;
+}
+
+/* PAM_MAXTRIES if the user or the client's address is locked out, else 0. */
+static int locked_out(struct ctx *c)
+{
+	if (tp_locked(c->st, c->now)) {
+		tp_log(c, LOG_NOTICE, "refused: locked out for %llds more after repeated failures",
+		       (long long)(c->st->locked_until - c->now));
+		return PAM_MAXTRIES;
+	}
+	const char *key = rhost_key(c);
+	int64_t until = key != NULL ? tp_rhost_blocked(c->st, key, c->now) : 0;
+	if (until > 0) {
+		tp_log(c, LOG_NOTICE, "refused: address blocked for %llds more after repeated failures from it",
+		       (long long)(until - c->now));
+		return PAM_MAXTRIES;
+	}
+	return 0;
 }
 
 /* Reads the user's state, without the lock: 1 enrolled, 0 not, or a PAM
@@ -248,6 +277,8 @@ static int record_success(struct ctx *c, const struct tp_result *r)
 	if (c->args.redis)
 		return tp_redis_success(&c->redis, c->user, c->st, r, c->now, c->check, &c->err);
 	tp_commit_success(c->st, r, c->now);
+	if (rhost_key(c) != NULL)
+		tp_commit_rhost_success(c->st, rhost_key(c));
 	return tp_store_save(&c->store, c->st, &c->err);
 }
 
@@ -259,6 +290,8 @@ static int record_failure(struct ctx *c, int *locked_now)
 	if (c->args.redis)
 		return tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, c->check, 1, c->st,
 					locked_now, &c->err);
+	if (rhost_key(c) != NULL)
+		c->rhost_blocked_now = tp_commit_rhost_failure(c->st, &c->args.policy, rhost_key(c), c->now);
 	*locked_now = tp_commit_failure(c->st, &c->args.policy, c->now);
 	return tp_store_save(&c->store, c->st, &c->err);
 }
@@ -377,6 +410,9 @@ static int refuse(struct ctx *c, const struct tp_result *r)
 	else if (locked_now)
 		tp_log(c, LOG_WARNING, "locked out for %llds after %u failures (lockout %u in a row)",
 		       (long long)(c->st->locked_until - c->now), c->args.policy.max_failures, c->st->lockouts);
+	if (c->rhost_blocked_now)
+		tp_log(c, LOG_WARNING, "address blocked for %us after %u failures from it", c->args.policy.rhost_lockout_s,
+		       c->args.policy.rhost_max_failures);
 	return PAM_AUTH_ERR;
 }
 
@@ -448,11 +484,8 @@ static int relock_enrolled(struct ctx *c)
 	int ret = relock(c);
 	if (ret != 1)
 		return ret;
-	if (tp_locked(c->st, c->now)) {
-		tp_log(c, LOG_NOTICE, "refused: locked out for %llds more after repeated failures",
-		       (long long)(c->st->locked_until - c->now));
-		return PAM_MAXTRIES;
-	}
+	if ((ret = locked_out(c)) != 0)
+		return ret;
 	return 1;
 }
 
@@ -599,12 +632,8 @@ EXPORT int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc, const ch
 		ret = check_app_password(&c);
 		goto out;
 	}
-	if (tp_locked(c.st, c.now)) {
-		tp_log(&c, LOG_NOTICE, "refused: locked out for %llds more after repeated failures",
-		       (long long)(c.st->locked_until - c.now));
-		ret = PAM_MAXTRIES;
+	if ((ret = locked_out(&c)) != 0)
 		goto out;
-	}
 	ret = check_code(&c);
 out:
 	ctx_free(&c);

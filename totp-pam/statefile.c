@@ -38,6 +38,27 @@ int tp_app_name_ok(const char *name, size_t n)
 	return 1;
 }
 
+int tp_rhost_ok(const char *addr, size_t n)
+{
+	if (n == 0 || n > TP_RHOST_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = addr[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == ':' || c == '_' || c == '%' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int tp_state_find_rhost(const struct tp_state *st, const char *addr)
+{
+	for (int i = 0; i < st->nrhost; i++)
+		if (strcmp(st->rhost[i].addr, addr) == 0)
+			return i;
+	return -1;
+}
+
 int tp_state_find_app(const struct tp_state *st, const char *name)
 {
 	for (int i = 0; i < st->napp; i++)
@@ -165,17 +186,62 @@ bad:
 	return -1;
 }
 
+/* rhost ADDR FAILURES BLOCKED_UNTIL LAST_SEEN */
+static int parse_rhost(struct tp_state *st, const char *v, size_t n, struct mw_buf *err, unsigned lineno)
+{
+	const char *f[4];
+	size_t fl[4];
+	int k = 0;
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || v[i] == ' ') {
+			if (k == 4)
+				goto bad;
+			f[k] = v + start;
+			fl[k] = i - start;
+			k++;
+			start = i + 1;
+		}
+	}
+	if (k != 4)
+		goto bad;
+	if (st->nrhost == TP_MAX_RHOSTS) {
+		mw_buf_setf(err, "line %u: more than %d rhost lines", lineno, TP_MAX_RHOSTS);
+		return -1;
+	}
+	struct tp_rhost *h = &st->rhost[st->nrhost];
+	unsigned long long fails, until, seen;
+	if (!tp_rhost_ok(f[0], fl[0]) || num(f[1], fl[1], 1000000, &fails) < 0 || num(f[2], fl[2], TIME_MAX, &until) < 0 ||
+	    num(f[3], fl[3], TIME_MAX, &seen) < 0)
+		goto bad;
+	memcpy(h->addr, f[0], fl[0]);
+	h->addr[fl[0]] = '\0';
+	if (tp_state_find_rhost(st, h->addr) >= 0) {
+		mw_buf_setf(err, "line %u: rhost listed twice", lineno);
+		memset(h, 0, sizeof(*h));
+		return -1;
+	}
+	h->failures = (unsigned)fails;
+	h->blocked_until = (int64_t)until;
+	h->last_seen = (int64_t)seen;
+	st->nrhost++;
+	return 0;
+bad:
+	mw_buf_setf(err, "line %u: rhost wants ADDR FAILURES BLOCKED_UNTIL LAST_SEEN", lineno);
+	return -1;
+}
+
 enum key {
 	K_VERSION, K_SECRET, K_ALGORITHM, K_DIGITS, K_STEP, K_WINDOW, K_CONFIRMED, K_LAST_STEP,
 	K_LAST_LOGIN, K_FAILURES, K_LOCKED_UNTIL, K_CREATED, K_BACKUP, K_APP, K_P_SECRET, K_P_ALGORITHM,
-	K_P_DIGITS, K_P_STEP, K_P_CREATED, K_P_BACKUP, K_BACKUP_USED, K_LOCKOUTS, K_COUNT
+	K_P_DIGITS, K_P_STEP, K_P_CREATED, K_P_BACKUP, K_BACKUP_USED, K_LOCKOUTS, K_RHOST, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
 	"version", "secret", "algorithm", "digits", "step", "window", "confirmed", "last_step",
 	"last_login", "failures", "locked_until", "created", "backup", "app", "pending_secret",
 	"pending_algorithm", "pending_digits", "pending_step", "pending_created", "pending_backup",
-	"backup_used", "lockouts",
+	"backup_used", "lockouts", "rhost",
 };
 
 static int parse_backup(struct tp_hash *backup, int *nbackup, const char *v, size_t n, struct mw_buf *err,
@@ -285,6 +351,8 @@ static int parse_line(struct tp_state *st, enum key k, const char *v, size_t n, 
 	}
 	case K_APP:
 		return parse_app(st, v, n, err, lineno);
+	case K_RHOST:
+		return parse_rhost(st, v, n, err, lineno);
 	case K_COUNT:
 		break;
 	}
@@ -341,7 +409,8 @@ int tp_state_parse(const char *text, size_t n, struct tp_state *st, struct mw_bu
 			mw_buf_setf(err, "line %u: unknown key", lineno);
 			goto fail;
 		}
-		if (seen[k] && k != K_BACKUP && k != K_APP && k != K_P_BACKUP && k != K_BACKUP_USED) {
+		if (seen[k] && k != K_BACKUP && k != K_APP && k != K_P_BACKUP && k != K_BACKUP_USED &&
+		    k != K_RHOST) {
 			mw_buf_setf(err, "line %u: %s given twice", lineno, key_names[k]);
 			goto fail;
 		}
@@ -399,6 +468,11 @@ int tp_state_format(const struct tp_state *st, struct mw_buf *out)
 		mw_buf_printf(out, "app %s %lld %lld ", a->name, (long long)a->created, (long long)a->last_used);
 		tp_hash_format(&a->hash, out);
 		mw_buf_putc(out, '\n');
+	}
+	for (int i = 0; i < st->nrhost; i++) {
+		const struct tp_rhost *h = &st->rhost[i];
+		mw_buf_printf(out, "rhost %s %u %lld %lld\n", h->addr, h->failures, (long long)h->blocked_until,
+			      (long long)h->last_seen);
 	}
 	const struct tp_pending *p = &st->pending;
 	if (p->secret_len > 0) {

@@ -26,6 +26,9 @@
  *   backup_used pbkdf2-sha256:...   a used one (up to 32, the latest), so
  *                                   that its reuse is told from a wrong code
  *   app NAME CREATED LAST_USED HASH one line per app password
+ *   rhost ADDR FAILURES BLOCKED_UNTIL LAST_SEEN
+ *                                   failures from one client address since
+ *                                   its last success (up to 16 addresses)
  *
  * A re-enrollment of a confirmed user waits for its confirmation in
  * pending_* lines; until then the secret and backup codes above stay in
@@ -57,6 +60,15 @@
 #define TP_MAX_BACKUP 32
 #define TP_MAX_APPS 32
 #define TP_APP_NAME_MAX 64
+#define TP_MAX_RHOSTS 16
+#define TP_RHOST_MAX 64
+
+struct tp_rhost {
+	char addr[TP_RHOST_MAX + 1];      /* tp_rhost_ok() */
+	unsigned failures;
+	int64_t blocked_until;
+	int64_t last_seen;
+};
 
 struct tp_app {
 	char name[TP_APP_NAME_MAX + 1];   /* [A-Za-z0-9._-]+ */
@@ -98,6 +110,8 @@ struct tp_state {
 	int nused;
 	struct tp_app app[TP_MAX_APPS];
 	int napp;
+	struct tp_rhost rhost[TP_MAX_RHOSTS];
+	int nrhost;
 	struct tp_pending pending;
 };
 
@@ -111,6 +125,11 @@ int tp_state_parse(const char *text, size_t n, struct tp_state *st, struct mw_bu
 /* Appends the text form (which tp_state_parse reads back identically). */
 int tp_state_format(const struct tp_state *st, struct mw_buf *out);
 
+/* Whether addr can be kept as a client address: 1..64 of [A-Za-z0-9.:_%-]
+   (an IPv4 or IPv6 address, or a host name). */
+int tp_rhost_ok(const char *addr, size_t n);
+/* Index of addr's entry, or -1. */
+int tp_state_find_rhost(const struct tp_state *st, const char *addr);
 /* Whether name is a valid app-password name. */
 int tp_app_name_ok(const char *name, size_t n);
 /* Index of the app password called name, or -1. */

@@ -196,6 +196,60 @@ int tp_commit_failure(struct tp_state *st, const struct tp_policy *pol, int64_t 
 	return 0;
 }
 
+int64_t tp_rhost_blocked(const struct tp_state *st, const char *addr, int64_t now)
+{
+	int i = tp_state_find_rhost(st, addr);
+	return i >= 0 && st->rhost[i].blocked_until > now ? st->rhost[i].blocked_until : 0;
+}
+
+int tp_commit_rhost_failure(struct tp_state *st, const struct tp_policy *pol, const char *addr, int64_t now)
+{
+	size_t n = strlen(addr);
+	if (pol->rhost_max_failures == 0 || !tp_rhost_ok(addr, n))
+		return 0;
+	int i = tp_state_find_rhost(st, addr);
+	if (i < 0) {
+		if (st->nrhost < TP_MAX_RHOSTS) {
+			i = st->nrhost++;
+		} else {
+			/* the address seen longest ago makes room (a blocked one
+			   only if all are) */
+			i = 0;
+			for (int k = 1; k < st->nrhost; k++) {
+				int kb = st->rhost[k].blocked_until > now, ib = st->rhost[i].blocked_until > now;
+				if (kb < ib || (kb == ib && st->rhost[k].last_seen < st->rhost[i].last_seen))
+					i = k;
+			}
+		}
+		memset(&st->rhost[i], 0, sizeof(st->rhost[i]));
+		memcpy(st->rhost[i].addr, addr, n + 1);
+	}
+	struct tp_rhost *h = &st->rhost[i];
+	if (h->blocked_until > 0 && now >= h->blocked_until) {
+		h->blocked_until = 0;
+		h->failures = 0;
+	}
+	h->last_seen = now;
+	if (h->failures < 1000000)
+		h->failures++;
+	if (h->failures >= pol->rhost_max_failures) {
+		h->blocked_until = now + (int64_t)pol->rhost_lockout_s;
+		h->failures = 0;
+		return 1;
+	}
+	return 0;
+}
+
+void tp_commit_rhost_success(struct tp_state *st, const char *addr)
+{
+	int i = tp_state_find_rhost(st, addr);
+	if (i < 0)
+		return;
+	memmove(&st->rhost[i], &st->rhost[i + 1], (size_t)(st->nrhost - i - 1) * sizeof(st->rhost[0]));
+	st->nrhost--;
+	memset(&st->rhost[st->nrhost], 0, sizeof(st->rhost[0]));
+}
+
 int tp_match_app(const struct tp_state *st, const char *typed, size_t n, int *index_r)
 {
 	char norm[TP_APPPASS_LEN + 1];

@@ -22,6 +22,10 @@
  *    seconds, each further lockout without a success in between twice as
  *    long, up to lockout_max; while locked out nothing is checked, a right
  *    code included;
+ *  - failures are counted per client address too: rhost_max_failures from
+ *    one address since its last success block that address (for this user)
+ *    for rhost_lockout seconds, while the user's own lockout needs
+ *    max_failures (set it higher) from all addresses together;
  *  - app passwords are never counted as failures: at 75 bits they cannot
  *    be guessed, and a client with an old saved one must not lock its
  *    owner out.
@@ -40,6 +44,8 @@ struct tp_policy {
 	unsigned max_failures;  /* 0: never lock out */
 	unsigned lockout_s;     /* the first lockout; each next one in a row twice as long */
 	unsigned lockout_max_s; /* ... up to this (0: lockout_s, no back-off) */
+	unsigned rhost_max_failures; /* failures from one address that block it (0: off) */
+	unsigned rhost_lockout_s;    /* for this long */
 };
 
 enum tp_outcome {
@@ -81,6 +87,14 @@ void tp_commit_success(struct tp_state *st, const struct tp_result *r, int64_t n
 int64_t tp_lockout_length(const struct tp_policy *pol, unsigned n);
 /* After a refusal: one more failure; 1 if that started a lockout. */
 int tp_commit_failure(struct tp_state *st, const struct tp_policy *pol, int64_t now);
+
+/* The end of addr's block, or 0 if it is not blocked at now. */
+int64_t tp_rhost_blocked(const struct tp_state *st, const char *addr, int64_t now);
+/* One more failure from addr (a valid tp_rhost_ok address; the entry seen
+   longest ago makes room when all are taken); 1 if that blocked it. */
+int tp_commit_rhost_failure(struct tp_state *st, const struct tp_policy *pol, const char *addr, int64_t now);
+/* A success from addr: its count starts again. */
+void tp_commit_rhost_success(struct tp_state *st, const char *addr);
 
 /* 1 and *index_r if typed[0..n) is one of st's app passwords, 0 if not,
    -1 on a hash error. Every entry is checked. */

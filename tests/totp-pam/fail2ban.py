@@ -63,6 +63,10 @@ def produce(t, env, redis):
     r = login("gil", [pw], T0 + 1, service="f2bapp")
     t.ok(r.ok, "an app password", r)
     login("gil", ["not-the-app-password"], T0 + 2, service="f2bapp", match=["app password not recognised"])
+    env.service("f2brh", "auth required {module} dir={state} rhost_max_failures=1")
+    env.user("ivo")
+    login("ivo", ["000000"], T0 + 4, service="f2brh", match=["refused: wrong code"])
+    login("ivo", [code(SECRET, T0 + 5)], T0 + 5, service="f2brh", match=["refused: address blocked"])
     env.user("hub")
     # two failures and a check in progress elsewhere: the next guess is refused unchecked
     redis.cli("HSET", "totp:{hub}", "failures", "2")
@@ -96,8 +100,8 @@ def main():
     shutil.copy(os.path.join(CONTRIB, "jail.d", "pam-totp.conf"), os.path.join(cfg, "jail.d"))
     must = [syslog_line(i, m) for i, (m, want) in enumerate(lines) if want]
     mustnot = [syslog_line(i, m) for i, (m, want) in enumerate(lines) if not want]
-    t.eq(len(must), 4, "the logins logged 4 refusals that are guesses (or tries while locked out)")
-    t.eq(len(mustnot), 9, "and 9 other lines")
+    t.eq(len(must), 6, "the logins logged 6 refusals that are guesses (or tries while locked out)")
+    t.eq(len(mustnot), 10, "and 10 other lines")
     for name, text, want in (("refusals", must, [ADDR] * len(must)), ("others", mustnot, [])):
         logfile = os.path.join(env.dir, name + ".log")
         with open(logfile, "w") as f:

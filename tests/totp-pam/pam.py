@@ -284,6 +284,40 @@ def backoff(t):
     t.contains(r.log, "locked out for 60s after 2 failures (lockout 1 in a row)", "from the first length")
 
 
+def per_address(t):
+    """Failures are counted per client address too: the address that
+    guesses is blocked long before the user is, and the owner logs in from
+    another address (the contrib forward_pass stack: defer, password,
+    commit)."""
+    env.service("addr", "auth requisite {module} dir={state} forward_pass defer max_failures=10 lockout=15m "
+                "rhost_max_failures=3 rhost_lockout=15m\n"
+                "auth requisite " + env.password_stack().split(" ", 2)[2] + "\n"
+                "auth required {module} dir={state} commit")
+    env.user("pia")
+    env.set_password("pia", "pia-pw")
+    bad = "198.51.100.9"
+    res = [env.login("addr", "pia", ["guess%d" % i + "%06d" % (123456 + i)], at=T0 + i, rhost=bad) for i in range(5)]
+    t.ok(not any(r.ok for r in res), "five wrong passwords with random digits from one address: refused")
+    t.contains(res[2].log, "address blocked for 900s after 3 failures from it", "the third blocks that address")
+    t.ok(all("refused: address blocked for" in r.log and "wrong code" not in r.log for r in res[3:]),
+         "the fourth and fifth are refused unchecked", res[3:])
+    st = env.read_state("pia")
+    t.eq((st["failures"], st["locked_until"]), (["3"], ["0"]), "the user is not locked out (3 of 10)")
+    r = env.login("addr", "pia", ["pia-pw" + code(SECRET, T0 + 30)], at=T0 + 30, rhost="192.0.2.1")
+    t.ok(r.ok, "the owner, from another address, logs in with the right code", r)
+    r = env.login("addr", "pia", ["pia-pw" + code(SECRET, T0 + 60)], at=T0 + 60, rhost=bad)
+    t.ok(not r.ok and "address blocked" in r.log, "from the blocked address even the right code is refused", r)
+    r = env.login("addr", "pia", ["pia-pw" + code(SECRET, T0 + 2 + 900)], at=T0 + 2 + 900, rhost=bad)
+    t.ok(r.ok, "after rhost_lockout the address may log in again", r)
+    t.ok("rhost" not in env.read_state("pia"), "and its success clears its count")
+    env.service("addr0", "auth required {module} dir={state} max_failures=0 rhost_max_failures=0")
+    env.user("pia2")
+    for i in range(5):
+        env.login("addr0", "pia2", ["%06d" % i], at=T0 + i, rhost=bad)
+    r = env.login("addr0", "pia2", [code(SECRET, T0 + 30)], at=T0 + 30, rhost=bad)
+    t.ok(r.ok, "rhost_max_failures=0: no per-address count", r)
+
+
 def app_passwords(t):
     env.user("frank")
     rc, out, err = env.admin("app-password", "add", "frank", "phone", at=T0)
@@ -441,7 +475,7 @@ def main():
         t.skip("pam_totp through libpam", "missing: " + ", ".join(gone))
         t.done()
     env = PamEnv()
-    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, reenroll, defer_commit, lockout, backoff,
+    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, reenroll, defer_commit, lockout, backoff, per_address,
               app_passwords, file_checks, disk_errors, account):
         t.run(f)
     t.done()

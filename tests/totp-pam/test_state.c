@@ -66,7 +66,8 @@ static void test_round_trip(void **state)
 		 "version 1\n# comment\n\nsecret GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\nalgorithm sha512\ndigits 8\n"
 		 "step 60\nwindow 2\nconfirmed 1\ncreated 1700000000\nlast_step 28333333\nlast_login 1700000001\n"
 		 "failures 3\nlocked_until 1700000300\nlockouts 4\nbackup %s\nbackup %s\nbackup_used %s\n"
-		 "app phone 1700000000 0 %s\napp laptop.home 1700000005 1700000100 %s\n",
+		 "app phone 1700000000 0 %s\napp laptop.home 1700000005 1700000100 %s\n"
+		 "rhost 192.0.2.1 2 0 1700000010\nrhost 2001:db8::1%%eth0 0 1700000900 1700000011\n",
 		 hash1, hash1, hash1, hash1, hash1);
 	struct tp_state st, st2;
 	struct mw_buf err = MW_BUF_INIT, out = MW_BUF_INIT, out2 = MW_BUF_INIT;
@@ -82,6 +83,10 @@ static void test_round_trip(void **state)
 	assert_int_equal(st.failures, 3);
 	assert_int_equal(st.locked_until, 1700000300);
 	assert_int_equal(st.lockouts, 4);
+	assert_int_equal(st.nrhost, 2);
+	assert_string_equal(st.rhost[1].addr, "2001:db8::1%eth0");
+	assert_int_equal(st.rhost[1].blocked_until, 1700000900);
+	assert_int_equal(st.rhost[0].failures, 2);
 	assert_int_equal(st.nbackup, 2);
 	assert_int_equal(st.nused, 1);
 	assert_int_equal(st.napp, 2);
@@ -194,6 +199,9 @@ static void test_refusals(void **state)
 		{ "version 1\nalgorithm md5\n", "line 2: bad value for algorithm" },
 		{ "version 1\nconfirmed 2\n", "line 2: bad value for confirmed" },
 		{ "version 1\npending_secret x\n", "line 2: pending_secret is not base32" },
+		{ "version 1\nrhost a/b 0 0 0\n", "line 2: rhost wants" },
+		{ "version 1\nrhost 192.0.2.1 0 0\n", "line 2: rhost wants" },
+		{ "version 1\nrhost 192.0.2.1 0 0 0\nrhost 192.0.2.1 1 0 0\n", "line 3: rhost listed twice" },
 		{ "version 1\npending_digits 9\n", "line 2: bad value for pending_digits" },
 		{ "version 1\npending_backup plain:1\n", "line 2: bad value for pending_backup" },
 		{ "version 1\nlast_step -1\n", "line 2: bad value for last_step" },

@@ -240,6 +240,43 @@ static void test_lockout(void **state)
 	assert_false(tp_locked(&st, NOW));
 }
 
+static void test_rhost(void **state)
+{
+	(void)state;
+	struct tp_policy p = pol;
+	p.rhost_max_failures = 2;
+	p.rhost_lockout_s = 100;
+	struct tp_state st;
+	new_state(&st);
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "192.0.2.1", NOW), 0);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW), 0);
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "192.0.2.1", NOW + 1), 1);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW + 1), NOW + 101);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.2", NOW + 1), 0);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW + 101), 0);
+	/* not an address: not kept */
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "a b", NOW), 0);
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "", NOW), 0);
+	assert_int_equal(st.nrhost, 1);
+	/* full: the address seen longest ago that is not blocked makes room */
+	char addr[32];
+	for (int i = 0; i < TP_MAX_RHOSTS + 5; i++) {
+		snprintf(addr, sizeof(addr), "2001:db8::%d", i);
+		tp_commit_rhost_failure(&st, &p, addr, NOW + 2 + i);
+	}
+	assert_int_equal(st.nrhost, TP_MAX_RHOSTS);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW + 50), NOW + 101);
+	assert_int_equal(tp_state_find_rhost(&st, "2001:db8::0"), -1);
+	assert_true(tp_state_find_rhost(&st, "2001:db8::20") >= 0);
+	tp_commit_rhost_success(&st, "192.0.2.1");
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW + 50), 0);
+	assert_int_equal(st.nrhost, TP_MAX_RHOSTS - 1);
+	/* rhost_max_failures = 0: off */
+	p.rhost_max_failures = 0;
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "192.0.2.9", NOW), 0);
+	assert_int_equal(tp_state_find_rhost(&st, "192.0.2.9"), -1);
+}
+
 static void test_app_passwords(void **state)
 {
 	(void)state;
@@ -312,7 +349,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_window),      cmocka_unit_test(test_algorithms),
 		cmocka_unit_test(test_replay),      cmocka_unit_test(test_backup_once),
-		cmocka_unit_test(test_lockout),     cmocka_unit_test(test_app_passwords),
+		cmocka_unit_test(test_lockout),     cmocka_unit_test(test_rhost),     cmocka_unit_test(test_app_passwords),
 		cmocka_unit_test(test_split_forward),
 	};
 	return cmocka_run_group_tests_name("verify", tests, NULL, NULL);
