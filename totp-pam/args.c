@@ -44,7 +44,8 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 	a->dir = TP_DEFAULT_DIR;
 	a->policy.window = 1;
 	a->policy.skew_steps = 20;
-	a->policy.max_failures = 5;
+	/* high: the client's address is blocked after rhost_max_failures */
+	a->policy.max_failures = 10;
 	a->policy.lockout_s = 300;
 	a->policy.lockout_max_s = 86400;
 	a->policy.rhost_max_failures = 3;

@@ -16,7 +16,7 @@
  *   commit                       record what the deferring line checked
  *   app_passwords=dovecot,smtp   on these services an enrolled user must
  *                                use an app password
- *   max_failures=5 lockout=300   lockout after consecutive failures (s, or
+ *   max_failures=10 lockout=300  lockout after consecutive failures (s, or
  *                                with a unit: 5m); each further lockout in a
  *   lockout_max=1d               row twice as long, up to lockout_max
  *   rhost_max_failures=3         failures from one client address (PAM_RHOST)
