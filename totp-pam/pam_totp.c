@@ -86,6 +86,8 @@ static void tp_log(struct ctx *c, int prio, const char *fmt, ...)
 	mw_buf_free(&line);
 }
 
+static const char *rhost_key(const struct ctx *c);
+
 static int ctx_init(struct ctx *c, pam_handle_t *pamh, int argc, const char **argv)
 {
 	memset(c, 0, sizeof(*c));
@@ -107,6 +109,8 @@ static int ctx_init(struct ctx *c, pam_handle_t *pamh, int argc, const char **ar
 		pam_syslog(pamh, LOG_ERR, "redis settings, refusing: %s", mw_buf_str(&c->err));
 		return PAM_SERVICE_ERR;
 	}
+	if (c->args.redis)
+		c->redis.rhost = rhost_key(c);
 	int r = pam_get_user(pamh, &c->user, NULL);
 	if (r != PAM_SUCCESS || c->user == NULL) {
 		c->user = NULL;
@@ -134,11 +138,10 @@ static void ctx_free(struct ctx *c)
 	mw_buf_wipe(&c->err);
 }
 
-/* The client's address as counted per address (files only; Redis keeps
-   the per-user count), or NULL. */
+/* The client's address as counted per address, or NULL. */
 static const char *rhost_key(const struct ctx *c)
 {
-	if (c->args.redis || c->args.policy.rhost_max_failures == 0 || c->rhost == NULL ||
+	if (c->args.policy.rhost_max_failures == 0 || c->rhost == NULL ||
 	    !tp_rhost_ok(c->rhost, strlen(c->rhost)))
 		return NULL;
 	return c->rhost;
@@ -243,6 +246,11 @@ static int gate(struct ctx *c)
 		       value - (long long)c->now);
 		return PAM_MAXTRIES;
 	}
+	if (g == TP_GATE_ADDRESS) {
+		tp_log(c, LOG_NOTICE, "refused: address blocked for %llds more after repeated failures from it",
+		       value - (long long)c->now);
+		return PAM_MAXTRIES;
+	}
 	if (g == TP_GATE_BUSY) {
 		tp_log(c, LOG_NOTICE, "refused unchecked: %lld check%s of this user's codes in progress and the "
 		       "failures already reach max_failures=%u", value, value == 1 ? "" : "s",
@@ -263,7 +271,7 @@ static void ungate(struct ctx *c)
 	int locked_now = 0;
 	if (c->args.redis && c->can_record && c->check > 0)
 		tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, c->check, 0, c->st, &locked_now,
-				 &c->err);
+				 &c->rhost_blocked_now, &c->err);
 	c->check = 0;
 }
 
@@ -289,7 +297,7 @@ static int record_failure(struct ctx *c, int *locked_now)
 		return -1;
 	if (c->args.redis)
 		return tp_redis_failure(&c->redis, c->user, &c->args.policy, c->now, c->check, 1, c->st,
-					locked_now, &c->err);
+					locked_now, &c->rhost_blocked_now, &c->err);
 	if (rhost_key(c) != NULL)
 		c->rhost_blocked_now = tp_commit_rhost_failure(c->st, &c->args.policy, rhost_key(c), c->now);
 	*locked_now = tp_commit_failure(c->st, &c->args.policy, c->now);

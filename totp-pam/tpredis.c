@@ -21,6 +21,11 @@ static const char BEGIN_LUA[] =
 	"local now, maxf, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
 	"local lu = tonumber(redis.call('HGET', KEYS[1], 'locked_until') or '0')\n"
 	"if lu > now then return {1, lu} end\n"
+	"if ARGV[4] ~= '' then\n"
+	"  local v = redis.call('HGET', KEYS[3], ARGV[4])\n"
+	"  local bu = v and tonumber(string.match(v, ' (%d+)$')) or 0\n"
+	"  if bu > now then return {3, bu} end\n"
+	"end\n"
 	"redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)\n"
 	"if maxf > 0 then\n"
 	"  local f = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')\n"
@@ -33,7 +38,7 @@ static const char BEGIN_LUA[] =
 	"return {0, id}\n";
 
 /* A step is taken once, by whichever server gets here first; never while
-   a lockout is in force. */
+   a lockout is in force. A success from an address clears its count. */
 static const char SUCCESS_LUA[] =
 	"local kind, v, now = ARGV[1], ARGV[2], ARGV[3]\n"
 	"redis.call('ZREM', KEYS[2], ARGV[4])\n"
@@ -47,15 +52,29 @@ static const char SUCCESS_LUA[] =
 	"  if redis.call('HSETNX', KEYS[1], 'used:' .. v, now) == 0 then return 1 end\n"
 	"end\n"
 	"redis.call('HSET', KEYS[1], 'failures', 0, 'locked_until', 0, 'lockouts', 0, 'last_login', now)\n"
+	"if ARGV[5] ~= '' then redis.call('HDEL', KEYS[3], ARGV[5]) end\n"
 	"return 0\n";
 
-/* The same arithmetic as tp_commit_failure() and tp_lockout_length()
-   (verify.c): {locked now, locked_until, lockouts}. */
+/* The same arithmetic as tp_commit_failure(), tp_lockout_length() and
+   tp_commit_rhost_failure() (verify.c): {locked now, locked_until,
+   lockouts, address blocked now}. */
 static const char FAILURE_LUA[] =
 	"local now, maxf, lock = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
 	"local lockmax = math.max(tonumber(ARGV[6]), lock)\n"
 	"redis.call('ZREM', KEYS[2], ARGV[4])\n"
-	"if ARGV[5] == '0' then return {0, 0, 0} end\n"
+	"if ARGV[5] == '0' then return {0, 0, 0, 0} end\n"
+	"local blocked = 0\n"
+	"local rmax, rlock = tonumber(ARGV[8]), tonumber(ARGV[9])\n"
+	"if ARGV[7] ~= '' and rmax > 0 then\n"
+	"  local v = redis.call('HGET', KEYS[3], ARGV[7]) or '0 0'\n"
+	"  local rf, bu = string.match(v, '^(%d+) (%d+)$')\n"
+	"  rf, bu = tonumber(rf) or 0, tonumber(bu) or 0\n"
+	"  if bu > 0 and now >= bu then rf = 0; bu = 0 end\n"
+	"  rf = rf + 1\n"
+	"  if rf >= rmax then bu = now + rlock; rf = 0; blocked = 1 end\n"
+	"  redis.call('HSET', KEYS[3], ARGV[7], rf .. ' ' .. bu)\n"
+	"  redis.call('EXPIRE', KEYS[3], rlock + 86400)\n"
+	"end\n"
 	"local lu = tonumber(redis.call('HGET', KEYS[1], 'locked_until') or '0')\n"
 	"local f = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')\n"
 	"local n = tonumber(redis.call('HGET', KEYS[1], 'lockouts') or '0')\n"
@@ -70,7 +89,7 @@ static const char FAILURE_LUA[] =
 	"  lu = now + len; f = 0; locked = 1\n"
 	"end\n"
 	"redis.call('HSET', KEYS[1], 'failures', f, 'locked_until', lu, 'lockouts', n)\n"
-	"return {locked, lu, n}\n";
+	"return {locked, lu, n, blocked}\n";
 
 /* The password file: root's, not readable by others (it is a secret). */
 static int read_password(const char *path, char *out, size_t size, struct mw_buf *err)
@@ -141,6 +160,16 @@ static void user_key(const struct tp_redis *r, const char *user, struct mw_buf *
 static void checks_key(const struct tp_redis *r, const char *user, struct mw_buf *key)
 {
 	mw_buf_printf(key, "%s{%s}:checks", r->args->redis_prefix, user);
+}
+
+static void rhost_key(const struct tp_redis *r, const char *user, struct mw_buf *key)
+{
+	mw_buf_printf(key, "%s{%s}:rhost", r->args->redis_prefix, user);
+}
+
+static const char *rhost_arg(const struct tp_redis *r)
+{
+	return r->rhost != NULL ? r->rhost : "";
 }
 
 /* Runs argv; the reply, or NULL with err (and the connection dropped: the
@@ -234,19 +263,22 @@ int tp_redis_begin(struct tp_redis *r, const char *user, const struct tp_policy 
 	snprintf(when, sizeof(when), "%" PRId64, now);
 	snprintf(maxf, sizeof(maxf), "%u", pol->max_failures);
 	snprintf(ttl, sizeof(ttl), "%d", TP_REDIS_CHECK_TTL);
-	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT;
+	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT, rhosts = MW_BUF_INIT;
 	user_key(r, user, &key);
 	checks_key(r, user, &checks);
-	const char *argv[] = { "EVAL", BEGIN_LUA, "2", mw_buf_str(&key), mw_buf_str(&checks), when, maxf, ttl };
-	redisReply *rep = run(r, 8, argv, err);
+	rhost_key(r, user, &rhosts);
+	const char *argv[] = { "EVAL", BEGIN_LUA, "3", mw_buf_str(&key), mw_buf_str(&checks), mw_buf_str(&rhosts),
+			       when, maxf, ttl, rhost_arg(r) };
+	redisReply *rep = run(r, 10, argv, err);
 	mw_buf_free(&key);
 	mw_buf_free(&checks);
+	mw_buf_free(&rhosts);
 	if (rep == NULL)
 		return -1;
 	int rc = -1;
 	if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->type == REDIS_REPLY_INTEGER &&
 	    rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer >= TP_GATE_GO &&
-	    rep->element[0]->integer <= TP_GATE_BUSY) {
+	    rep->element[0]->integer <= TP_GATE_ADDRESS) {
 		rc = (int)rep->element[0]->integer;
 		if (rc == TP_GATE_GO)
 			*check_r = rep->element[1]->integer;
@@ -276,13 +308,16 @@ int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state
 	}
 	snprintf(when, sizeof(when), "%" PRId64, now);
 	snprintf(id, sizeof(id), "%lld", check);
-	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT;
+	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT, rhosts = MW_BUF_INIT;
 	user_key(r, user, &key);
 	checks_key(r, user, &checks);
-	const char *argv[] = { "EVAL", SUCCESS_LUA, "2", mw_buf_str(&key), mw_buf_str(&checks), kind, value, when, id };
-	redisReply *rep = run(r, 9, argv, err);
+	rhost_key(r, user, &rhosts);
+	const char *argv[] = { "EVAL", SUCCESS_LUA, "3", mw_buf_str(&key), mw_buf_str(&checks), mw_buf_str(&rhosts),
+			       kind, value, when, id, rhost_arg(r) };
+	redisReply *rep = run(r, 11, argv, err);
 	mw_buf_free(&key);
 	mw_buf_free(&checks);
+	mw_buf_free(&rhosts);
 	if (rep == NULL)
 		return -1;
 	int rc = rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0 && rep->integer <= 2 ? (int)rep->integer : -1;
@@ -293,28 +328,34 @@ int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state
 }
 
 int tp_redis_failure(struct tp_redis *r, const char *user, const struct tp_policy *pol, int64_t now,
-		     long long check, int counted, struct tp_state *st, int *locked_now, struct mw_buf *err)
+		     long long check, int counted, struct tp_state *st, int *locked_now, int *rhost_blocked,
+		     struct mw_buf *err)
 {
-	char when[32], maxf[16], lock[16], lockmax[16], id[32];
+	char when[32], maxf[16], lock[16], lockmax[16], id[32], rmax[16], rlock[16];
 	snprintf(when, sizeof(when), "%" PRId64, now);
 	snprintf(maxf, sizeof(maxf), "%u", pol->max_failures);
 	snprintf(lock, sizeof(lock), "%u", pol->lockout_s);
 	snprintf(lockmax, sizeof(lockmax), "%u", pol->lockout_max_s);
 	snprintf(id, sizeof(id), "%lld", check);
-	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT;
+	snprintf(rmax, sizeof(rmax), "%u", pol->rhost_max_failures);
+	snprintf(rlock, sizeof(rlock), "%u", pol->rhost_lockout_s);
+	struct mw_buf key = MW_BUF_INIT, checks = MW_BUF_INIT, rhosts = MW_BUF_INIT;
 	user_key(r, user, &key);
 	checks_key(r, user, &checks);
-	const char *argv[] = { "EVAL", FAILURE_LUA, "2", mw_buf_str(&key), mw_buf_str(&checks), when, maxf, lock,
-			       id, counted ? "1" : "0", lockmax };
-	redisReply *rep = run(r, 11, argv, err);
+	rhost_key(r, user, &rhosts);
+	const char *argv[] = { "EVAL", FAILURE_LUA, "3", mw_buf_str(&key), mw_buf_str(&checks), mw_buf_str(&rhosts),
+			       when, maxf, lock, id, counted ? "1" : "0", lockmax, rhost_arg(r), rmax, rlock };
+	redisReply *rep = run(r, 15, argv, err);
 	mw_buf_free(&key);
 	mw_buf_free(&checks);
+	mw_buf_free(&rhosts);
 	if (rep == NULL)
 		return -1;
-	int ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 3;
-	for (size_t i = 0; ok && i < 3; i++)
+	int ok = rep->type == REDIS_REPLY_ARRAY && rep->elements == 4;
+	for (size_t i = 0; ok && i < 4; i++)
 		ok = rep->element[i]->type == REDIS_REPLY_INTEGER;
 	*locked_now = ok && rep->element[0]->integer == 1;
+	*rhost_blocked = ok && rep->element[3]->integer == 1;
 	if (*locked_now) {
 		st->locked_until = rep->element[1]->integer;
 		st->lockouts = (unsigned)rep->element[2]->integer;

@@ -97,6 +97,29 @@ def lockout_across_servers(t, redis):
     t.eq(redis.cli("HGET", "totp:{cid}", "lockouts").strip(), "2", "Redis counts the lockouts in a row")
 
 
+def per_address(t, redis):
+    """Failures from one address are counted across servers: the address is
+    blocked after rhost_max_failures (3), long before the user's lockout
+    (max_failures=10); the owner logs in from another address."""
+    a, b = setup(redis, "max_failures=10")
+    a.user("jon")
+    share(a, b, "jon")
+    bad = "198.51.100.7"
+    res = [(a, b)[i % 2].login("mail", "jon", ["%06d" % (111111 + i)], at=T0 + i, rhost=bad) for i in range(5)]
+    t.ok(not any(r.ok for r in res), "five guesses from one address on two servers: refused")
+    t.contains(res[2].log, "address blocked for 900s after 3 failures from it", "the third blocks the address")
+    t.ok(all("refused: address blocked for" in r.log and "wrong code" not in r.log for r in res[3:]),
+         "the next ones are refused unchecked, on either server", res[3:])
+    t.eq(redis.cli("HGET", "totp:{jon}", "failures").strip(), "3", "the user has 3 of 10 failures, not locked")
+    r = b.login("mail", "jon", [code(SECRET, T0 + 30)], at=T0 + 30, rhost="192.0.2.1")
+    t.ok(r.ok, "the owner, from another address, logs in with the right code", r)
+    r = a.login("mail", "jon", [code(SECRET, T0 + 60)], at=T0 + 60, rhost=bad)
+    t.ok(not r.ok and "address blocked" in r.log, "from the blocked address even the right code is refused", r)
+    r = a.login("mail", "jon", [code(SECRET, T0 + 910)], at=T0 + 910, rhost=bad)
+    t.ok(r.ok, "after rhost_lockout the address logs in again", r)
+    t.eq(redis.cli("HGET", "totp:{jon}:rhost", bad).strip(), "", "and its success clears its count")
+
+
 def parallel_one_code(t, redis):
     a, b = setup(redis)
     a.user("dov")
@@ -282,7 +305,7 @@ if gone:
     t.skip("totp-pam with Redis", "missing: " + ", ".join(gone))
 else:
     shared = Redis()
-    for f in (replay_across_servers, backup_across_servers, lockout_across_servers, parallel_one_code,
+    for f in (replay_across_servers, backup_across_servers, lockout_across_servers, per_address, parallel_one_code,
               parallel_guesses, success_honours_lockout, app_password):
         t.run(f, shared)
     t.run(redis_down)
