@@ -483,6 +483,10 @@ static int run_op(enum op op, const char *user, const char *arg, int force)
 		printf("failures: %u\n", st->failures);
 		if (st->lockouts > 0)
 			printf("lockouts in a row: %u\n", st->lockouts);
+		for (int i = 0; i < st->nrhost; i++)
+			if (st->rhost[i].blocked_until > now)
+				printf("address %s blocked until %lld\n", st->rhost[i].addr,
+				       (long long)st->rhost[i].blocked_until);
 		if (st->pending.secret_len > 0)
 			print_time("re-enrollment pending confirmation, since:", st->pending.created);
 		if (tp_locked(st, now))
@@ -492,6 +496,8 @@ static int run_op(enum op op, const char *user, const char *arg, int force)
 		st->failures = 0;
 		st->locked_until = 0;
 		st->lockouts = 0;
+		memset(st->rhost, 0, sizeof(st->rhost)); /* blocked addresses too */
+		st->nrhost = 0;
 		if (save(&s, user, st) < 0)
 			goto out;
 		printf("%s: unlocked\n", user);

@@ -310,6 +310,13 @@ def per_address(t):
     r = env.login("addr", "pia", ["pia-pw" + code(SECRET, T0 + 2 + 900)], at=T0 + 2 + 900, rhost=bad)
     t.ok(r.ok, "after rhost_lockout the address may log in again", r)
     t.ok("rhost" not in env.read_state("pia"), "and its success clears its count")
+    for i in range(3):
+        env.login("addr", "pia", ["guess%d" % i + "%06d" % (654321 + i)], at=T0 + 1000 + i, rhost=bad)
+    rc, out, err = env.admin("status", "pia", at=T0 + 1003)
+    t.contains(out, "address %s blocked until" % bad, "totp-admin status shows the blocked address")
+    rc, out, err = env.admin("unlock", "pia", at=T0 + 1004)
+    r = env.login("addr", "pia", ["pia-pw" + code(SECRET, T0 + 1020)], at=T0 + 1020, rhost=bad)
+    t.ok(rc == 0 and r.ok, "totp-admin unlock ends the address's block too", r)
     env.service("addr0", "auth required {module} dir={state} max_failures=0 rhost_max_failures=0")
     env.user("pia2")
     for i in range(5):
