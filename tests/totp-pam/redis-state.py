@@ -142,7 +142,9 @@ def parallel_guesses(t, redis):
     """50 wrong guesses at once, half on each server, max_failures=3: at
     most 3 are checked at all (the budget is taken in Redis before each
     check), the user ends locked out, and the right code is refused."""
-    a, b = setup(redis)
+    # a generous redis_timeout: 50 logins at once on a loaded machine must
+    # not turn into Redis timeouts
+    a, b = setup(redis, "redis_timeout=10s")
     a.user("hal")
     share(a, b, "hal")
     right = code(SECRET, T0 + 120)
