@@ -87,7 +87,7 @@ static int open_locked(struct tp_store *s, const char *user, struct tp_state *st
 {
 	struct mw_buf err = MW_BUF_INIT;
 	int r = -1;
-	if (tp_store_open(s, state_dir, user, &err) < 0 || tp_store_lock(s, 10000, &err) < 0)
+	if (tp_store_open(s, state_dir, user, &err) < 0 || tp_store_lock(s, 10000, &err) != 0)
 		goto out;
 	*loaded = tp_store_load(s, st, &err);
 	if (*loaded < 0)
@@ -110,9 +110,10 @@ static int save(struct tp_store *s, const char *user, const struct tp_state *st)
 	return r;
 }
 
-/* Replaces st's backup codes with n new ones, listed in shown (which the
-   caller prints once the state is saved, and wipes). */
-static int new_backup_codes(struct tp_state *st, int n, struct mw_buf *shown)
+/* Replaces the backup codes in backup[] (count *nbackup) with n new ones,
+   listed in shown (which the caller prints once the state is saved, and
+   wipes). */
+static int new_backup_codes(struct tp_hash *backup, int *nbackup, int n, struct mw_buf *shown)
 {
 	struct tp_hash first;
 	memset(&first, 0, sizeof(first));
@@ -122,25 +123,33 @@ static int new_backup_codes(struct tp_state *st, int n, struct mw_buf *shown)
 			return -1;
 		int len = tp_backup_code_normalise(code, strlen(code), norm, sizeof(norm));
 		/* one salt per batch: a login derives one key, not one per code */
-		if (len < 0 || tp_hash_new(norm, (size_t)len, i ? &first : NULL, &st->backup[i]) < 0)
+		if (len < 0 || tp_hash_new(norm, (size_t)len, i ? &first : NULL, &backup[i]) < 0)
 			return -1;
 		if (i == 0)
-			first = st->backup[0];
+			first = backup[0];
 		mw_buf_printf(shown, "  %s\n", code);
 		tp_wipe(code, sizeof(code));
 		tp_wipe(norm, sizeof(norm));
 	}
 	tp_wipe(&first, sizeof(first));
-	st->nbackup = n;
+	*nbackup = n;
 	return mw_buf_failed(shown) ? -1 : 0;
 }
 
-/* new_backup_codes(), then the state saved. On failure it has said why
-   and wiped shown: nothing is printed that does not work. */
-static int save_new_backup_codes(struct tp_store *s, const char *user, struct tp_state *st, int n,
+/* new_backup_codes() into st's (or, pending, its pending enrollment's),
+   then the state saved. On failure it has said why and wiped shown:
+   nothing is printed that does not work. */
+static int save_new_backup_codes(struct tp_store *s, const char *user, struct tp_state *st, int pending, int n,
 				 struct mw_buf *shown)
 {
-	if (new_backup_codes(st, n, shown) < 0) {
+	struct tp_hash *backup = pending ? st->pending.backup : st->backup;
+	int *nbackup = pending ? &st->pending.nbackup : &st->nbackup;
+	if (!pending) {
+		/* the used ones of the old batch: no longer worth telling apart */
+		memset(st->used, 0, sizeof(st->used));
+		st->nused = 0;
+	}
+	if (new_backup_codes(backup, nbackup, n, shown) < 0) {
 		mw_buf_wipe(shown);
 		fail(user, "could not make backup codes");
 		return -1;
@@ -227,31 +236,51 @@ static int cmd_enroll(int argc, char **argv)
 		fail(user, "already enrolled; disable first, or enroll --force to replace the secret");
 		goto out;
 	}
-	struct tp_state *old = &st[1];
-	*old = *st;
-	tp_state_init(st);
-	st->alg = alg;
-	st->digits = digits;
-	st->step = (unsigned)step;
-	st->secret_len = alg == TP_SHA1 ? 20 : alg == TP_SHA256 ? 32 : 64;
-	st->created = (int64_t)time(NULL);
-	/* a re-enrollment keeps the app passwords and the replay step */
-	if (loaded) {
-		memcpy(st->app, old->app, sizeof(st->app));
-		st->napp = old->napp;
-		st->last_step = old->last_step;
-	}
-	if (tp_random_bytes(st->secret, st->secret_len) < 0) {
+	/* A confirmed user keeps the secret and backup codes in force until
+	   the new ones are confirmed: turning them off now would let a login
+	   with nullok in without any code meanwhile. */
+	int pending = loaded && st->confirmed;
+	struct tp_state *fresh = &st[1];
+	tp_state_init(fresh);
+	fresh->alg = alg;
+	fresh->digits = digits;
+	fresh->step = (unsigned)step;
+	fresh->secret_len = alg == TP_SHA1 ? 20 : alg == TP_SHA256 ? 32 : 64;
+	fresh->created = (int64_t)time(NULL);
+	if (tp_random_bytes(fresh->secret, fresh->secret_len) < 0) {
 		fail(user, "no randomness");
 		goto out;
 	}
+	if (pending) {
+		struct tp_pending *p = &st->pending;
+		memset(p, 0, sizeof(*p));
+		memcpy(p->secret, fresh->secret, fresh->secret_len);
+		p->secret_len = fresh->secret_len;
+		p->alg = alg;
+		p->digits = digits;
+		p->step = (unsigned)step;
+		p->created = fresh->created;
+	} else {
+		/* an enrollment not confirmed yet is replaced; it keeps the app
+		   passwords and the replay step */
+		if (loaded) {
+			memcpy(fresh->app, st->app, sizeof(fresh->app));
+			fresh->napp = st->napp;
+			fresh->last_step = st->last_step;
+		}
+		*st = *fresh;
+	}
 	struct mw_buf codes = MW_BUF_INIT;
-	if (save_new_backup_codes(&s, user, st, nbackup, &codes) < 0)
+	if (save_new_backup_codes(&s, user, st, pending, nbackup, &codes) < 0)
 		goto out;
 	struct mw_buf uri = MW_BUF_INIT, pic = MW_BUF_INIT, key = MW_BUF_INIT;
-	tp_otpauth_uri(issuer, user, st, &uri);
-	tp_base32_encode(st->secret, st->secret_len, &key);
-	printf("Two-factor enrollment for %s (not active until confirmed).\n\n", user);
+	tp_otpauth_uri(issuer, user, fresh, &uri);
+	tp_base32_encode(fresh->secret, fresh->secret_len, &key);
+	if (pending)
+		printf("Two-factor re-enrollment for %s: the current secret and backup codes stay in force "
+		       "until this one is confirmed.\n\n", user);
+	else
+		printf("Two-factor enrollment for %s (not active until confirmed).\n\n", user);
 	if (qr && tp_qr_render(mw_buf_str(&uri), isatty(STDOUT_FILENO), &pic) == 0)
 		printf("Scan this with an authenticator app:\n\n%s\n", mw_buf_str(&pic));
 	printf("Or enter this URI or key by hand:\n  %s\n  key: %s\n  (%s, %d digits, every %d s)\n\n",
@@ -344,6 +373,20 @@ static int run_op(enum op op, const char *user, const char *arg, int force)
 	case OP_CONFIRM: {
 		struct tp_policy pol = { .window = 1, .skew_steps = 20 };
 		struct tp_result r;
+		int swap = st->pending.secret_len > 0;
+		if (swap) {
+			/* the code is the new secret's; its state replaces the old */
+			struct tp_state *next = malloc(sizeof(*next));
+			if (next == NULL) {
+				fail(user, "out of memory");
+				goto out;
+			}
+			tp_state_promote_pending(st, next);
+			tp_state_wipe(st);
+			*st = *next;
+			tp_state_wipe(next);
+			free(next);
+		}
 		tp_match(st, &pol, now, arg, strlen(arg), &r);
 		if (r.outcome != TP_ACCEPT_CODE) {
 			if (r.outcome == TP_REJECT_SKEW)
@@ -357,7 +400,8 @@ static int run_op(enum op op, const char *user, const char *arg, int force)
 		st->confirmed = 1;
 		if (save(&s, user, st) < 0)
 			goto out;
-		printf("%s: two-factor is on\n", user);
+		printf("%s: two-factor is on%s\n", user,
+		       swap ? " with the new secret; the old secret and backup codes no longer work" : "");
 		break;
 	}
 	case OP_BACKUP: {
@@ -367,7 +411,7 @@ static int run_op(enum op op, const char *user, const char *arg, int force)
 			goto out;
 		}
 		struct mw_buf codes = MW_BUF_INIT;
-		if (save_new_backup_codes(&s, user, st, n, &codes) < 0)
+		if (save_new_backup_codes(&s, user, st, 0, n, &codes) < 0)
 			goto out;
 		printf("New backup codes for %s, each works once (the old ones no longer work):\n%s", user,
 		       mw_buf_str(&codes));
@@ -437,12 +481,23 @@ static int run_op(enum op op, const char *user, const char *arg, int force)
 		printf("backup codes left: %d\n", st->nbackup);
 		printf("app passwords: %d\n", st->napp);
 		printf("failures: %u\n", st->failures);
+		if (st->lockouts > 0)
+			printf("lockouts in a row: %u\n", st->lockouts);
+		for (int i = 0; i < st->nrhost; i++)
+			if (st->rhost[i].blocked_until > now)
+				printf("address %s blocked until %lld\n", st->rhost[i].addr,
+				       (long long)st->rhost[i].blocked_until);
+		if (st->pending.secret_len > 0)
+			print_time("re-enrollment pending confirmation, since:", st->pending.created);
 		if (tp_locked(st, now))
 			print_time("locked until:", st->locked_until);
 		break;
 	case OP_UNLOCK:
 		st->failures = 0;
 		st->locked_until = 0;
+		st->lockouts = 0;
+		memset(st->rhost, 0, sizeof(st->rhost)); /* blocked addresses too */
+		st->nrhost = 0;
 		if (save(&s, user, st) < 0)
 			goto out;
 		printf("%s: unlocked\n", user);

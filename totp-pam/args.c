@@ -44,8 +44,12 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 	a->dir = TP_DEFAULT_DIR;
 	a->policy.window = 1;
 	a->policy.skew_steps = 20;
-	a->policy.max_failures = 5;
+	/* high: the client's address is blocked after rhost_max_failures */
+	a->policy.max_failures = 10;
 	a->policy.lockout_s = 300;
+	a->policy.lockout_max_s = 86400;
+	a->policy.rhost_max_failures = 3;
+	a->policy.rhost_lockout_s = 900;
 	a->on_state_error = TP_STATE_ERR_ALLOW;
 	a->lock_timeout_ms = 5000;
 	a->prompt = "Verification code: ";
@@ -63,6 +67,10 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 			a->forward_pass = 1;
 		} else if (strcmp(arg, "nullok") == 0) {
 			a->nullok = 1;
+		} else if (strcmp(arg, "defer") == 0) {
+			a->defer = 1;
+		} else if (strcmp(arg, "commit") == 0) {
+			a->commit = 1;
 		} else if (strcmp(arg, "debug") == 0) {
 			a->debug = 1;
 		} else if (opt_value(arg, "dir", &v)) {
@@ -85,6 +93,18 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 			if (mw_parse_duration_ms(v, 7ULL * 86400 * 1000, &x) < 0 || x % 1000 != 0)
 				goto bad;
 			a->policy.lockout_s = (unsigned)(x / 1000);
+		} else if (opt_value(arg, "rhost_max_failures", &v)) {
+			if (uint_arg(v, 1000, &x) < 0)
+				goto bad;
+			a->policy.rhost_max_failures = (unsigned)x;
+		} else if (opt_value(arg, "rhost_lockout", &v)) {
+			if (mw_parse_duration_ms(v, 7ULL * 86400 * 1000, &x) < 0 || x % 1000 != 0)
+				goto bad;
+			a->policy.rhost_lockout_s = (unsigned)(x / 1000);
+		} else if (opt_value(arg, "lockout_max", &v)) {
+			if (mw_parse_duration_ms(v, 30ULL * 86400 * 1000, &x) < 0 || x % 1000 != 0)
+				goto bad;
+			a->policy.lockout_max_s = (unsigned)(x / 1000);
 		} else if (opt_value(arg, "lock_timeout", &v)) {
 			if (mw_parse_duration_ms(v, 60000, &x) < 0)
 				goto bad;
@@ -157,6 +177,11 @@ bad:
 	}
 	if (a->redis && !have_servers) {
 		mw_buf_setf(err, "state=redis needs redis_servers=");
+		return -1;
+	}
+	if (a->defer && a->commit) {
+		mw_buf_setf(err, "defer and commit belong on two lines: defer before the password module, "
+			    "commit after it");
 		return -1;
 	}
 	return 0;

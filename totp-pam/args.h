@@ -9,10 +9,18 @@
  *                                log a client's clock offset (0..120)
  *   forward_pass                 the code is typed after the password
  *   nullok                       users without a state file pass (PAM_IGNORE)
+ *   defer                        check the code, but record it as used only
+ *                                in a later "pam_totp.so commit" line (after
+ *                                the password module): a wrong password
+ *                                never spends a valid code
+ *   commit                       record what the deferring line checked
  *   app_passwords=dovecot,smtp   on these services an enrolled user must
  *                                use an app password
- *   max_failures=5 lockout=300   lockout after consecutive failures (s, or
- *                                with a unit: 5m)
+ *   max_failures=10 lockout=300  lockout after consecutive failures (s, or
+ *                                with a unit: 5m); each further lockout in a
+ *   lockout_max=1d               row twice as long, up to lockout_max
+ *   rhost_max_failures=3         failures from one client address (PAM_RHOST)
+ *   rhost_lockout=15m            that block it for this user (state=file)
  *   on_state_error=allow_without_replay | fail
  *   lock_timeout=5s              how long to wait for the user's lock
  *   prompt=Verification code:    the conversation's prompt ([prompt=...]
@@ -42,6 +50,8 @@ struct tp_args {
 	struct tp_policy policy;
 	int forward_pass;
 	int nullok;
+	int defer;
+	int commit;
 	int debug;
 	const char *services[TP_MAX_SERVICES];
 	size_t service_len[TP_MAX_SERVICES];

@@ -15,6 +15,9 @@ void tp_state_init(struct tp_state *st)
 	st->digits = 6;
 	st->step = 30;
 	st->window = -1;
+	st->pending.alg = TP_SHA1;
+	st->pending.digits = 6;
+	st->pending.step = 30;
 }
 
 void tp_state_wipe(struct tp_state *st)
@@ -33,6 +36,27 @@ int tp_app_name_ok(const char *name, size_t n)
 			return 0;
 	}
 	return 1;
+}
+
+int tp_rhost_ok(const char *addr, size_t n)
+{
+	if (n == 0 || n > TP_RHOST_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = addr[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == ':' || c == '_' || c == '%' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int tp_state_find_rhost(const struct tp_state *st, const char *addr)
+{
+	for (int i = 0; i < st->nrhost; i++)
+		if (strcmp(st->rhost[i].addr, addr) == 0)
+			return i;
+	return -1;
 }
 
 int tp_state_find_app(const struct tp_state *st, const char *name)
@@ -61,6 +85,42 @@ void tp_state_remove_app(struct tp_state *st, int i)
 	memset(&st->app[st->napp], 0, sizeof(st->app[0]));
 }
 
+void tp_state_promote_pending(const struct tp_state *st, struct tp_state *out)
+{
+	const struct tp_pending *p = &st->pending;
+	*out = *st;
+	memcpy(out->secret, p->secret, sizeof(out->secret));
+	out->secret_len = p->secret_len;
+	out->alg = p->alg;
+	out->digits = p->digits;
+	out->step = p->step;
+	out->created = p->created;
+	memcpy(out->backup, p->backup, sizeof(out->backup));
+	out->nbackup = p->nbackup;
+	memset(out->used, 0, sizeof(out->used));
+	out->nused = 0;
+	out->confirmed = 1;
+	out->failures = 0;
+	out->locked_until = 0;
+	out->lockouts = 0;
+	memset(&out->pending, 0, sizeof(out->pending));
+	out->pending.alg = TP_SHA1;
+	out->pending.digits = 6;
+	out->pending.step = 30;
+}
+
+void tp_state_use_backup(struct tp_state *st, int i)
+{
+	if (i < 0 || i >= st->nbackup)
+		return;
+	if (st->nused == TP_MAX_BACKUP) {
+		memmove(&st->used[0], &st->used[1], (size_t)(TP_MAX_BACKUP - 1) * sizeof(st->used[0]));
+		st->nused--;
+	}
+	st->used[st->nused++] = st->backup[i];
+	tp_state_remove_backup(st, i);
+}
+
 /* A decimal number without leading zeros (one spelling per value). */
 static int num(const char *s, size_t n, unsigned long long max, unsigned long long *v)
 {
@@ -69,14 +129,14 @@ static int num(const char *s, size_t n, unsigned long long max, unsigned long lo
 	return mw_parse_uint_n(s, n, max, v);
 }
 
-static int set_secret(struct tp_state *st, const char *v, size_t n)
+static int set_secret(unsigned char *secret, size_t *secret_len, const char *v, size_t n)
 {
 	struct mw_buf b;
 	mw_buf_init(&b, TP_SECRET_MAX + 8);
 	int r = -1;
 	if (tp_base32_decode(v, n, &b) == 0 && b.len >= TP_SECRET_MIN && b.len <= TP_SECRET_MAX) {
-		memcpy(st->secret, b.data, b.len);
-		st->secret_len = b.len;
+		memcpy(secret, b.data, b.len);
+		*secret_len = b.len;
 		r = 0;
 	}
 	mw_buf_wipe(&b);
@@ -126,15 +186,78 @@ bad:
 	return -1;
 }
 
+/* rhost ADDR FAILURES BLOCKED_UNTIL LAST_SEEN */
+static int parse_rhost(struct tp_state *st, const char *v, size_t n, struct mw_buf *err, unsigned lineno)
+{
+	const char *f[4];
+	size_t fl[4];
+	int k = 0;
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || v[i] == ' ') {
+			if (k == 4)
+				goto bad;
+			f[k] = v + start;
+			fl[k] = i - start;
+			k++;
+			start = i + 1;
+		}
+	}
+	if (k != 4)
+		goto bad;
+	if (st->nrhost == TP_MAX_RHOSTS) {
+		mw_buf_setf(err, "line %u: more than %d rhost lines", lineno, TP_MAX_RHOSTS);
+		return -1;
+	}
+	struct tp_rhost *h = &st->rhost[st->nrhost];
+	unsigned long long fails, until, seen;
+	if (!tp_rhost_ok(f[0], fl[0]) || num(f[1], fl[1], 1000000, &fails) < 0 || num(f[2], fl[2], TIME_MAX, &until) < 0 ||
+	    num(f[3], fl[3], TIME_MAX, &seen) < 0)
+		goto bad;
+	memcpy(h->addr, f[0], fl[0]);
+	h->addr[fl[0]] = '\0';
+	if (tp_state_find_rhost(st, h->addr) >= 0) {
+		mw_buf_setf(err, "line %u: rhost listed twice", lineno);
+		memset(h, 0, sizeof(*h));
+		return -1;
+	}
+	h->failures = (unsigned)fails;
+	h->blocked_until = (int64_t)until;
+	h->last_seen = (int64_t)seen;
+	st->nrhost++;
+	return 0;
+bad:
+	mw_buf_setf(err, "line %u: rhost wants ADDR FAILURES BLOCKED_UNTIL LAST_SEEN", lineno);
+	return -1;
+}
+
 enum key {
 	K_VERSION, K_SECRET, K_ALGORITHM, K_DIGITS, K_STEP, K_WINDOW, K_CONFIRMED, K_LAST_STEP,
-	K_LAST_LOGIN, K_FAILURES, K_LOCKED_UNTIL, K_CREATED, K_BACKUP, K_APP, K_COUNT
+	K_LAST_LOGIN, K_FAILURES, K_LOCKED_UNTIL, K_CREATED, K_BACKUP, K_APP, K_P_SECRET, K_P_ALGORITHM,
+	K_P_DIGITS, K_P_STEP, K_P_CREATED, K_P_BACKUP, K_BACKUP_USED, K_LOCKOUTS, K_RHOST, K_COUNT
 };
 
 static const char *const key_names[K_COUNT] = {
 	"version", "secret", "algorithm", "digits", "step", "window", "confirmed", "last_step",
-	"last_login", "failures", "locked_until", "created", "backup", "app",
+	"last_login", "failures", "locked_until", "created", "backup", "app", "pending_secret",
+	"pending_algorithm", "pending_digits", "pending_step", "pending_created", "pending_backup",
+	"backup_used", "lockouts", "rhost",
 };
+
+static int parse_backup(struct tp_hash *backup, int *nbackup, const char *v, size_t n, struct mw_buf *err,
+			unsigned lineno)
+{
+	if (*nbackup == TP_MAX_BACKUP) {
+		mw_buf_setf(err, "line %u: more than %d backup codes", lineno, TP_MAX_BACKUP);
+		return -1;
+	}
+	if (tp_hash_parse(v, n, &backup[*nbackup]) < 0) {
+		memset(&backup[*nbackup], 0, sizeof(backup[0]));
+		return 1;
+	}
+	(*nbackup)++;
+	return 0;
+}
 
 static int parse_line(struct tp_state *st, enum key k, const char *v, size_t n, struct mw_buf *err,
 		      unsigned lineno)
@@ -148,26 +271,49 @@ static int parse_line(struct tp_state *st, enum key k, const char *v, size_t n, 
 		}
 		return 0;
 	case K_SECRET:
-		if (set_secret(st, v, n) < 0) {
+		if (set_secret(st->secret, &st->secret_len, v, n) < 0) {
 			mw_buf_setf(err, "line %u: secret is not base32 of %d to %d bytes", lineno,
 				    TP_SECRET_MIN, TP_SECRET_MAX);
 			return -1;
 		}
 		return 0;
+	case K_P_SECRET:
+		if (set_secret(st->pending.secret, &st->pending.secret_len, v, n) < 0) {
+			mw_buf_setf(err, "line %u: pending_secret is not base32 of %d to %d bytes", lineno,
+				    TP_SECRET_MIN, TP_SECRET_MAX);
+			return -1;
+		}
+		return 0;
 	case K_ALGORITHM:
-		if (tp_alg_parse(v, n, &st->alg) < 0)
+	case K_P_ALGORITHM:
+		if (tp_alg_parse(v, n, k == K_ALGORITHM ? &st->alg : &st->pending.alg) < 0)
 			break;
 		return 0;
 	case K_DIGITS:
+	case K_P_DIGITS:
 		if (num(v, n, 8, &x) < 0 || x < 6)
 			break;
-		st->digits = (int)x;
+		*(k == K_DIGITS ? &st->digits : &st->pending.digits) = (int)x;
 		return 0;
 	case K_STEP:
+	case K_P_STEP:
 		if (num(v, n, TP_STEP_MAX, &x) < 0 || x < 1)
 			break;
-		st->step = (unsigned)x;
+		*(k == K_STEP ? &st->step : &st->pending.step) = (unsigned)x;
 		return 0;
+	case K_P_CREATED:
+		if (num(v, n, TIME_MAX, &x) < 0)
+			break;
+		st->pending.created = (int64_t)x;
+		return 0;
+	case K_BACKUP_USED:
+	case K_P_BACKUP: {
+		int r = k == K_BACKUP_USED ? parse_backup(st->used, &st->nused, v, n, err, lineno)
+					   : parse_backup(st->pending.backup, &st->pending.nbackup, v, n, err, lineno);
+		if (r > 0)
+			break;
+		return r;
+	}
 	case K_WINDOW:
 		if (num(v, n, TP_WINDOW_MAX, &x) < 0)
 			break;
@@ -192,23 +338,21 @@ static int parse_line(struct tp_state *st, enum key k, const char *v, size_t n, 
 			(int64_t)x;
 		return 0;
 	case K_FAILURES:
+	case K_LOCKOUTS:
 		if (num(v, n, 1000000, &x) < 0)
 			break;
-		st->failures = (unsigned)x;
+		*(k == K_FAILURES ? &st->failures : &st->lockouts) = (unsigned)x;
 		return 0;
-	case K_BACKUP:
-		if (st->nbackup == TP_MAX_BACKUP) {
-			mw_buf_setf(err, "line %u: more than %d backup codes", lineno, TP_MAX_BACKUP);
-			return -1;
-		}
-		if (tp_hash_parse(v, n, &st->backup[st->nbackup]) < 0) {
-			memset(&st->backup[st->nbackup], 0, sizeof(st->backup[0]));
+	case K_BACKUP: {
+		int r = parse_backup(st->backup, &st->nbackup, v, n, err, lineno);
+		if (r > 0)
 			break;
-		}
-		st->nbackup++;
-		return 0;
+		return r;
+	}
 	case K_APP:
 		return parse_app(st, v, n, err, lineno);
+	case K_RHOST:
+		return parse_rhost(st, v, n, err, lineno);
 	case K_COUNT:
 		break;
 	}
@@ -265,7 +409,8 @@ int tp_state_parse(const char *text, size_t n, struct tp_state *st, struct mw_bu
 			mw_buf_setf(err, "line %u: unknown key", lineno);
 			goto fail;
 		}
-		if (seen[k] && k != K_BACKUP && k != K_APP) {
+		if (seen[k] && k != K_BACKUP && k != K_APP && k != K_P_BACKUP && k != K_BACKUP_USED &&
+		    k != K_RHOST) {
 			mw_buf_setf(err, "line %u: %s given twice", lineno, key_names[k]);
 			goto fail;
 		}
@@ -280,6 +425,14 @@ int tp_state_parse(const char *text, size_t n, struct tp_state *st, struct mw_bu
 	if (!seen[K_VERSION] || !seen[K_SECRET]) {
 		mw_buf_setf(err, "no %s line", seen[K_VERSION] ? "secret" : "version");
 		goto fail;
+	}
+	if (!seen[K_P_SECRET]) {
+		for (int k = K_P_ALGORITHM; k <= K_P_BACKUP; k++) {
+			if (seen[k]) {
+				mw_buf_setf(err, "%s without pending_secret", key_names[k]);
+				goto fail;
+			}
+		}
 	}
 	return 0;
 fail:
@@ -297,12 +450,17 @@ int tp_state_format(const struct tp_state *st, struct mw_buf *out)
 		mw_buf_printf(out, "window %d\n", st->window);
 	mw_buf_printf(out,
 		      "confirmed %d\ncreated %lld\nlast_step %llu\nlast_login %lld\nfailures %u\n"
-		      "locked_until %lld\n",
+		      "locked_until %lld\nlockouts %u\n",
 		      st->confirmed ? 1 : 0, (long long)st->created, (unsigned long long)st->last_step,
-		      (long long)st->last_login, st->failures, (long long)st->locked_until);
+		      (long long)st->last_login, st->failures, (long long)st->locked_until, st->lockouts);
 	for (int i = 0; i < st->nbackup; i++) {
 		mw_buf_puts(out, "backup ");
 		tp_hash_format(&st->backup[i], out);
+		mw_buf_putc(out, '\n');
+	}
+	for (int i = 0; i < st->nused; i++) {
+		mw_buf_puts(out, "backup_used ");
+		tp_hash_format(&st->used[i], out);
 		mw_buf_putc(out, '\n');
 	}
 	for (int i = 0; i < st->napp; i++) {
@@ -310,6 +468,23 @@ int tp_state_format(const struct tp_state *st, struct mw_buf *out)
 		mw_buf_printf(out, "app %s %lld %lld ", a->name, (long long)a->created, (long long)a->last_used);
 		tp_hash_format(&a->hash, out);
 		mw_buf_putc(out, '\n');
+	}
+	for (int i = 0; i < st->nrhost; i++) {
+		const struct tp_rhost *h = &st->rhost[i];
+		mw_buf_printf(out, "rhost %s %u %lld %lld\n", h->addr, h->failures, (long long)h->blocked_until,
+			      (long long)h->last_seen);
+	}
+	const struct tp_pending *p = &st->pending;
+	if (p->secret_len > 0) {
+		mw_buf_puts(out, "pending_secret ");
+		tp_base32_encode(p->secret, p->secret_len, out);
+		mw_buf_printf(out, "\npending_algorithm %s\npending_digits %d\npending_step %u\npending_created %lld\n",
+			      tp_alg_name(p->alg), p->digits, p->step, (long long)p->created);
+		for (int i = 0; i < p->nbackup; i++) {
+			mw_buf_puts(out, "pending_backup ");
+			tp_hash_format(&p->backup[i], out);
+			mw_buf_putc(out, '\n');
+		}
 	}
 	return mw_buf_failed(out) ? -1 : 0;
 }
@@ -394,7 +569,7 @@ int tp_state_import_ga(const char *text, size_t n, int64_t now, struct tp_state 
 			goto fail;
 		}
 		if (lineno == 1) {
-			if (set_secret(st, line, len) < 0) {
+			if (set_secret(st->secret, &st->secret_len, line, len) < 0) {
 				mw_buf_setf(err, "line 1: secret is not base32 of %d to %d bytes", TP_SECRET_MIN,
 					    TP_SECRET_MAX);
 				goto fail;

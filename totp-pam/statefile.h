@@ -19,9 +19,27 @@
  *   last_login 1700000000           unix time of the last success
  *   failures 0                      consecutive failures
  *   locked_until 0                  unix time the lockout ends
+ *   lockouts 0                      lockouts in a row since the last success
+ *                                   (each one twice as long as the last)
  *   created 1700000000              enrollment time
  *   backup pbkdf2-sha256:...        one line per unused backup code
+ *   backup_used pbkdf2-sha256:...   a used one (up to 32, the latest), so
+ *                                   that its reuse is told from a wrong code
  *   app NAME CREATED LAST_USED HASH one line per app password
+ *   rhost ADDR FAILURES BLOCKED_UNTIL LAST_SEEN
+ *                                   failures from one client address since
+ *                                   its last success (up to 16 addresses)
+ *
+ * A re-enrollment of a confirmed user waits for its confirmation in
+ * pending_* lines; until then the secret and backup codes above stay in
+ * force, and confirming moves the pending ones in their place:
+ *
+ *   pending_secret JBSWY3DP...      base32, 10..64 bytes
+ *   pending_algorithm sha1          (the defaults as above)
+ *   pending_digits 6
+ *   pending_step 30
+ *   pending_created 1700000000
+ *   pending_backup pbkdf2-sha256:... one line per new backup code
  *
  * Pure: no I/O. A struct tp_state is self-contained (fixed arrays, no
  * pointers): copy it, memset it, and tp_state_wipe() it when done, since
@@ -42,12 +60,34 @@
 #define TP_MAX_BACKUP 32
 #define TP_MAX_APPS 32
 #define TP_APP_NAME_MAX 64
+#define TP_MAX_RHOSTS 16
+#define TP_RHOST_MAX 64
+
+struct tp_rhost {
+	char addr[TP_RHOST_MAX + 1];      /* tp_rhost_ok() */
+	unsigned failures;
+	int64_t blocked_until;
+	int64_t last_seen;
+};
 
 struct tp_app {
 	char name[TP_APP_NAME_MAX + 1];   /* [A-Za-z0-9._-]+ */
 	int64_t created;
 	int64_t last_used;                /* 0: never */
 	struct tp_hash hash;
+};
+
+/* A new secret and backup codes waiting for confirmation (secret_len 0:
+   none). */
+struct tp_pending {
+	unsigned char secret[TP_SECRET_MAX];
+	size_t secret_len;
+	enum tp_alg alg;
+	int digits;
+	unsigned step;
+	int64_t created;
+	struct tp_hash backup[TP_MAX_BACKUP];
+	int nbackup;
 };
 
 struct tp_state {
@@ -62,11 +102,17 @@ struct tp_state {
 	int64_t last_login;
 	unsigned failures;
 	int64_t locked_until;
+	unsigned lockouts;
 	int64_t created;
 	struct tp_hash backup[TP_MAX_BACKUP];
 	int nbackup;
+	struct tp_hash used[TP_MAX_BACKUP];  /* used backup codes, oldest first */
+	int nused;
 	struct tp_app app[TP_MAX_APPS];
 	int napp;
+	struct tp_rhost rhost[TP_MAX_RHOSTS];
+	int nrhost;
+	struct tp_pending pending;
 };
 
 /* Defaults: sha1, 6 digits, 30 s, window -1, nothing else. */
@@ -79,12 +125,25 @@ int tp_state_parse(const char *text, size_t n, struct tp_state *st, struct mw_bu
 /* Appends the text form (which tp_state_parse reads back identically). */
 int tp_state_format(const struct tp_state *st, struct mw_buf *out);
 
+/* Whether addr can be kept as a client address: 1..64 of [A-Za-z0-9.:_%-]
+   (an IPv4 or IPv6 address, or a host name). */
+int tp_rhost_ok(const char *addr, size_t n);
+/* Index of addr's entry, or -1. */
+int tp_state_find_rhost(const struct tp_state *st, const char *addr);
 /* Whether name is a valid app-password name. */
 int tp_app_name_ok(const char *name, size_t n);
 /* Index of the app password called name, or -1. */
 int tp_state_find_app(const struct tp_state *st, const char *name);
 void tp_state_remove_backup(struct tp_state *st, int i);
+/* Moves backup code i to the used ones (dropping the oldest used one when
+   full). */
+void tp_state_use_backup(struct tp_state *st, int i);
 void tp_state_remove_app(struct tp_state *st, int i);
+/* The state as it will be once the pending enrollment is confirmed: its
+   secret, algorithm, digits, step, creation and backup codes, with st's
+   replay step, app passwords and window; confirmed 1, no failures, nothing
+   pending. st must have a pending enrollment. */
+void tp_state_promote_pending(const struct tp_state *st, struct tp_state *out);
 
 /*
  * Import of a google-authenticator-libpam file (~/.google_authenticator):

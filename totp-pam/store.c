@@ -75,10 +75,20 @@ int tp_store_lock(struct tp_store *s, unsigned timeout_ms, struct mw_buf *err)
 		return 0;
 	if (aux_name(s, "lock", name, sizeof(name)) < 0)
 		return -1;
-	int fd = openat(s->dir_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* flock needs no write access: a lock file that exists can be locked
+	   on a read-only or full disk too */
+	int fd = openat(s->dir_fd, name, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int e = errno;
+	if (fd < 0 && (e == EROFS || e == ENOSPC || e == EDQUOT)) {
+		fd = openat(s->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno != ENOENT)
+			e = errno;
+	}
 	if (fd < 0) {
-		set_errno_msg(err, "lock file", name, errno);
-		return -1;
+		set_errno_msg(err, "lock file", name, e);
+		/* no lock file and no way to make one: nobody can write this
+		   directory, so nobody can change the state under us either */
+		return e == EROFS || e == ENOSPC || e == EDQUOT ? 1 : -1;
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_uid != 0) {
 		mw_buf_setf(err, "lock file %s refused: not a regular file of root's", name);

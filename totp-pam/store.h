@@ -38,7 +38,11 @@ int tp_user_name_ok(const char *user);
 
 /* Opens and checks the directory; 0 or -1. */
 int tp_store_open(struct tp_store *s, const char *dir, const char *user, struct mw_buf *err);
-/* flock(LOCK_EX) on the user's lock file, trying for up to timeout_ms. */
+/* flock(LOCK_EX) on the user's lock file, trying for up to timeout_ms:
+   0 locked; -1 not (held by another process past timeout_ms, or refused);
+   1 when the directory cannot be written (read-only, full) and holds no
+   lock file yet: nothing can be recorded, and no other process can change
+   the state either. */
 int tp_store_lock(struct tp_store *s, unsigned timeout_ms, struct mw_buf *err);
 /* 1 loaded, 0 no state file (not enrolled), -1 refused or unreadable. */
 int tp_store_load(struct tp_store *s, struct tp_state *st, struct mw_buf *err);

@@ -13,6 +13,8 @@ const char *tp_outcome_name(enum tp_outcome o)
 		return "backup code accepted";
 	case TP_REJECT_REPLAY:
 		return "code already used (replay)";
+	case TP_REJECT_BACKUP_USED:
+		return "backup code already used";
 	case TP_REJECT_SKEW:
 		return "code outside the time window";
 	case TP_REJECT_BAD:
@@ -89,25 +91,46 @@ static void match_code(const struct tp_state *st, const struct tp_policy *pol, i
 	r->outcome = TP_REJECT_BAD;
 }
 
-static void match_backup(const struct tp_state *st, const char *norm, size_t n, struct tp_result *r)
+/* Index of the first of h[0..n) that norm matches, -1 none, -2 error
+   (every entry is checked either way). */
+static int find_hash(const struct tp_hash *h, int n, const char *norm, size_t len, struct tp_hash_cache *cache)
 {
-	struct tp_hash_cache cache;
-	memset(&cache, 0, sizeof(cache));
 	int found = -1, err = 0;
-	for (int i = 0; i < st->nbackup; i++) {
-		int v = tp_hash_verify(norm, n, &st->backup[i], &cache);
+	for (int i = 0; i < n; i++) {
+		int v = tp_hash_verify(norm, len, &h[i], cache);
 		if (v < 0)
 			err = 1;
 		else if (v > 0 && found < 0)
 			found = i;
 	}
+	return err ? -2 : found;
+}
+
+static void match_backup(const struct tp_state *st, const char *norm, size_t n, struct tp_result *r)
+{
+	struct tp_hash_cache cache;
+	memset(&cache, 0, sizeof(cache));
+	int found = find_hash(st->backup, st->nbackup, norm, n, &cache);
+	int used = found == -1 ? find_hash(st->used, st->nused, norm, n, &cache) : -1;
 	tp_hash_cache_wipe(&cache);
 	if (found >= 0) {
 		r->outcome = TP_ACCEPT_BACKUP;
 		r->backup_index = found;
+	} else if (found == -2 || used == -2) {
+		r->outcome = TP_ERROR;
 	} else {
-		r->outcome = err ? TP_ERROR : TP_REJECT_BAD;
+		r->outcome = used >= 0 ? TP_REJECT_BACKUP_USED : TP_REJECT_BAD;
 	}
+}
+
+int tp_is_guess(const struct tp_state *st, const char *otp, size_t n)
+{
+	char norm[TP_BACKUP_LEN + 1];
+	if (tp_code_syntax_ok(otp, n, st->digits))
+		return 1;
+	int len = tp_backup_code_normalise(otp, n, norm, sizeof(norm));
+	tp_wipe(norm, sizeof(norm));
+	return len > 0;
 }
 
 void tp_match(const struct tp_state *st, const struct tp_policy *pol, int64_t now, const char *otp, size_t n,
@@ -138,12 +161,21 @@ void tp_commit_success(struct tp_state *st, const struct tp_result *r, int64_t n
 	if (r->outcome == TP_ACCEPT_CODE && r->step > st->last_step)
 		st->last_step = r->step;
 	else if (r->outcome == TP_ACCEPT_BACKUP)
-		tp_state_remove_backup(st, r->backup_index);
+		tp_state_use_backup(st, r->backup_index);
 	else
 		return;
 	st->failures = 0;
 	st->locked_until = 0;
+	st->lockouts = 0;
 	st->last_login = now;
+}
+
+int64_t tp_lockout_length(const struct tp_policy *pol, unsigned n)
+{
+	int64_t len = pol->lockout_s, max = pol->lockout_max_s > pol->lockout_s ? pol->lockout_max_s : pol->lockout_s;
+	for (unsigned i = 1; i < n && len > 0 && len < max; i++)
+		len *= 2;
+	return len < max ? len : max;
 }
 
 int tp_commit_failure(struct tp_state *st, const struct tp_policy *pol, int64_t now)
@@ -155,11 +187,67 @@ int tp_commit_failure(struct tp_state *st, const struct tp_policy *pol, int64_t 
 	if (st->failures < 1000000)
 		st->failures++;
 	if (pol->max_failures > 0 && st->failures >= pol->max_failures) {
-		st->locked_until = now + (int64_t)pol->lockout_s;
+		if (st->lockouts < 1000000)
+			st->lockouts++;
+		st->locked_until = now + tp_lockout_length(pol, st->lockouts);
 		st->failures = 0;
 		return 1;
 	}
 	return 0;
+}
+
+int64_t tp_rhost_blocked(const struct tp_state *st, const char *addr, int64_t now)
+{
+	int i = tp_state_find_rhost(st, addr);
+	return i >= 0 && st->rhost[i].blocked_until > now ? st->rhost[i].blocked_until : 0;
+}
+
+int tp_commit_rhost_failure(struct tp_state *st, const struct tp_policy *pol, const char *addr, int64_t now)
+{
+	size_t n = strlen(addr);
+	if (pol->rhost_max_failures == 0 || !tp_rhost_ok(addr, n))
+		return 0;
+	int i = tp_state_find_rhost(st, addr);
+	if (i < 0) {
+		if (st->nrhost < TP_MAX_RHOSTS) {
+			i = st->nrhost++;
+		} else {
+			/* the address seen longest ago makes room (a blocked one
+			   only if all are) */
+			i = 0;
+			for (int k = 1; k < st->nrhost; k++) {
+				int kb = st->rhost[k].blocked_until > now, ib = st->rhost[i].blocked_until > now;
+				if (kb < ib || (kb == ib && st->rhost[k].last_seen < st->rhost[i].last_seen))
+					i = k;
+			}
+		}
+		memset(&st->rhost[i], 0, sizeof(st->rhost[i]));
+		memcpy(st->rhost[i].addr, addr, n + 1);
+	}
+	struct tp_rhost *h = &st->rhost[i];
+	if (h->blocked_until > 0 && now >= h->blocked_until) {
+		h->blocked_until = 0;
+		h->failures = 0;
+	}
+	h->last_seen = now;
+	if (h->failures < 1000000)
+		h->failures++;
+	if (h->failures >= pol->rhost_max_failures) {
+		h->blocked_until = now + (int64_t)pol->rhost_lockout_s;
+		h->failures = 0;
+		return 1;
+	}
+	return 0;
+}
+
+void tp_commit_rhost_success(struct tp_state *st, const char *addr)
+{
+	int i = tp_state_find_rhost(st, addr);
+	if (i < 0)
+		return;
+	memmove(&st->rhost[i], &st->rhost[i + 1], (size_t)(st->nrhost - i - 1) * sizeof(st->rhost[0]));
+	st->nrhost--;
+	memset(&st->rhost[st->nrhost], 0, sizeof(st->rhost[0]));
 }
 
 int tp_match_app(const struct tp_state *st, const char *typed, size_t n, int *index_r)

@@ -50,8 +50,16 @@ def one_code(t, env):
     t.eq(len(good), 1, "10 parallel logins with the same code: exactly one gets in")
     t.eq(len(replays), 9, "the other nine are refused as replays")
     res = parallel(env, "conc1", "yann", ["000000"] * 15, T0 + 1)
-    t.eq(env.read_state("yann")["failures"], ["24"],
-         "9 replays and 15 parallel wrong codes: 24 failures counted, none lost")
+    t.eq(env.read_state("yann")["failures"], ["15"],
+         "9 replays and 15 parallel wrong codes: 15 failures counted (replays are no guesses), none lost")
+    env.user("yves")
+    env.service("conc3", "auth required {module} dir={state} lock_timeout=30s max_failures=3 lockout=300")
+    c = code(SECRET, T0 + 60)
+    res = parallel(env, "conc3", "yves", [c] * 10, T0 + 60)
+    t.eq(sum(1 for rc, _ in res if rc == 0), 1, "max_failures=3, 10 parallel logins with one code: one gets in")
+    t.eq(sum(1 for rc, out in res if rc != 0 and "replay" in out), 9, "the other nine see a replay refusal")
+    r = env.login("conc3", "yves", [code(SECRET, T0 + 90)], at=T0 + 90)
+    t.ok(r.ok and "locked out" not in r.log, "and nobody is locked out: the next code works", r)
 
 
 def prompt_holds_no_lock(t, env):
@@ -68,6 +76,36 @@ def prompt_holds_no_lock(t, env):
     t.ok(rc != 0 and "replay" in out, "then A, answering with the code B used, is refused as a replay", out[-800:])
 
 
+def busy_lock(t, env):
+    """Another process holds the user's lock past lock_timeout: the login
+    is refused, never checked without the lock (which would accept one code
+    many times and leave guesses uncounted)."""
+    import fcntl
+    env.user("lena")
+    env.service("busy", "auth required {module} dir={state} lock_timeout=1s max_failures=3 lockout=600")
+    lock_path = os.path.join(env.state, ".lena.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        c = code(SECRET, T0)
+        res = [env.login("busy", "lena", [c], at=T0 + i) for i in range(3)]
+        t.ok(not any(r.ok for r in res), "lock held elsewhere: one code is not accepted three times",
+             "\n".join(map(repr, res)))
+        t.ok(all("refused: cannot lock the state" in r.log and "still held" in r.log for r in res),
+             "each refusal says the lock is held", res[0])
+        res = [env.login("busy", "lena", ["%06d" % i], at=T0 + 3 + i) for i in range(6)]
+        res.append(env.login("busy", "lena", [code(SECRET, T0 + 30)], at=T0 + 30))
+        t.ok(not any(r.ok for r in res) and not any("wrong code" in r.log for r in res),
+             "six guesses then the right code: none is even checked", "\n".join(map(repr, res)))
+    finally:
+        os.close(fd)
+    for i in range(3):
+        r = env.login("busy", "lena", ["%06d" % (i + 1)], at=T0 + 31 + i)
+    t.contains(r.log, "locked out for 600s after 3 failures", "lock free again: three wrong codes lock lena out")
+    r = env.login("busy", "lena", [code(SECRET, T0 + 60)], at=T0 + 60)
+    t.ok(not r.ok and "locked out for" in r.log, "and then the right code is refused", r)
+
+
 def main():
     t = Tap()
     gone = missing_tools()
@@ -78,6 +116,7 @@ def main():
     t.run(backup_codes, env)
     t.run(one_code, env)
     t.run(prompt_holds_no_lock, env)
+    t.run(busy_lock, env)
     t.done()
 
 

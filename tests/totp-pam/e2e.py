@@ -36,7 +36,8 @@ def install(env, contrib):
     # the machine's accounts are not the test's: the password module is
     # tptest's checker, the account module lets everyone in
     text = text.replace("@include common-auth", env.password_stack())
-    text = text.replace("auth    required    pam_unix.so try_first_pass", env.password_stack())
+    text = text.replace("auth    requisite   pam_unix.so try_first_pass",
+                        env.password_stack().replace("auth required", "auth requisite", 1))
     text = text.replace("@include common-account", "account required pam_permit.so")
     with open(os.path.join(env.svc, "dovecot"), "w") as f:
         f.write(text)
@@ -124,6 +125,8 @@ def forward_pass(t):
     t.ok(r.startswith("refused"), "IMAP: the same code again is refused (replay)", r)
     t.ok(imap_login(dc, "carol", "wrong-pw" + backups[3]).startswith("refused"),
          "IMAP: a right backup code with a wrong password is refused")
+    t.eq(imap_login(dc, "carol", "carol-pw" + backups[3]), "ok",
+         "IMAP: ... and did not spend the code: with the right password it works (defer, commit)")
     t.ok(imap_login(dc, "carol", "carol-pw").startswith("refused"), "IMAP: the password without a code is refused")
     t.eq(imap_login(dc, "dave", "dave-pw"), "ok", "IMAP: dave, not enrolled, logs in with his password (nullok)")
 

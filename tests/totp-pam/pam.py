@@ -21,25 +21,30 @@ def prompt_mode(t):
     c = code(SECRET, T0)
     r = env.login("prompt", "alice", [c], at=T0)
     t.ok(r.ok, "prompt: the current code is accepted", r)
-    t.contains(r.log, "user alice service prompt: code accepted", "prompt: and logged")
+    t.contains(r.log, "user alice service prompt rhost -: code accepted", "prompt: and logged")
     st = env.read_state("alice")
     t.eq(st["last_step"], [str(T0 // 30)], "prompt: the accepted step is recorded")
     t.eq(st["last_login"], [str(T0)], "prompt: last login recorded")
     r = env.login("prompt", "alice", [c], at=T0 + 5)
     t.ok(not r.ok, "replay: the same code is refused a second time", r)
+    t.eq(env.read_state("alice")["failures"], ["0"], "replay: not counted as a failure (no guess)")
     t.contains(r.log, "code already used (replay)", "replay: logged as a replay")
     r = env.login("prompt", "alice", [code(SECRET, T0 - 30)], at=T0 + 6)
     t.ok(not r.ok, "replay: an older code of the window is refused after a newer one")
-    r = env.login("prompt", "alice", [code(SECRET, T0 + 30)], at=T0 + 7)
+    r = env.login("prompt", "alice", [code(SECRET, T0 + 60)], at=T0 + 37)
     t.ok(r.ok, "window: the next step's code is accepted (clock one step ahead)", r)
-    r = env.login("prompt", "alice", ["%s %s" % (code(SECRET, T0 + 60)[:3], code(SECRET, T0 + 60)[3:])], at=T0 + 60)
+    r = env.login("prompt", "alice", ["%s %s" % (code(SECRET, T0 + 90)[:3], code(SECRET, T0 + 90)[3:])], at=T0 + 90)
     t.ok(r.ok, "prompt: a code typed as '123 456' is accepted", r)
     for secret in (SECRET, "JBSWY3DPEHPK3PXP"):
         t.ok(secret not in r.err + r.out, "no secret in the output or logs")
-    r = env.login("prompt", "alice", [""], at=T0 + 90)
+    r = env.login("prompt", "alice", [""], at=T0 + 120)
     t.ok(not r.ok, "prompt: an empty answer is refused")
-    r = env.login("prompt", "alice", ["abc"], at=T0 + 90)
+    r = env.login("prompt", "alice", ["abc"], at=T0 + 120)
     t.ok(not r.ok and "not a code" in r.log, "prompt: 'abc' is not a code", r)
+    r = env.login("prompt", "alice", [code(SECRET, T0 + 150)], at=T0 + 150, rhost="192.0.2.7")
+    t.contains(r.log, "user alice service prompt rhost 192.0.2.7: code accepted", "the client's address is logged")
+    r = env.login("prompt", "alice", ["000000"], at=T0 + 151, rhost="192.0.2.7\x01")
+    t.contains(r.log, "rhost 192.0.2.7\\x01: refused: wrong code", "a control character in rhost is escaped")
 
 
 def many_times(t):
@@ -90,7 +95,7 @@ def forward_pass(t):
     t.ok(r.ok, "forward_pass: again with the next step's code", r)
     r = env.login("fwd", "bob", ["bob-pw 1" + code(SECRET, T0 + 30)], at=T0 + 35)
     t.ok(not r.ok and "replay" in r.log, "forward_pass: a replayed code fails", r)
-    t.eq(env.read_state("bob")["failures"], ["1"], "forward_pass: the replay counted as a failure")
+    t.eq(env.read_state("bob")["failures"], ["0"], "forward_pass: the replay is not counted as a failure")
     r = env.login("fwd", "bob", ["wrong-pw" + code(SECRET, T0 + 60)], at=T0 + 60)
     t.ok(not r.ok and "code accepted (forward_pass)" in r.log,
          "forward_pass: right code, wrong password: our module passes, the password module refuses", r)
@@ -98,6 +103,45 @@ def forward_pass(t):
     t.ok(not r.ok and "no code at the end of the password" in r.log, "forward_pass: no code: refused", r)
     t.eq(env.read_state("bob")["failures"], ["0"],
          "forward_pass: the accepted code reset the count; the missing code was not counted")
+
+
+def defer_commit(t):
+    """forward_pass defer, the password module (requisite), commit: a wrong
+    password never spends a valid code, nor counts as a failure."""
+    env.service("dc", "auth requisite {module} dir={state} forward_pass defer nullok max_failures=3\n"
+                "auth requisite " + env.password_stack().split(" ", 2)[2] + "\n"
+                "auth required {module} dir={state} commit")
+    rc, out, err = env.admin("enroll", "dina", "--backup-codes", "2", "--no-qr", at=T0)
+    key, backups = enroll_out(out)
+    env.admin("confirm", "dina", code(key, T0), at=T0)
+    env.set_password("dina", "dina-pw")
+    env.set_password("dan", "dan-pw")
+    c = code(key, T0 + 30)
+    for i in range(4):
+        r = env.login("dc", "dina", ["wrong-pw%d" % i + c], at=T0 + 30 + i)
+        t.ok(not r.ok, "wrong password %d with a valid code: refused" % (i + 1), r)
+    st = env.read_state("dina")
+    t.eq((st["last_step"], st["failures"]), ([str(T0 // 30)], ["0"]),
+         "the code is not spent, and four wrong passwords are no failures of the second factor")
+    t.contains(r.log, "not recorded as used", "the log says the code was not recorded")
+    r = env.login("dc", "dina", ["dina-pw" + c], at=T0 + 40)
+    t.ok(r.ok and "recorded at commit" in r.log, "then the right password with the same code gets in", r)
+    t.eq(env.read_state("dina")["last_step"], [str((T0 + 30) // 30)], "recorded at commit")
+    r = env.login("dc", "dina", ["dina-pw" + c], at=T0 + 41)
+    t.ok(not r.ok and "replay" in r.log, "and that code once only", r)
+    r = env.login("dc", "dina", ["wrong-pw" + backups[0]], at=T0 + 42)
+    t.ok(not r.ok, "a backup code with a wrong password: refused", r)
+    r = env.login("dc", "dina", ["dina-pw" + backups[0]], at=T0 + 43)
+    t.ok(r.ok, "and not spent: with the right password it works", r)
+    r = env.login("dc", "dina", ["dina-pw" + backups[0]], at=T0 + 44)
+    t.ok(not r.ok and "backup code already used" in r.log, "once", r)
+    r = env.login("dc", "dan", ["dan-pw"], at=T0 + 45)
+    t.ok(r.ok, "a user not enrolled (nullok) passes defer and commit", r)
+    r = env.login("dc", "dan", ["dan-wrong"], at=T0 + 46)
+    t.ok(not r.ok, "and still needs the right password", r)
+    env.service("dcbad", "auth required {module} dir={state} defer commit")
+    r = env.login("dcbad", "dina", ["x"], at=T0 + 47)
+    t.ok(not r.ok and "defer and commit belong on two lines" in r.log, "defer and commit on one line: refused", r)
 
 
 def nullok(t):
@@ -133,7 +177,8 @@ def backup_codes(t):
     r = env.login("backup", "dave", [codes[0]], at=T0 + 30)
     t.ok(r.ok and "backup code accepted" in r.log, "a backup code works", r)
     r = env.login("backup", "dave", [codes[0]], at=T0 + 31)
-    t.ok(not r.ok, "...once", r)
+    t.ok(not r.ok and "refused: backup code already used" in r.log, "...once; its reuse is logged as such", r)
+    t.eq(env.read_state("dave")["failures"], ["0"], "a used backup code is not counted as a failure")
     r = env.login("backup", "dave", [codes[1].upper().replace("-", " ")], at=T0 + 32)
     t.ok(r.ok, "another, typed in capitals with a space", r)
     r = env.login("backup-fwd", "dave", ["dave-pw" + codes[2]], at=T0 + 33)
@@ -141,6 +186,51 @@ def backup_codes(t):
     t.eq(env.read_state("dave").get("backup"), None, "all three used: none left in the state")
     rc, out, err = env.admin("status", "dave", at=T0 + 34)
     t.contains(out, "backup codes left: 0", "status shows none left")
+
+
+def enroll_out(out):
+    key = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.strip().startswith("key:")][0]
+    codes = [ln.strip() for ln in out.splitlines() if ln.startswith("  ") and len(ln.strip()) == 11
+             and ln.strip()[5] == "-"]
+    return key, codes
+
+
+def reenroll(t):
+    """enroll --force of a confirmed user: the old secret and backup codes
+    stay in force until the new secret is confirmed; never a window in
+    which nullok lets a login in without a code."""
+    env.service("reen", "auth requisite {module} dir={state} nullok forward_pass\n{password}")
+    env.set_password("rita", "rita-pw")
+    rc, out, err = env.admin("enroll", "rita", "--backup-codes", "2", "--no-qr", at=T0)
+    old_key, old_codes = enroll_out(out)
+    rc2, _, err2 = env.admin("confirm", "rita", code(old_key, T0), at=T0)
+    t.ok(rc == 0 and rc2 == 0, "rita enrolled and confirmed", err + err2)
+    rc, out, err = env.admin("enroll", "rita", "--force", "--backup-codes", "2", "--no-qr", at=T0 + 30)
+    new_key, new_codes = enroll_out(out)
+    t.ok(rc == 0 and new_key != old_key and "stay in force" in out, "enroll --force: a new secret, pending", out + err)
+    r = env.login("reen", "rita", ["rita-pw"], at=T0 + 60)
+    t.ok(not r.ok, "pending re-enrollment: the password alone is refused (nullok does not apply)", r)
+    r = env.login("reen", "rita", ["rita-pw" + code(new_key, T0 + 60)], at=T0 + 60)
+    t.ok(not r.ok, "the new secret's code does not work before confirmation", r)
+    r = env.login("reen", "rita", ["rita-pw" + code(old_key, T0 + 90)], at=T0 + 90)
+    t.ok(r.ok, "the old secret's code still works", r)
+    r = env.login("reen", "rita", ["rita-pw" + old_codes[0]], at=T0 + 91)
+    t.ok(r.ok, "so does an old backup code", r)
+    rc, out, err = env.admin("status", "rita", at=T0 + 92)
+    t.ok("enrolled: yes" in out and "re-enrollment pending" in out, "status shows the pending re-enrollment", out)
+    rc, out, err = env.admin("confirm", "rita", code(old_key, T0 + 120), at=T0 + 120)
+    t.ok(rc != 0, "confirm with the old secret's code is refused", out + err)
+    rc, out, err = env.admin("confirm", "rita", code(new_key, T0 + 120), at=T0 + 120)
+    t.ok(rc == 0 and "new secret" in out, "confirm with the new secret's code", out + err)
+    r = env.login("reen", "rita", ["rita-pw" + code(new_key, T0 + 150)], at=T0 + 150)
+    t.ok(r.ok, "then the new secret works", r)
+    r = env.login("reen", "rita", ["rita-pw" + code(old_key, T0 + 180)], at=T0 + 180)
+    t.ok(not r.ok, "and the old one no longer", r)
+    r = env.login("reen", "rita", ["rita-pw" + old_codes[1]], at=T0 + 181)
+    t.ok(not r.ok, "nor the old backup codes", r)
+    r = env.login("reen", "rita", ["rita-pw" + new_codes[0]], at=T0 + 182)
+    t.ok(r.ok, "the new backup codes work", r)
+    t.ok("pending_secret" not in open(env.state_path("rita")).read(), "nothing pending in the state any more")
 
 
 def lockout(t):
@@ -171,6 +261,70 @@ def lockout(t):
     t.ok(r.ok, "max_failures=0: never locked out", r)
 
 
+def backoff(t):
+    """Each lockout in a row lasts twice as long as the last, up to
+    lockout_max; a success starts again from the first (libfaketime)."""
+    env.service("backoff", "auth required {module} dir={state} max_failures=2 lockout=60 lockout_max=200")
+    env.user("olga")
+    t0 = T0 + 1000
+    for n, length in enumerate((60, 120, 200, 200), 1):
+        for i in range(2):
+            r = env.login("backoff", "olga", ["%06d" % (n * 10 + i)], at=t0 + i)
+        t.contains(r.log, "locked out for %ds after 2 failures (lockout %d in a row)" % (length, n),
+                   "lockout %d in a row: %d s" % (n, length))
+        end = t0 + 1 + length  # locked at the second failure, t0 + 1
+        r = env.login("backoff", "olga", [code(SECRET, end - 1)], at=end - 1)
+        t.ok(not r.ok and "locked out for 1s more" in r.log, "the right code is refused 1 s before its end", r)
+        t0 = end
+    r = env.login("backoff", "olga", [code(SECRET, t0)], at=t0)
+    t.ok(r.ok, "after the fourth lockout the right code works", r)
+    t.eq(env.read_state("olga")["lockouts"], ["0"], "and the success starts the back-off again")
+    for i in range(2):
+        r = env.login("backoff", "olga", ["%06d" % (90 + i)], at=t0 + 30 + i)
+    t.contains(r.log, "locked out for 60s after 2 failures (lockout 1 in a row)", "from the first length")
+
+
+def per_address(t):
+    """Failures are counted per client address too: the address that
+    guesses is blocked long before the user is, and the owner logs in from
+    another address (the contrib forward_pass stack: defer, password,
+    commit)."""
+    env.service("addr", "auth requisite {module} dir={state} forward_pass defer max_failures=10 lockout=15m "
+                "rhost_max_failures=3 rhost_lockout=15m\n"
+                "auth requisite " + env.password_stack().split(" ", 2)[2] + "\n"
+                "auth required {module} dir={state} commit")
+    env.user("pia")
+    env.set_password("pia", "pia-pw")
+    bad = "198.51.100.9"
+    res = [env.login("addr", "pia", ["guess%d" % i + "%06d" % (123456 + i)], at=T0 + i, rhost=bad) for i in range(5)]
+    t.ok(not any(r.ok for r in res), "five wrong passwords with random digits from one address: refused")
+    t.contains(res[2].log, "address blocked for 900s after 3 failures from it", "the third blocks that address")
+    t.ok(all("refused: address blocked for" in r.log and "wrong code" not in r.log for r in res[3:]),
+         "the fourth and fifth are refused unchecked", res[3:])
+    st = env.read_state("pia")
+    t.eq((st["failures"], st["locked_until"]), (["3"], ["0"]), "the user is not locked out (3 of 10)")
+    r = env.login("addr", "pia", ["pia-pw" + code(SECRET, T0 + 30)], at=T0 + 30, rhost="192.0.2.1")
+    t.ok(r.ok, "the owner, from another address, logs in with the right code", r)
+    r = env.login("addr", "pia", ["pia-pw" + code(SECRET, T0 + 60)], at=T0 + 60, rhost=bad)
+    t.ok(not r.ok and "address blocked" in r.log, "from the blocked address even the right code is refused", r)
+    r = env.login("addr", "pia", ["pia-pw" + code(SECRET, T0 + 2 + 900)], at=T0 + 2 + 900, rhost=bad)
+    t.ok(r.ok, "after rhost_lockout the address may log in again", r)
+    t.ok("rhost" not in env.read_state("pia"), "and its success clears its count")
+    for i in range(3):
+        env.login("addr", "pia", ["guess%d" % i + "%06d" % (654321 + i)], at=T0 + 1000 + i, rhost=bad)
+    rc, out, err = env.admin("status", "pia", at=T0 + 1003)
+    t.contains(out, "address %s blocked until" % bad, "totp-admin status shows the blocked address")
+    rc, out, err = env.admin("unlock", "pia", at=T0 + 1004)
+    r = env.login("addr", "pia", ["pia-pw" + code(SECRET, T0 + 1020)], at=T0 + 1020, rhost=bad)
+    t.ok(rc == 0 and r.ok, "totp-admin unlock ends the address's block too", r)
+    env.service("addr0", "auth required {module} dir={state} max_failures=0 rhost_max_failures=0")
+    env.user("pia2")
+    for i in range(5):
+        env.login("addr0", "pia2", ["%06d" % i], at=T0 + i, rhost=bad)
+    r = env.login("addr0", "pia2", [code(SECRET, T0 + 30)], at=T0 + 30, rhost=bad)
+    t.ok(r.ok, "rhost_max_failures=0: no per-address count", r)
+
+
 def app_passwords(t):
     env.user("frank")
     rc, out, err = env.admin("app-password", "add", "frank", "phone", at=T0)
@@ -187,7 +341,8 @@ def app_passwords(t):
     r = env.login("dovecot", "frank", [pw.replace("-", "").upper()], at=T0 + 11)
     t.ok(r.ok, "app password without dashes, in capitals", r)
     r = env.login("dovecot", "frank", ["frank-pw"], at=T0 + 12)
-    t.ok(not r.ok and "needs an app password" in r.log, "the account password alone is refused there", r)
+    t.ok(not r.ok and "app password not recognised (user has 1 app password)" in r.log,
+         "the account password alone is refused there, logged with the number of app passwords", r)
     r = env.login("dovecot", "frank", ["frank-pw" + code(SECRET, T0 + 30)], at=T0 + 30)
     t.ok(not r.ok, "password+code is refused on an app_passwords service", r)
     r = env.login("dovecot", "gina", ["gina-pw"], at=T0)
@@ -327,7 +482,7 @@ def main():
         t.skip("pam_totp through libpam", "missing: " + ", ".join(gone))
         t.done()
     env = PamEnv()
-    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, lockout,
+    for f in (prompt_mode, many_times, window_and_skew, forward_pass, nullok, backup_codes, reenroll, defer_commit, lockout, backoff, per_address,
               app_passwords, file_checks, disk_errors, account):
         t.run(f)
     t.done()

@@ -87,6 +87,37 @@ def lockout_across_servers(t, redis):
     t.ok(not r.ok and "locked" in r.log, "server A refuses even the right code while locked", r)
     r = a.login("mail", "cid", [code(SECRET, T0 + 700)], at=T0 + 700)
     t.ok(r.ok, "after the lockout the right code works", r)
+    for i in range(3):
+        r = (a, b)[i % 2].login("mail", "cid", [wrong], at=T0 + 710 + i)
+    t.contains(r.log, "locked out for 600s after 3 failures (lockout 1 in a row)", "a success starts the back-off anew")
+    for i in range(3):
+        r = (a, b)[i % 2].login("mail", "cid", [wrong], at=T0 + 1400 + i)
+    t.contains(r.log, "locked out for 1200s after 3 failures (lockout 2 in a row)",
+               "the next lockout in a row, on either server, twice as long")
+    t.eq(redis.cli("HGET", "totp:{cid}", "lockouts").strip(), "2", "Redis counts the lockouts in a row")
+
+
+def per_address(t, redis):
+    """Failures from one address are counted across servers: the address is
+    blocked after rhost_max_failures (3), long before the user's lockout
+    (max_failures=10); the owner logs in from another address."""
+    a, b = setup(redis, "max_failures=10")
+    a.user("jon")
+    share(a, b, "jon")
+    bad = "198.51.100.7"
+    res = [(a, b)[i % 2].login("mail", "jon", ["%06d" % (111111 + i)], at=T0 + i, rhost=bad) for i in range(5)]
+    t.ok(not any(r.ok for r in res), "five guesses from one address on two servers: refused")
+    t.contains(res[2].log, "address blocked for 900s after 3 failures from it", "the third blocks the address")
+    t.ok(all("refused: address blocked for" in r.log and "wrong code" not in r.log for r in res[3:]),
+         "the next ones are refused unchecked, on either server", res[3:])
+    t.eq(redis.cli("HGET", "totp:{jon}", "failures").strip(), "3", "the user has 3 of 10 failures, not locked")
+    r = b.login("mail", "jon", [code(SECRET, T0 + 30)], at=T0 + 30, rhost="192.0.2.1")
+    t.ok(r.ok, "the owner, from another address, logs in with the right code", r)
+    r = a.login("mail", "jon", [code(SECRET, T0 + 60)], at=T0 + 60, rhost=bad)
+    t.ok(not r.ok and "address blocked" in r.log, "from the blocked address even the right code is refused", r)
+    r = a.login("mail", "jon", [code(SECRET, T0 + 910)], at=T0 + 910, rhost=bad)
+    t.ok(r.ok, "after rhost_lockout the address logs in again", r)
+    t.eq(redis.cli("HGET", "totp:{jon}:rhost", bad).strip(), "", "and its success clears its count")
 
 
 def parallel_one_code(t, redis):
@@ -105,6 +136,117 @@ def parallel_one_code(t, redis):
         p.stdin.flush()
     ok = sum(1 for p in procs if p.communicate(timeout=60) is not None and p.returncode == 0)
     t.eq(ok, 1, "10 parallel logins with one code on two servers: exactly one gets in")
+
+
+def parallel_guesses(t, redis):
+    """50 wrong guesses at once, half on each server, max_failures=3: at
+    most 3 are checked at all (the budget is taken in Redis before each
+    check), the user ends locked out, and the right code is refused."""
+    # a generous redis_timeout: 50 logins at once on a loaded machine must
+    # not turn into Redis timeouts
+    a, b = setup(redis, "redis_timeout=10s")
+    a.user("hal")
+    share(a, b, "hal")
+    right = code(SECRET, T0 + 120)
+    guesses = ["%06d" % ((int(right) + 1 + i) % 1000000) for i in range(50)]
+    started = [(a if i % 2 else b).spawn_login("mail", "hal", at=T0 + 120) for i in range(50)]
+    t.ok(all(b"code:" in seen for _, seen in started), "50 logins wait at their prompts, on two servers")
+    res = a.answer_all(started, guesses)
+    checked = sum(1 for _, out in res if "refused: wrong code" in out)
+    unchecked = sum(1 for _, out in res if "refused unchecked" in out or "refused: locked out for" in out)
+    t.ok(not any(rc == 0 for rc, _ in res), "none of the 50 wrong guesses gets in")
+    t.ok(1 <= checked <= 3, "at most max_failures=3 of them are checked (%d were)" % checked,
+         "\n".join(out[-400:] for _, out in res[:3]))
+    t.eq(checked + unchecked, 50, "the others are refused unchecked (checks in progress, or locked out)")
+    lu = int(redis.cli("HGET", "totp:{hal}", "locked_until").strip() or 0)
+    t.ok(lu > T0 + 120, "hal is locked out in Redis", lu)
+    t.eq(redis.cli("ZCARD", "totp:{hal}:checks").strip(), "0", "no check is left in progress")
+    r = a.login("mail", "hal", [right], at=T0 + 121)
+    t.ok(not r.ok and "locked out" in r.log, "then even the right code is refused", r)
+
+
+class HoldingProxy:
+    """A loopback TCP proxy in front of Redis that holds the first command
+    containing `marker` until release(): a deterministic moment between a
+    module's check and its record."""
+
+    def __init__(self, redis_port, marker):
+        import socket
+        import threading
+        self.marker, self.redis_port = marker, redis_port
+        self.held, self.go = threading.Event(), threading.Event()
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            up = socket.create_connection(("127.0.0.1", self.redis_port))
+            threading.Thread(target=self._pump, args=(c, up, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, c, False), daemon=True).start()
+
+    def _pump(self, src, dst, upward):
+        tail = b""
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                try:
+                    dst.shutdown(1)
+                except OSError:
+                    pass
+                return
+            if upward and not self.held.is_set() and self.marker in tail + data:
+                self.held.set()
+                self.go.wait(60)
+            tail = data[-64:]
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def release(self):
+        self.go.set()
+
+    def close(self):
+        self.go.set()
+        self.srv.close()
+
+
+def success_honours_lockout(t, redis):
+    """A lockout that starts between a right code's check and its record
+    (here set by hand while the proxy holds the record) is honoured: the
+    code is refused, and the lockout stays."""
+    proxy = HoldingProxy(redis.port, b"HSETNX")
+    try:
+        a = PamEnv("redis-hold")
+        a.service("mail", "auth required {module} dir={state} state=redis redis_servers=127.0.0.1:%d "
+                  "redis_timeout=30s max_failures=3 lockout=600" % proxy.port)
+        a.user("ivy")
+        login = a.spawn_login("mail", "ivy", at=T0 + 150)
+        login[0].stdin.write((code(SECRET, T0 + 150) + "\n").encode())
+        login[0].stdin.flush()
+        t.ok(proxy.held.wait(60), "the module's record of the right code is held at the proxy")
+        redis.cli("HSET", "totp:{ivy}", "locked_until", str(T0 + 900))
+        proxy.release()
+        o, e = login[0].communicate(timeout=60)
+        out = (login[1] + o + e).decode(errors="replace")
+        t.ok(login[0].returncode != 0 and "locked out meanwhile" in out,
+             "locked out meanwhile: the right code is refused", out[-1500:])
+        t.eq(redis.cli("HGET", "totp:{ivy}", "locked_until").strip(), str(T0 + 900), "and the lockout stays")
+        t.eq(redis.cli("HGET", "totp:{ivy}", "last_step").strip(), "", "the code's step is not taken")
+    finally:
+        proxy.close()
 
 
 def app_password(t, redis):
@@ -165,8 +307,8 @@ if gone:
     t.skip("totp-pam with Redis", "missing: " + ", ".join(gone))
 else:
     shared = Redis()
-    for f in (replay_across_servers, backup_across_servers, lockout_across_servers, parallel_one_code,
-              app_password):
+    for f in (replay_across_servers, backup_across_servers, lockout_across_servers, per_address, parallel_one_code,
+              parallel_guesses, success_honours_lockout, app_password):
         t.run(f, shared)
     t.run(redis_down)
     t.run(redis_stalls_mid_login)

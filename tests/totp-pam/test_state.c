@@ -65,9 +65,10 @@ static void test_round_trip(void **state)
 	snprintf(text, sizeof(text),
 		 "version 1\n# comment\n\nsecret GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\nalgorithm sha512\ndigits 8\n"
 		 "step 60\nwindow 2\nconfirmed 1\ncreated 1700000000\nlast_step 28333333\nlast_login 1700000001\n"
-		 "failures 3\nlocked_until 1700000300\nbackup %s\nbackup %s\n"
-		 "app phone 1700000000 0 %s\napp laptop.home 1700000005 1700000100 %s\n",
-		 hash1, hash1, hash1, hash1);
+		 "failures 3\nlocked_until 1700000300\nlockouts 4\nbackup %s\nbackup %s\nbackup_used %s\n"
+		 "app phone 1700000000 0 %s\napp laptop.home 1700000005 1700000100 %s\n"
+		 "rhost 192.0.2.1 2 0 1700000010\nrhost 2001:db8::1%%eth0 0 1700000900 1700000011\n",
+		 hash1, hash1, hash1, hash1, hash1);
 	struct tp_state st, st2;
 	struct mw_buf err = MW_BUF_INIT, out = MW_BUF_INIT, out2 = MW_BUF_INIT;
 	if (tp_state_parse(text, strlen(text), &st, &err) < 0)
@@ -81,7 +82,13 @@ static void test_round_trip(void **state)
 	assert_int_equal(st.last_login, 1700000001);
 	assert_int_equal(st.failures, 3);
 	assert_int_equal(st.locked_until, 1700000300);
+	assert_int_equal(st.lockouts, 4);
+	assert_int_equal(st.nrhost, 2);
+	assert_string_equal(st.rhost[1].addr, "2001:db8::1%eth0");
+	assert_int_equal(st.rhost[1].blocked_until, 1700000900);
+	assert_int_equal(st.rhost[0].failures, 2);
 	assert_int_equal(st.nbackup, 2);
+	assert_int_equal(st.nused, 1);
 	assert_int_equal(st.napp, 2);
 	assert_string_equal(st.app[1].name, "laptop.home");
 	assert_int_equal(st.app[1].last_used, 1700000100);
@@ -100,6 +107,65 @@ static void test_round_trip(void **state)
 	tp_state_remove_backup(&st2, 1);
 	tp_state_remove_backup(&st2, 5);
 	assert_int_equal(st2.nbackup, 1);
+	mw_buf_free(&err);
+	mw_buf_free(&out);
+	mw_buf_free(&out2);
+}
+
+/* A re-enrollment waiting for confirmation: kept apart, read back
+   identically, and promoted whole on confirmation. */
+static void test_pending(void **state)
+{
+	(void)state;
+	char text[2048];
+	snprintf(text, sizeof(text),
+		 "version 1\nsecret GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\nconfirmed 1\nlast_step 28333333\nbackup %s\n"
+		 "app phone 1700000000 0 %s\npending_secret JBSWY3DPEHPK3PXP\npending_algorithm sha256\n"
+		 "pending_digits 8\npending_step 60\npending_created 1700000500\npending_backup %s\n"
+		 "pending_backup %s\n",
+		 hash1, hash1, hash1, hash1);
+	struct tp_state st, st2, next;
+	struct mw_buf err = MW_BUF_INIT, out = MW_BUF_INIT, out2 = MW_BUF_INIT;
+	if (tp_state_parse(text, strlen(text), &st, &err) < 0)
+		fail_msg("%s", mw_buf_str(&err));
+	assert_int_equal(st.secret_len, 20);
+	assert_int_equal(st.alg, TP_SHA1);
+	assert_int_equal(st.nbackup, 1);
+	assert_int_equal(st.pending.secret_len, 10);
+	assert_int_equal(st.pending.alg, TP_SHA256);
+	assert_int_equal(st.pending.digits, 8);
+	assert_int_equal(st.pending.step, 60);
+	assert_int_equal(st.pending.created, 1700000500);
+	assert_int_equal(st.pending.nbackup, 2);
+	assert_int_equal(tp_state_format(&st, &out), 0);
+	if (tp_state_parse(mw_buf_str(&out), out.len, &st2, &err) < 0)
+		fail_msg("%s in:\n%s", mw_buf_str(&err), mw_buf_str(&out));
+	assert_int_equal(tp_state_format(&st2, &out2), 0);
+	assert_string_equal(mw_buf_str(&out), mw_buf_str(&out2));
+	tp_state_promote_pending(&st, &next);
+	assert_memory_equal(next.secret, "Hello!\xde\xad\xbe\xef", 10);
+	assert_int_equal(next.secret_len, 10);
+	assert_int_equal(next.alg, TP_SHA256);
+	assert_int_equal(next.digits, 8);
+	assert_int_equal(next.step, 60);
+	assert_int_equal(next.created, 1700000500);
+	assert_int_equal(next.nbackup, 2);
+	assert_int_equal(next.napp, 1);
+	assert_int_equal(next.last_step, 28333333);
+	assert_int_equal(next.confirmed, 1);
+	assert_int_equal(next.pending.secret_len, 0);
+	mw_buf_reset(&out);
+	assert_int_equal(tp_state_format(&next, &out), 0);
+	assert_null(strstr(mw_buf_str(&out), "pending"));
+	/* pending details without the pending secret: refused */
+	static const char *const bad[] = { "pending_digits 8\n", "pending_step 60\n", "pending_algorithm sha1\n",
+					   "pending_created 1\n" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "version 1\nsecret GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\n%s", bad[i]);
+		mw_buf_reset(&err);
+		assert_int_equal(tp_state_parse(text, strlen(text), &st2, &err), -1);
+		assert_non_null(strstr(mw_buf_str(&err), "without pending_secret"));
+	}
 	mw_buf_free(&err);
 	mw_buf_free(&out);
 	mw_buf_free(&out2);
@@ -132,6 +198,12 @@ static void test_refusals(void **state)
 		{ "version 1\nwindow 11\n", "line 2: bad value for window" },
 		{ "version 1\nalgorithm md5\n", "line 2: bad value for algorithm" },
 		{ "version 1\nconfirmed 2\n", "line 2: bad value for confirmed" },
+		{ "version 1\npending_secret x\n", "line 2: pending_secret is not base32" },
+		{ "version 1\nrhost a/b 0 0 0\n", "line 2: rhost wants" },
+		{ "version 1\nrhost 192.0.2.1 0 0\n", "line 2: rhost wants" },
+		{ "version 1\nrhost 192.0.2.1 0 0 0\nrhost 192.0.2.1 1 0 0\n", "line 3: rhost listed twice" },
+		{ "version 1\npending_digits 9\n", "line 2: bad value for pending_digits" },
+		{ "version 1\npending_backup plain:1\n", "line 2: bad value for pending_backup" },
 		{ "version 1\nlast_step -1\n", "line 2: bad value for last_step" },
 		{ "version 1\nlast_step 99999999999999999999999\n", "line 2: bad value for last_step" },
 		{ "version 1\nfailures 1x\n", "line 2: bad value for failures" },
@@ -382,7 +454,7 @@ static void test_import_ga(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_minimal),  cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_minimal),  cmocka_unit_test(test_round_trip), cmocka_unit_test(test_pending),
 		cmocka_unit_test(test_refusals), cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_errors_hide_secret), cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_codes),    cmocka_unit_test(test_import_ga),

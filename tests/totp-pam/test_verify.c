@@ -158,7 +158,9 @@ static void test_backup_once(void **state)
 	assert_int_equal(r.backup_index, 1);
 	tp_commit_success(&st, &r, NOW);
 	assert_int_equal(st.nbackup, 2);
-	assert_int_equal(try(&st, NOW, "23456789ab", &r), TP_REJECT_BAD);
+	assert_int_equal(st.nused, 1);
+	/* told apart from a wrong code: a reuse is no guess */
+	assert_int_equal(try(&st, NOW, "23456789ab", &r), TP_REJECT_BACKUP_USED);
 	assert_int_equal(try(&st, NOW, "abcdefghjk", &r), TP_ACCEPT_BACKUP);
 	assert_int_equal(r.backup_index, 0);
 	tp_commit_success(&st, &r, NOW);
@@ -167,7 +169,8 @@ static void test_backup_once(void **state)
 	assert_int_equal(try(&st, NOW, "12345678", &r), TP_ACCEPT_BACKUP);
 	tp_commit_success(&st, &r, NOW);
 	assert_int_equal(st.nbackup, 0);
-	assert_int_equal(try(&st, NOW, "12345678", &r), TP_REJECT_BAD);
+	assert_int_equal(try(&st, NOW, "12345678", &r), TP_REJECT_BACKUP_USED);
+	assert_int_equal(st.nused, 3);
 	assert_int_equal(try(&st, NOW, "abcde-fghjj", &r), TP_REJECT_BAD);
 	assert_int_equal(try(&st, NOW, "not a code", &r), TP_REJECT_MALFORMED);
 	assert_int_equal(try(&st, NOW, "", &r), TP_REJECT_MALFORMED);
@@ -200,12 +203,78 @@ static void test_lockout(void **state)
 	assert_int_equal(tp_commit_failure(&st, &pol, NOW + 400), 0);
 	assert_int_equal(st.failures, 1);
 	assert_int_equal(st.locked_until, 0);
+	/* progressive: each lockout in a row twice as long, up to the cap; a
+	   success starts again from the first */
+	struct tp_policy pb = pol;
+	pb.lockout_max_s = 1000;
+	struct tp_state s2;
+	new_state(&s2);
+	static const int64_t lengths[] = { 300, 600, 1000, 1000 };
+	int64_t t = NOW;
+	for (size_t k = 0; k < sizeof(lengths) / sizeof(lengths[0]); k++) {
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(tp_commit_failure(&s2, &pb, t), 0);
+		assert_int_equal(tp_commit_failure(&s2, &pb, t), 1);
+		assert_int_equal(s2.locked_until - t, lengths[k]);
+		assert_int_equal(s2.lockouts, k + 1);
+		t = s2.locked_until;
+	}
+	code_at(&s2, t + 30, code);
+	assert_int_equal(try(&s2, t + 30, code, &r), TP_ACCEPT_CODE);
+	tp_commit_success(&s2, &r, t + 30);
+	assert_int_equal(s2.lockouts, 0);
+	for (int i = 0; i < 3; i++)
+		tp_commit_failure(&s2, &pb, t + 31);
+	assert_int_equal(s2.locked_until - (t + 31), 300);
+	assert_int_equal(tp_lockout_length(&pb, 1000000), 1000);
+	pb.lockout_max_s = 0; /* no back-off */
+	assert_int_equal(tp_lockout_length(&pb, 7), 300);
+	pb.lockout_s = 0; /* no lockout, and no endless doubling of nothing */
+	pb.lockout_max_s = 1000;
+	assert_int_equal(tp_lockout_length(&pb, 1000000), 0);
 	/* max_failures = 0: never locked */
 	struct tp_policy p0 = pol;
 	p0.max_failures = 0;
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(tp_commit_failure(&st, &p0, NOW), 0);
 	assert_false(tp_locked(&st, NOW));
+}
+
+static void test_rhost(void **state)
+{
+	(void)state;
+	struct tp_policy p = pol;
+	p.rhost_max_failures = 2;
+	p.rhost_lockout_s = 100;
+	struct tp_state st;
+	new_state(&st);
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "192.0.2.1", NOW), 0);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW), 0);
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "192.0.2.1", NOW + 1), 1);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW + 1), NOW + 101);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.2", NOW + 1), 0);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW + 101), 0);
+	/* not an address: not kept */
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "a b", NOW), 0);
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "", NOW), 0);
+	assert_int_equal(st.nrhost, 1);
+	/* full: the address seen longest ago that is not blocked makes room */
+	char addr[32];
+	for (int i = 0; i < TP_MAX_RHOSTS + 5; i++) {
+		snprintf(addr, sizeof(addr), "2001:db8::%d", i);
+		tp_commit_rhost_failure(&st, &p, addr, NOW + 2 + i);
+	}
+	assert_int_equal(st.nrhost, TP_MAX_RHOSTS);
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW + 50), NOW + 101);
+	assert_int_equal(tp_state_find_rhost(&st, "2001:db8::0"), -1);
+	assert_true(tp_state_find_rhost(&st, "2001:db8::20") >= 0);
+	tp_commit_rhost_success(&st, "192.0.2.1");
+	assert_int_equal(tp_rhost_blocked(&st, "192.0.2.1", NOW + 50), 0);
+	assert_int_equal(st.nrhost, TP_MAX_RHOSTS - 1);
+	/* rhost_max_failures = 0: off */
+	p.rhost_max_failures = 0;
+	assert_int_equal(tp_commit_rhost_failure(&st, &p, "192.0.2.9", NOW), 0);
+	assert_int_equal(tp_state_find_rhost(&st, "192.0.2.9"), -1);
 }
 
 static void test_app_passwords(void **state)
@@ -280,7 +349,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_window),      cmocka_unit_test(test_algorithms),
 		cmocka_unit_test(test_replay),      cmocka_unit_test(test_backup_once),
-		cmocka_unit_test(test_lockout),     cmocka_unit_test(test_app_passwords),
+		cmocka_unit_test(test_lockout),     cmocka_unit_test(test_rhost),     cmocka_unit_test(test_app_passwords),
 		cmocka_unit_test(test_split_forward),
 	};
 	return cmocka_run_group_tests_name("verify", tests, NULL, NULL);

@@ -188,12 +188,13 @@ class PamEnv:
             e.update(extra)
         return e
 
-    def pamtester_argv(self, service, user, ops=("authenticate",)):
-        return ["pamtester", "-v", service, user] + list(ops)
+    def pamtester_argv(self, service, user, ops=("authenticate",), rhost=None):
+        return ["pamtester", "-v"] + (["-I", "rhost=" + rhost] if rhost else []) + [service, user] + list(ops)
 
-    def login(self, service, user, answers=(), at=None, ops=("authenticate",), env=None, wrap=None):
-        """Runs pamtester; answers are the lines typed at its prompts."""
-        argv = self.pamtester_argv(service, user, ops)
+    def login(self, service, user, answers=(), at=None, ops=("authenticate",), env=None, wrap=None, rhost=None):
+        """Runs pamtester; answers are the lines typed at its prompts;
+        rhost sets PAM_RHOST."""
+        argv = self.pamtester_argv(service, user, ops, rhost)
         if wrap:
             argv = wrap + argv
         p = subprocess.run(argv, input="".join(a + "\n" for a in answers), capture_output=True, text=True,
