@@ -1,0 +1,137 @@
+/*
+ * tlspolicyd: per-destination TLS policy for Postfix's outbound SMTP
+ * (smtp_tls_policy_maps = socketmap:unix:PATH:tlspolicy).
+ *
+ *   tlspolicyd [-f] [-c FILE]          run
+ *   tlspolicyd -n | -C [-c FILE]       print / check the configuration
+ *   tlspolicyd [-c FILE] -t DOMAIN     decide once and print why
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemon.h"
+#include "log.h"
+#include "sock.h"
+#include "tlspol_conf.h"
+#include "tlspol_fetch.h"
+#include "tlspol_lookup.h"
+#include "tlspol_server.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/mailward/tlspolicyd.conf"
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: tlspolicyd [-f] [-c FILE]\n"
+			"       tlspolicyd -n | -C [-c FILE]\n"
+			"       tlspolicyd [-c FILE] -t DOMAIN\n");
+	exit(MW_EXIT_CONFIG);
+}
+
+static void env_init(struct tlspol_env *env, const struct tlspol_conf *conf)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	if (tlspol_fetch_global_init(&err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	env->dns = mw_dns_new(&conf->s.dns, &err);
+	if (env->dns == NULL)
+		mw_msg_fatal("DNS resolver: %s", mw_buf_str(&err));
+	env->cache = tlspol_cache_new(conf->s.cache_max_entries);
+	if (env->cache == NULL)
+		mw_msg_fatal("out of memory");
+	mw_buf_free(&err);
+}
+
+static void cache_load(struct tlspol_env *env, const struct tlspol_conf *conf)
+{
+	if (conf->s.cache_file[0] == '\0')
+		return;
+	struct mw_buf err = MW_BUF_INIT;
+	size_t bad = 0;
+	if (tlspol_cache_load(env->cache, conf->s.cache_file, &bad, &err) < 0)
+		mw_msg_warn("MTA-STS cache not read, starting empty: %s", mw_buf_str(&err));
+	else if (bad > 0)
+		mw_msg_warn("%s: %zu lines not understood, ignored", conf->s.cache_file, bad);
+	mw_buf_free(&err);
+}
+
+/* -t: one decision on stdout, with the lookups' warnings on stderr. */
+static int test_mode(struct tlspol_conf *conf, const char *domain)
+{
+	struct tlspol_env env;
+	struct mw_buf dest = MW_BUF_INIT, reply = MW_BUF_INIT;
+	if (tlspol_dest_normalize(domain, strlen(domain), &dest) < 0) {
+		fprintf(stderr, "tlspolicyd: \"%s\" is not a domain or [host]:port\n", domain);
+		return MW_EXIT_CONFIG;
+	}
+	env_init(&env, conf);
+	cache_load(&env, conf);
+	struct tlspol_verdict v;
+	tlspol_verdict_init(&v);
+	tlspol_lookup(&env, conf, mw_buf_str(&dest), &v);
+	tlspol_verdict_reply(&v, &reply);
+	printf("policy: %s\nreason: %s\n", mw_buf_str(&reply), mw_buf_str(&v.reason));
+	tlspol_verdict_free(&v);
+	tlspol_cache_free(env.cache);
+	mw_dns_free(env.dns);
+	mw_buf_free(&dest);
+	mw_buf_free(&reply);
+	tlspol_conf_free(conf);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = DEFAULT_CONFIG, *test_domain = NULL;
+	unsigned flags = 0;
+	int foreground = 0, opt;
+	struct mw_buf err = MW_BUF_INIT;
+
+	mw_log_init("tlspolicyd", MW_LOG_TO_STDERR, 0);
+	while ((opt = getopt(argc, argv, "c:fnCt:")) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'f': foreground = 1; break;
+		case 'n': flags |= MW_CLI_PRINT; break;
+		case 'C': flags |= MW_CLI_CHECK; break;
+		case 't': test_domain = optarg; break;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	struct tlspol_conf *conf = tlspol_conf_load_cli(path, flags);
+	mw_log_apply_conf(&conf->s.log);
+	if (test_domain != NULL)
+		return test_mode(conf, test_domain);
+
+	if (tlspol_server_bind(conf, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	if (conf->s.daemon.pid_file[0] != '\0' && mw_pidfile_open(conf->s.daemon.pid_file, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	if (!foreground) {
+		if (mw_daemon_detach(&err) < 0 || mw_pidfile_update(&err) < 0)
+			mw_msg_fatal("%s", mw_buf_str(&err));
+		mw_log_set_destinations(MW_LOG_TO_SYSLOG);
+	}
+	if (mw_drop_privileges(conf->s.daemon.user, conf->s.daemon.group, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+
+	struct tlspol_env env;
+	env_init(&env, conf);
+	cache_load(&env, conf);
+	struct mw_sockspec spec;
+	int unix_socket = mw_sock_parse(conf->s.socket, &spec, &err) == 0 && spec.kind == MW_SOCK_UNIX;
+	int rc = tlspol_server_run(conf, path, &env);
+	mw_pidfile_remove();
+	if (unix_socket)
+		(void)unlink(spec.path);
+	tlspol_cache_free(env.cache);
+	mw_dns_free(env.dns);
+	mw_buf_free(&err);
+	return rc;
+}
