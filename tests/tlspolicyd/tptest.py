@@ -28,8 +28,8 @@ class Client:
     def __init__(self, spec, timeout=60):
         if spec.startswith("unix:"):
             self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.s.connect(spec[5:])  # blocking: waits while the backlog is full
             self.s.settimeout(timeout)
-            self.s.connect(spec[5:])
         else:
             port, host = spec[5:].split("@")
             self.s = socket.create_connection((host, int(port)), timeout=timeout)
