@@ -11,12 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "daemon.h"
 #include "log.h"
-#include "sock.h"
+#include "startup.h"
 #include "tlspol_conf.h"
 #include "tlspol_fetch.h"
 #include "tlspol_lookup.h"
@@ -24,12 +23,17 @@
 
 #define DEFAULT_CONFIG SYSCONFDIR "/mailward/tlspolicyd.conf"
 
-static void usage(void)
+#define USAGE                                    \
+	"usage: tlspolicyd [-f] [-c FILE]\n"         \
+	"       tlspolicyd -n | -C [-c FILE]\n"      \
+	"       tlspolicyd [-c FILE] -t DOMAIN\n"
+
+static int own_option(int opt, const char *arg, void *ctx)
 {
-	fprintf(stderr, "usage: tlspolicyd [-f] [-c FILE]\n"
-			"       tlspolicyd -n | -C [-c FILE]\n"
-			"       tlspolicyd [-c FILE] -t DOMAIN\n");
-	exit(MW_EXIT_CONFIG);
+	if (opt != 't')
+		return -1;
+	*(const char **)ctx = arg;
+	return 0;
 }
 
 static void env_init(struct tlspol_env *env, const struct tlspol_conf *conf)
@@ -86,52 +90,32 @@ static int test_mode(struct tlspol_conf *conf, const char *domain)
 
 int main(int argc, char **argv)
 {
-	const char *path = DEFAULT_CONFIG, *test_domain = NULL;
-	unsigned flags = 0;
-	int foreground = 0, opt;
+	struct mw_startup_args a;
+	const char *test_domain = NULL;
 	struct mw_buf err = MW_BUF_INIT;
 
 	mw_log_init("tlspolicyd", MW_LOG_TO_STDERR, 0);
-	while ((opt = getopt(argc, argv, "c:fnCt:")) != -1) {
-		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'f': foreground = 1; break;
-		case 'n': flags |= MW_CLI_PRINT; break;
-		case 'C': flags |= MW_CLI_CHECK; break;
-		case 't': test_domain = optarg; break;
-		default: usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-	struct tlspol_conf *conf = tlspol_conf_load_cli(path, flags);
+	mw_startup_parse_args(argc, argv, DEFAULT_CONFIG, "t:", NULL, own_option, &test_domain, USAGE, &a);
+	struct tlspol_conf *conf = tlspol_conf_load_cli(a.config_path, a.cli_flags);
 	mw_log_apply_conf(&conf->s.log);
 	if (test_domain != NULL)
 		return test_mode(conf, test_domain);
 
 	if (tlspol_server_bind(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
-	if (conf->s.daemon.pid_file[0] != '\0' && mw_pidfile_open(conf->s.daemon.pid_file, &err) < 0)
-		mw_msg_fatal("%s", mw_buf_str(&err));
-	if (!foreground) {
-		if (mw_daemon_detach(&err) < 0 || mw_pidfile_update(&err) < 0)
-			mw_msg_fatal("%s", mw_buf_str(&err));
-		mw_log_set_destinations(MW_LOG_TO_SYSLOG);
-	}
-	if (mw_drop_privileges(conf->s.daemon.user, conf->s.daemon.group, &err) < 0)
-		mw_msg_fatal("%s", mw_buf_str(&err));
-
+	mw_startup_begin(&conf->s.daemon, a.foreground);
 	struct tlspol_env env;
 	env_init(&env, conf);
 	cache_load(&env, conf);
-	struct mw_sockspec spec;
-	int unix_socket = mw_sock_parse(conf->s.socket, &spec, &err) == 0 && spec.kind == MW_SOCK_UNIX;
-	int rc = tlspol_server_run(conf, path, &env);
+	/* the server may swap conf on SIGHUP; the socket stays the one bound */
+	struct mw_buf sock = MW_BUF_INIT;
+	mw_buf_puts(&sock, conf->s.socket);
+	int rc = tlspol_server_run(conf, a.config_path, &env);
 	mw_pidfile_remove();
-	if (unix_socket)
-		(void)unlink(spec.path);
+	mw_startup_unlink_socket(mw_buf_str(&sock));
 	tlspol_cache_free(env.cache);
 	mw_dns_free(env.dns);
+	mw_buf_free(&sock);
 	mw_buf_free(&err);
 	return rc;
 }
