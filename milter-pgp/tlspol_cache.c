@@ -126,9 +126,13 @@ int tlspol_cache_put(struct tlspol_cache *c, const struct tlspol_cache_entry *e)
 	if (c->n < c->max) {
 		struct node *n = malloc(sizeof(*n));
 		if (n != NULL) {
+			/* at the tail: the file lists entries in a stable order */
+			struct node **tail = &c->b[h];
+			while (*tail != NULL)
+				tail = &(*tail)->next;
 			n->e = copy;
-			n->next = c->b[h];
-			c->b[h] = n;
+			n->next = NULL;
+			*tail = n;
 			c->n++;
 			rc = 0;
 		}
@@ -215,7 +219,10 @@ int tlspol_cache_parse(struct tlspol_cache *c, const char *text, size_t len, siz
 		pos += ll + (nl != NULL);
 		if (ll == 0 || l[0] == '#')
 			continue;
-		if (ll >= sizeof(line) || memchr(l, '\0', ll) != NULL) {
+		int ctl = 0;
+		for (size_t k = 0; k < ll && !ctl; k++)
+			ctl = (unsigned char)l[k] < ' ' || (unsigned char)l[k] >= 0x7f;
+		if (ll >= sizeof(line) || ctl) {
 			nbad++;
 			continue;
 		}

@@ -113,7 +113,7 @@ static int mx_pattern_ok(const char *v, size_t n, struct mw_buf *out)
 			if (label == 0)
 				return -1;
 			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || ((c == '-' || c == '_') && label > 0)) {
 			if (++label > 63)
 				return -1;
 		} else {

@@ -220,6 +220,8 @@ static const struct {
 	{ "version: STSv1\nmode: enforce\nmx: a..example\nmax_age: 1\n", "line 3: bad mx pattern" },
 	{ "version: STSv1\nmode: enforce\nmx: *\nmax_age: 1\n", "line 3: bad mx pattern" },
 	{ "version: STSv1\nmode: enforce\nmx: a.*.example\nmax_age: 1\n", "line 3: bad mx pattern" },
+	{ "version: STSv1\nmode: enforce\nmx: -\nmax_age: 1\n", "line 3: bad mx pattern" },
+	{ "version: STSv1\nmode: enforce\nmx: a.-b.example\nmax_age: 1\n", "line 3: bad mx pattern" },
 	{ "version: STSv1\ngarbage\n", "line 2: expected \"name: value\"" },
 };
 
@@ -295,9 +297,10 @@ static void test_cache_roundtrip(void **state)
 				     "bad.example id x 2 enforce 86400 mx\n"
 				     "bad.example id 1 2 enforced 86400 mx\n"
 				     "bad.example id 1 2 enforce 86400 -\n"
-				     "Bad/example id 1 2 none 86400 -\n";
+				     "Bad/example id 1 2 none 86400 -\n"
+				     "cr.example id 1 99999999999 none 0 -\r\n";
 	tlspol_cache_parse(c, broken, sizeof(broken) - 1, &bad);
-	assert_int_equal(bad, 6);
+	assert_int_equal(bad, 7);
 	assert_int_equal(tlspol_cache_count(c), 1);
 	tlspol_cache_free(c);
 	rmdir(dir);
