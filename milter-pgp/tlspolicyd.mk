@@ -15,6 +15,7 @@ milter_pgp_libtlspol_la_SOURCES = \
 	milter-pgp/tlspol_decide.c milter-pgp/tlspol_decide.h
 milter_pgp_libtlspol_la_CFLAGS = $(TLSPOL_CFLAGS)
 
+nobase_dist_contrib_DATA += contrib/postfix/tlspolicyd.cf
 sbin_PROGRAMS += milter-pgp/tlspolicyd
 dist_man_MANS += man/tlspolicyd.8
 milter_pgp_tlspolicyd_SOURCES = milter-pgp/tlspolicyd.c \
@@ -29,9 +30,9 @@ check_PROGRAMS += tests/tlspolicyd/test_pure
 tests_tlspolicyd_test_pure_SOURCES = tests/tlspolicyd/test_pure.c
 tests_tlspolicyd_test_pure_CFLAGS = $(TLSPOL_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/milter-pgp
 tests_tlspolicyd_test_pure_LDADD = milter-pgp/libtlspol.la $(TLSPOL_LIBS) $(CMOCKA_LIBS)
-TESTS += tests/tlspolicyd/test_pure tests/tlspolicyd/protocol.py tests/tlspolicyd/decisions.py
+TESTS += tests/tlspolicyd/test_pure tests/tlspolicyd/protocol.py tests/tlspolicyd/decisions.py tests/tlspolicyd/e2e.py
 EXTRA_DIST += tests/tlspolicyd/tptest.py tests/tlspolicyd/protocol.py tests/tlspolicyd/decisions.py \
-	tests/tlspolicyd/signzone.py
+	tests/tlspolicyd/signzone.py tests/tlspolicyd/stsserver.py tests/tlspolicyd/tlssink.py tests/tlspolicyd/e2e.py
 
 if ENABLE_FUZZERS
 TLSPOL_FUZZERS = tests/fuzz/fuzz_tlspol_netstring tests/fuzz/fuzz_tlspol_policy \
