@@ -17,7 +17,7 @@ milter_pgp_libtlspol_la_CFLAGS = $(TLSPOL_CFLAGS)
 
 nobase_dist_contrib_DATA += contrib/postfix/tlspolicyd.cf
 sbin_PROGRAMS += milter-pgp/tlspolicyd
-dist_man_MANS += man/tlspolicyd.8
+dist_man_MANS += man/tlspolicyd.8 man/milter-tls.8
 milter_pgp_tlspolicyd_SOURCES = milter-pgp/tlspolicyd.c \
 	milter-pgp/tlspol_conf.c milter-pgp/tlspol_conf.h \
 	milter-pgp/tlspol_fetch.c milter-pgp/tlspol_fetch.h \
@@ -25,6 +25,12 @@ milter_pgp_tlspolicyd_SOURCES = milter-pgp/tlspolicyd.c \
 	milter-pgp/tlspol_server.c milter-pgp/tlspol_server.h
 milter_pgp_tlspolicyd_CFLAGS = $(TLSPOL_CFLAGS)
 milter_pgp_tlspolicyd_LDADD = milter-pgp/libtlspol.la $(TLSPOL_LIBS)
+
+# milter-tls: TLS required before MAIL FROM on the submission services.
+sbin_PROGRAMS += milter-pgp/milter-tls
+milter_pgp_milter_tls_SOURCES = milter-pgp/milter-tls.c
+milter_pgp_milter_tls_CFLAGS = $(AM_CFLAGS) $(TLSPOL_MILTER_CFLAGS)
+milter_pgp_milter_tls_LDADD = common/libmwcommon.la $(TLSPOL_MILTER_LIBS) $(PTHREAD_LIBS)
 
 check_PROGRAMS += tests/tlspolicyd/test_pure
 tests_tlspolicyd_test_pure_SOURCES = tests/tlspolicyd/test_pure.c

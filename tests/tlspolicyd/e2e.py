@@ -5,7 +5,9 @@ unprivileged daemon, and two next hops on loopback: one that offers
 STARTTLS, one that cannot do TLS. Under default_policy = encrypt the
 message to the plaintext one is deferred and never sent in clear; a `may`
 exception in the policy file (SIGHUP) lets it go. The submission service
-from the snippet refuses MAIL FROM without STARTTLS.
+from the snippet refuses MAIL FROM without STARTTLS; milter-tls refuses it
+too on a service that left TLS optional, and logs the TLS version and
+cipher of a submission over TLS.
 
 Not covered here: a DANE destination with a wrong TLSA record (Postfix
 would need a DNSSEC-validating system resolver pointed at the test zone);
@@ -13,10 +15,11 @@ decisions.py covers tlspolicyd's side of DANE."""
 import os
 import pwd
 import smtplib
+import ssl
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tptest import Daemon, TestCA  # noqa: E402
+from tptest import BUILD, Daemon, TestCA  # noqa: E402
 from mwtest import sandbox  # noqa: E402
 from mwtest.postfix import Postfix  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
@@ -69,9 +72,25 @@ def main(t):
     status = open("/proc/%d/status" % d.proc.pid).read()
     t.ok("Uid:\t65534\t65534\t65534\t65534" in status, "tlspolicyd runs as nobody after binding")
 
-    sub_port, subs_port = sandbox.free_port(), sandbox.free_port()
+    mdir = sandbox.mkdir("milter-tls")
+    mconf = os.path.join(mdir, "milter-tls.conf")
+    with open(mconf, "w") as f:
+        f.write("socket = unix:%s/milter-tls.sock\nuser = nobody\nsocket_group = postfix\npid_file =\n" % sockdir)
+    mlog = os.path.join(mdir, "milter-tls.log")
+    milter = sandbox.spawn([os.path.join(BUILD, "milter-pgp", "milter-tls"), "-f", "-c", mconf], log=mlog)
+    sandbox.wait_for(lambda: "listening on" in sandbox.read_text(mlog) or milter.poll() is not None, 30,
+                     what="milter-tls to listen")
+    t.ok(milter.poll() is None, "milter-tls started", sandbox.read_text(mlog))
+
+    sub_port, subs_port, loose_port = sandbox.free_port(), sandbox.free_port(), sandbox.free_port()
+    # a service that leaves TLS optional (an -o override gone wrong): the milter still refuses
+    pf.add_master(["127.0.0.1:%d inet n - n - - smtpd" % loose_port,
+                   "  -o smtpd_tls_security_level=may",
+                   "  -o smtpd_milters=unix:%s/milter-tls.sock" % sockdir,
+                   "  -o milter_macro_daemon_name=submission"])
     settings = pf.apply_snippet("contrib/postfix/tlspolicyd.cf", replace={
         "socketmap:unix:mailward/tlspolicyd.sock": "socketmap:unix:%s/tlspolicyd.sock" % sockdir,
+        "unix:mailward/milter-tls.sock": "unix:%s/milter-tls.sock" % sockdir,
         "submission inet n       -       y": "127.0.0.1:%d inet n - n" % sub_port,
         "submissions inet n       -       y": "127.0.0.1:%d inet n - n" % subs_port,
     })
@@ -110,6 +129,26 @@ def main(t):
         t.eq(code, 530, "submission: MAIL FROM without STARTTLS is refused with 530")
         t.contains(text.decode(), "5.7.0", "... and 5.7.0")
         t.ok(not s.has_extn("auth"), "and offers no AUTH before TLS (smtpd_tls_auth_only)")
+
+    # milter-tls on a service where TLS is optional
+    with smtplib.SMTP("127.0.0.1", loose_port, timeout=60) as s:
+        s.ehlo("laptop.example")
+        code, text = s.mail("sender@example.org")
+        t.eq(code, 530, "milter-tls: MAIL FROM without TLS refused with 530")
+        t.contains(text.decode(), "5.7.0 Must issue a STARTTLS command first, or use port 465",
+                   "... 5.7.0 and what to do")
+    t.contains(sandbox.read_text(mlog), "daemon=submission: MAIL FROM without TLS refused (530 5.7.0)",
+               "milter-tls logs the refusal")
+    with smtplib.SMTP("127.0.0.1", loose_port, timeout=60) as s:
+        ctx = ssl.create_default_context(cafile=ca.ca)
+        ctx.check_hostname = False
+        s.starttls(context=ctx)
+        s.ehlo("laptop.example")
+        code, text = s.mail("sender@example.org")
+        t.eq(code, 250, "milter-tls: MAIL FROM after STARTTLS accepted")
+    sandbox.wait_for(lambda: "daemon=submission tls=TLSv1." in sandbox.read_text(mlog), 30,
+                     what="milter-tls to log the TLS version")
+    t.ok(" cipher=TLS_" in sandbox.read_text(mlog), "milter-tls logs the TLS version and cipher")
 
 
 t.run(main)
