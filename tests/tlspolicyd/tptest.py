@@ -173,10 +173,10 @@ class TestCA:
 class StsServer:
     """tests/tlspolicyd/stsserver.py on a free loopback port."""
 
-    def __init__(self, ca, name="sts"):
+    def __init__(self, ca, name="sts", port=None):
         self.dir = sandbox.mkdir(name)
         self.ca = ca
-        self.port = sandbox.free_port()
+        self.port = port or sandbox.free_port()
         self.proc = None
         self.start()
 
