@@ -226,26 +226,33 @@ static void try_sts(struct tlspol_env *env, const struct tlspol_conf *conf, cons
 	mw_buf_free(&err);
 }
 
-void tlspol_lookup(struct tlspol_env *env, const struct tlspol_conf *conf, const char *dest,
-		   struct tlspol_verdict *v)
+int tlspol_lookup_local(const struct tlspol_conf *conf, const char *dest, struct tlspol_verdict *v)
 {
 	const struct tlspol_policy_entry *e = tlspol_policy_lookup(&conf->policy, dest);
 	if (e != NULL) {
 		tlspol_verdict_set(v, TLSPOL_ANSWER_OK, e->policy, "policy_file %s:%u (%s)", conf->policy.path, e->line,
 				   e->dest);
-		return;
+		return 1;
 	}
 	if (dest[0] == '.') {
 		/* Postfix asks for parent domains only after we said NOTFOUND for the
 		   domain itself, which we never do: nothing to add here. */
 		tlspol_verdict_set(v, TLSPOL_ANSWER_NOTFOUND, "", "parent-domain key, no policy_file entry");
-		return;
+		return 1;
 	}
 	if (dest[0] == '[') {
 		tlspol_verdict_set(v, TLSPOL_ANSWER_OK, conf->s.default_policy,
 				   "default_policy (an explicit next hop: no DANE or MTA-STS lookup)");
-		return;
+		return 1;
 	}
+	return 0;
+}
+
+void tlspol_lookup(struct tlspol_env *env, const struct tlspol_conf *conf, const char *dest,
+		   struct tlspol_verdict *v)
+{
+	if (tlspol_lookup_local(conf, dest, v))
+		return;
 	if (conf->s.dane && try_dane(env, dest, v))
 		return;
 	if (conf->s.mta_sts) {

@@ -20,6 +20,10 @@ struct tlspol_env {
 	struct tlspol_cache *cache;
 };
 
+/* What needs no lookup (the policy file, parent-domain keys, [host] next
+   hops): 1 with v set, or 0. No I/O: the server calls it in its loop. */
+int tlspol_lookup_local(const struct tlspol_conf *conf, const char *dest, struct tlspol_verdict *v);
+
 /* dest as Postfix sent it, normalized (tlspol_dest_normalize). */
 void tlspol_lookup(struct tlspol_env *env, const struct tlspol_conf *conf, const char *dest,
 		   struct tlspol_verdict *v);

@@ -205,6 +205,20 @@ static int add_waiter(struct job *j, struct client *c)
 
 static void submit(struct client *c, const char *dest)
 {
+	/* the policy file and next hops in brackets: answered here, never
+	   queued behind lookups that wait on DNS or HTTPS */
+	struct tlspol_verdict local;
+	tlspol_verdict_init(&local);
+	if (tlspol_lookup_local(srv.conf->conf, dest, &local)) {
+		struct mw_buf reply = MW_BUF_INIT;
+		tlspol_verdict_reply(&local, &reply);
+		mw_msg_info("%s: %s; reason: %s", dest, mw_buf_str(&reply), mw_buf_str(&local.reason));
+		send_reply(c, mw_buf_str(&reply), mw_buf_len(&reply));
+		mw_buf_free(&reply);
+		tlspol_verdict_free(&local);
+		return;
+	}
+	tlspol_verdict_free(&local);
 	unsigned b = bucket(dest);
 	for (struct job *j = srv.pending[b]; j != NULL; j = j->next) {
 		if (strcmp(j->dest, dest) == 0) {

@@ -188,7 +188,7 @@ def policy_file(t):
 
 def daemon_cache(t):
     # a long fetch timeout: the shared fetch below takes 8 s on purpose
-    d = Daemon(COMMON + "mta_sts_timeout = 30s\n", name="daemon")
+    d = Daemon(COMMON + "mta_sts_timeout = 30s\nworkers = 1\n", name="daemon")
     c = d.client()
     t.eq(c.ask("enforce.example"), "OK secure match=mx.enforce.example:.enforce.example servername=hostname",
          "the daemon answers over the socketmap")
@@ -204,6 +204,12 @@ def daemon_cache(t):
     threads = [threading.Thread(target=ask) for _ in range(30)]
     for th in threads:
         th.start()
+    sandbox.wait_for(lambda: https.requests("shared.example"), 30, what="the shared fetch to start")
+    # the one worker is busy with that fetch: a next hop in brackets needs no lookup and is answered at once
+    other = d.client()
+    t.eq(other.ask("[relay.example]:25"), "OK encrypt", "a [host]:port next hop is answered during a slow fetch")
+    t.eq(answers, [], "... before the slow fetch ends (it is not queued behind it)")
+    other.close()
     for th in threads:
         th.join()
     t.eq(answers, ["OK secure match=mx.shared.example servername=hostname"] * 30, "30 concurrent lookups answered")
