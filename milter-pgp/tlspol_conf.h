@@ -31,6 +31,7 @@ struct tlspol_settings {
 	unsigned long long mta_sts_port;
 	unsigned long long mta_sts_refresh_ms;
 	int on_fetch_error;             /* enum tlspol_on_fetch_error */
+	unsigned long long answer_cache_ttl_ms;
 	unsigned long long workers;
 	unsigned long long max_connections;
 	unsigned long long client_timeout_ms;

@@ -45,6 +45,17 @@ struct client {
 
 #define NBUCKETS 1024
 
+/* Recent answers (loop thread only): a destination asked again within
+   answer_cache_ttl is answered without a lookup. TEMP is never kept. */
+struct answer {
+	struct answer *next;
+	char *dest;
+	char *reply;
+	struct timespec expires; /* CLOCK_MONOTONIC */
+};
+#define ANSWER_BUCKETS 16384
+#define ANSWER_MAX 200000
+
 static struct {
 	struct event_base *base;
 	struct confref *conf;
@@ -54,6 +65,8 @@ static struct {
 	struct evconnlistener *listener;
 	unsigned long long connections;
 	struct job *pending[NBUCKETS];
+	struct answer *answers[ANSWER_BUCKETS];
+	size_t nanswers;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	struct job *work_head, *work_tail, *done_head;
@@ -89,6 +102,83 @@ static unsigned bucket(const char *s)
 	for (; *s; s++)
 		h = h * 33 + (unsigned char)*s;
 	return h % NBUCKETS;
+}
+
+/* ------------------------------------------------------------ answers */
+
+static unsigned answer_bucket(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % ANSWER_BUCKETS;
+}
+
+static void answers_clear(void)
+{
+	for (size_t i = 0; i < ANSWER_BUCKETS; i++) {
+		while (srv.answers[i] != NULL) {
+			struct answer *a = srv.answers[i];
+			srv.answers[i] = a->next;
+			free(a->dest);
+			free(a->reply);
+			free(a);
+		}
+	}
+	srv.nanswers = 0;
+}
+
+static int before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* The kept reply for dest, or NULL (an expired one is dropped). */
+static const char *answer_get(const char *dest)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (struct answer **pp = &srv.answers[answer_bucket(dest)]; *pp != NULL; pp = &(*pp)->next) {
+		struct answer *a = *pp;
+		if (strcmp(a->dest, dest) != 0)
+			continue;
+		if (before(&now, &a->expires))
+			return a->reply;
+		*pp = a->next;
+		free(a->dest);
+		free(a->reply);
+		free(a);
+		srv.nanswers--;
+		return NULL;
+	}
+	return NULL;
+}
+
+static void answer_put(const char *dest, const char *reply)
+{
+	unsigned long long ttl = srv.conf->conf->s.answer_cache_ttl_ms;
+	if (ttl == 0)
+		return;
+	if (srv.nanswers >= ANSWER_MAX)
+		answers_clear(); /* rare: simpler than an LRU, and costs one lookup each */
+	struct answer *a = calloc(1, sizeof(*a));
+	if (a == NULL || (a->dest = strdup(dest)) == NULL || (a->reply = strdup(reply)) == NULL) {
+		if (a != NULL)
+			free(a->dest);
+		free(a);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &a->expires);
+	a->expires.tv_sec += (time_t)(ttl / 1000);
+	a->expires.tv_nsec += (long)(ttl % 1000) * 1000000L;
+	if (a->expires.tv_nsec >= 1000000000L) {
+		a->expires.tv_sec++;
+		a->expires.tv_nsec -= 1000000000L;
+	}
+	unsigned b = answer_bucket(dest);
+	a->next = srv.answers[b];
+	srv.answers[b] = a;
+	srv.nanswers++;
 }
 
 /* ------------------------------------------------------------ workers */
@@ -146,6 +236,9 @@ static void job_done(struct job *j)
 	tlspol_verdict_reply(&j->v, &reply);
 	mw_msg_info("%s: %s; reason: %s%s", j->dest, mw_buf_str(&reply), mw_buf_str(&j->v.reason),
 		    j->nwaiters > 1 ? " (shared by concurrent requests)" : "");
+	/* only from the configuration in force: a reload may have changed the answer */
+	if (j->v.answer != TLSPOL_ANSWER_TEMP && j->conf == srv.conf)
+		answer_put(j->dest, mw_buf_str(&reply));
 	/* out of the map first: a waiter's next request starts a new job */
 	struct job **pp = &srv.pending[bucket(j->dest)];
 	while (*pp != j)
@@ -219,6 +312,12 @@ static void submit(struct client *c, const char *dest)
 		return;
 	}
 	tlspol_verdict_free(&local);
+	const char *kept = answer_get(dest);
+	if (kept != NULL) {
+		mw_msg_info("%s: %s; reason: the same answer within answer_cache_ttl", dest, kept);
+		send_reply(c, kept, strlen(kept));
+		return;
+	}
 	unsigned b = bucket(dest);
 	for (struct job *j = srv.pending[b]; j != NULL; j = j->next) {
 		if (strcmp(j->dest, dest) == 0) {
@@ -385,6 +484,7 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 	mw_log_apply_conf(&c->s.log);
 	confref_put(srv.conf);
 	srv.conf = r;
+	answers_clear();
 	mw_msg_info("configuration reloaded (%zu policy_file entries)", c->policy.n);
 }
 
@@ -453,5 +553,7 @@ int tlspol_server_run(struct tlspol_conf *conf, const char *conf_path, struct tl
 	event_free(intr);
 	event_free(srv.done_ev);
 	event_base_free(srv.base);
+	answers_clear();
+	confref_put(srv.conf);
 	return 0;
 }

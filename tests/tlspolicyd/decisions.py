@@ -188,7 +188,8 @@ def policy_file(t):
 
 def daemon_cache(t):
     # a long fetch timeout: the shared fetch below takes 8 s on purpose
-    d = Daemon(COMMON + "mta_sts_timeout = 30s\nworkers = 1\n", name="daemon")
+    # answer_cache_ttl = 0: every request below looks again (expiry, id change)
+    d = Daemon(COMMON + "mta_sts_timeout = 30s\nworkers = 1\nanswer_cache_ttl = 0\n", name="daemon")
     c = d.client()
     t.eq(c.ask("enforce.example"), "OK secure match=mx.enforce.example:.enforce.example servername=hostname",
          "the daemon answers over the socketmap")
@@ -259,7 +260,29 @@ def daemon_cache(t):
     https.start()
 
 
+def answer_cache(t):
+    d = Daemon(BASE + "answer_cache_ttl = 5m\n", name="answers")
+    c = d.client()
+    t.eq(c.ask("none.example"), "OK encrypt", "first ask: looked up")
+    mark = len(d.log())
+    t.eq(c.ask("none.example"), "OK encrypt", "asked again: the same answer")
+    t.contains(d.log()[mark:], "none.example: OK encrypt; reason: the same answer within answer_cache_ttl",
+               "... kept, without new lookups")
+    t.eq(c.ask("timeout.example"), "TEMP DNS lookup failed", "a TEMP answer")
+    mark = len(d.log())
+    c.ask("timeout.example")
+    t.ok("timeout.example: TEMP DNS lookup failed; reason: MX timeout.example" in d.log()[mark:],
+         "a TEMP answer is never kept: asked again, looked up again")
+    d.reload()
+    mark = len(d.log())
+    c.ask("none.example")
+    t.contains(d.log()[mark:], "none.example: OK encrypt; reason: default_policy", "SIGHUP forgets kept answers")
+    c.close()
+    d.stop()
+
+
 t.run(mta_sts)
+t.run(answer_cache)
 t.run(on_fetch_error_default)
 t.run(dns_failures)
 t.run(dane)
