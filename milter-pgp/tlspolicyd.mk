@@ -39,6 +39,7 @@ tests_tlspolicyd_test_pure_LDADD = milter-pgp/libtlspol.la $(TLSPOL_LIBS) $(CMOC
 TESTS += tests/tlspolicyd/test_pure tests/tlspolicyd/protocol.py tests/tlspolicyd/decisions.py tests/tlspolicyd/e2e.py \
 	tests/tlspolicyd/crosscheck.py
 EXTRA_DIST += tests/tlspolicyd/tptest.py tests/tlspolicyd/protocol.py tests/tlspolicyd/decisions.py \
+	bench/tlspolicyd/run bench/tlspolicyd/tpload.c bench/tlspolicyd/RESULTS.md \
 	tests/tlspolicyd/signzone.py tests/tlspolicyd/stsserver.py tests/tlspolicyd/tlssink.py tests/tlspolicyd/e2e.py tests/tlspolicyd/crosscheck.py
 
 if ENABLE_FUZZERS
