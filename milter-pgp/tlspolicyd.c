@@ -8,9 +8,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "daemon.h"
@@ -48,6 +50,27 @@ static void env_init(struct tlspol_env *env, const struct tlspol_conf *conf)
 	if (env->cache == NULL)
 		mw_msg_fatal("out of memory");
 	mw_buf_free(&err);
+}
+
+/* After the privilege drop: a cache that cannot be written is lost at the
+   next restart, and RFC 8461's protection against a blocked fetch with it. */
+static void cache_check_writable(const struct tlspol_conf *conf)
+{
+	if (conf->s.cache_file[0] == '\0')
+		return;
+	struct mw_buf dir = MW_BUF_INIT;
+	const char *slash = strrchr(conf->s.cache_file, '/');
+	if (slash == NULL)
+		mw_buf_puts(&dir, ".");
+	else if (slash == conf->s.cache_file)
+		mw_buf_puts(&dir, "/");
+	else
+		mw_buf_append(&dir, conf->s.cache_file, (size_t)(slash - conf->s.cache_file));
+	if (access(mw_buf_str(&dir), W_OK) != 0)
+		mw_msg_warn("cache_file: %s is not writable by this daemon's user (%s): MTA-STS policies will be "
+			    "kept in memory only and fetched again after a restart",
+			    mw_buf_str(&dir), strerror(errno));
+	mw_buf_free(&dir);
 }
 
 static void cache_load(struct tlspol_env *env, const struct tlspol_conf *conf)
@@ -106,6 +129,7 @@ int main(int argc, char **argv)
 	mw_startup_begin(&conf->s.daemon, a.foreground);
 	struct tlspol_env env;
 	env_init(&env, conf);
+	cache_check_writable(conf);
 	cache_load(&env, conf);
 	/* the server may swap conf on SIGHUP; the socket stays the one bound */
 	struct mw_buf sock = MW_BUF_INIT;

@@ -14,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tptest import TLSPOLICYD, Daemon, netstring  # noqa: E402
+from mwtest import sandbox  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
 
 t = Tap()
@@ -121,7 +122,16 @@ def contract(t):
     t.eq(p.returncode, 0, "-t exits 0")
 
 
+def unwritable_cache(t):
+    rootonly = sandbox.mkdir("rootonly", mode=0o755)
+    d2 = Daemon("user = nobody\ncache_file = %s/tlspolicyd.cache\n" % rootonly, name="unwritable")
+    t.contains(d2.log(), "cache_file: %s is not writable by this daemon's user" % rootonly,
+               "a cache directory the daemon cannot write: a warning at start")
+    d2.stop()
+
+
 t.run(well_formed)
+t.run(unwritable_cache)
 t.run(malformed)
 t.run(stalls)
 t.run(idle)
