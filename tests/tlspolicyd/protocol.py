@@ -116,6 +116,9 @@ def contract(t):
     t.eq(p.returncode, 2, "a bad default_policy: exit 2")
     t.contains(p.stderr, "tlspolicyd.conf:8: default_policy = plaintext: unknown TLS policy \"plaintext\"",
                "file:line: what is wrong")
+    sample = os.path.join(sandbox.top_srcdir(), "contrib", "mailward", "tlspolicyd.conf")
+    p = subprocess.run([TLSPOLICYD, "-C", "-c", sample], capture_output=True, text=True)
+    t.eq((p.returncode, p.stderr), (0, ""), "contrib/mailward/tlspolicyd.conf passes -C")
     p = subprocess.run([TLSPOLICYD, "-c", d.conf, "-t", "[relay.example]:587"], capture_output=True, text=True)
     t.eq(p.stdout, "policy: OK encrypt\nreason: default_policy (an explicit next hop: no DANE or MTA-STS lookup)\n",
          "-t DOMAIN prints policy: and reason:")
