@@ -190,7 +190,7 @@ static void try_sts(struct tlspol_env *env, const struct tlspol_conf *conf, cons
 			fresh.expires = now + (time_t)fresh.policy.max_age;
 			if (tlspol_cache_put(env->cache, &fresh) < 0)
 				mw_msg_warn("%s: MTA-STS cache full (cache_max_entries): policy used but not kept", domain);
-			else if (conf->s.cache_file[0] != '\0') {
+			else if (env->save_cache && conf->s.cache_file[0] != '\0') {
 				struct mw_buf serr = MW_BUF_INIT;
 				if (tlspol_cache_save(env->cache, conf->s.cache_file, &serr) < 0)
 					mw_msg_warn("cannot write the MTA-STS cache: %s", mw_buf_str(&serr));

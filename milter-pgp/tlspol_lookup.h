@@ -18,6 +18,7 @@
 struct tlspol_env {
 	struct mw_dns *dns;
 	struct tlspol_cache *cache;
+	int save_cache; /* write cache_file after a fetch (the daemon; not -t) */
 };
 
 /* What needs no lookup (the policy file, parent-domain keys, [host] next

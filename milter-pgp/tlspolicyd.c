@@ -46,6 +46,7 @@ static void env_init(struct tlspol_env *env, const struct tlspol_conf *conf)
 	env->dns = mw_dns_new(&conf->s.dns, &err);
 	if (env->dns == NULL)
 		mw_msg_fatal("DNS resolver: %s", mw_buf_str(&err));
+	env->save_cache = 0;
 	env->cache = tlspol_cache_new(conf->s.cache_max_entries);
 	if (env->cache == NULL)
 		mw_msg_fatal("out of memory");
@@ -96,7 +97,7 @@ static int test_mode(struct tlspol_conf *conf, const char *domain)
 		return MW_EXIT_CONFIG;
 	}
 	env_init(&env, conf);
-	cache_load(&env, conf);
+	cache_load(&env, conf); /* read, never written: -t leaves the daemon's cache alone */
 	struct tlspol_verdict v;
 	tlspol_verdict_init(&v);
 	tlspol_lookup(&env, conf, mw_buf_str(&dest), &v);
@@ -129,6 +130,7 @@ int main(int argc, char **argv)
 	mw_startup_begin(&conf->s.daemon, a.foreground);
 	struct tlspol_env env;
 	env_init(&env, conf);
+	env.save_cache = 1;
 	cache_check_writable(conf);
 	cache_load(&env, conf);
 	/* the server may swap conf on SIGHUP; the socket stays the one bound */

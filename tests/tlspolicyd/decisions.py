@@ -111,6 +111,7 @@ def mta_sts(t):
     t.contains(r, "mta-sts enforce (fetched policy id=enforce1", "the reason says fetched, with the id")
     p, r = decide("Enforce.Example")
     t.contains(p, "secure match=mx.enforce.example", "the domain is matched case-insensitively")
+    t.ok(not os.path.exists(tester.cache), "-t reads the cache file but never writes it")
     p, r = decide("testing.example")
     t.eq(p, "OK encrypt", "MTA-STS testing: the default policy")
     t.contains(r, "mta-sts mode testing", "testing mode is named in the reason")
