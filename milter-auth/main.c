@@ -29,6 +29,7 @@
 #include "milter.h"
 #include "pipeline.h"
 #include "sock.h"
+#include "startup.h"
 #include "strnum.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/mailward/milter-auth.conf"
@@ -47,15 +48,11 @@ struct test_args {
 	unsigned long repeat; /* --repeat: time the pipeline (benchmarks) */
 };
 
-static void usage(void)
-{
-	fprintf(stderr,
-		"usage: milter-auth [-f] [-c FILE]\n"
-		"       milter-auth -n | -C [-c FILE]\n"
-		"       milter-auth -c FILE -t MESSAGE --client-ip IP --helo NAME --mail-from ADDR\n"
-		"                   [--rcpt ADDR]... [--auth-user NAME] [--queue-id ID] [--dice 0-99]\n");
-	exit(MW_EXIT_CONFIG);
-}
+#define USAGE                                                                                  \
+	"usage: milter-auth [-f] [-c FILE]\n"                                                    \
+	"       milter-auth -n | -C [-c FILE]\n"                                                 \
+	"       milter-auth -c FILE -t MESSAGE --client-ip IP --helo NAME --mail-from ADDR\n"    \
+	"                   [--rcpt ADDR]... [--auth-user NAME] [--queue-id ID] [--dice 0-99]\n"
 
 /* ------------------------------------------------------------ test mode */
 
@@ -272,31 +269,26 @@ static int test_mode(const char *config_path, const struct test_args *t)
 
 /* ------------------------------------------------------------ daemon */
 
-static int signal_pipe[2] = { -1, -1 };
-
-static void on_signal(int sig)
-{
-	int saved = errno;
-	unsigned char c = (unsigned char)sig;
-	ssize_t w = write(signal_pipe[1], &c, 1);
-	(void)w;
-	errno = saved;
-}
-
 static void *milter_thread(void *arg)
 {
 	(void)arg;
 	if (ma_milter_run() < 0)
 		mw_msg_error("libmilter stopped with an error");
 	/* Wake the main thread if libmilter stopped on its own. */
-	on_signal(SIGTERM);
+	mw_startup_stop();
 	return NULL;
 }
 
-static void reload(const char *path, struct ma_conf **running)
+struct running {
+	const char *path;
+	struct ma_conf *conf;
+};
+
+static void reload(void *ctx)
 {
+	struct running *r = ctx;
 	struct mw_buf err = MW_BUF_INIT;
-	struct ma_conf *fresh = ma_conf_load(path, &err);
+	struct ma_conf *fresh = ma_conf_load(r->path, &err);
 	if (fresh == NULL || ma_conf_start(fresh, &err) < 0) {
 		mw_msg_error("reload failed, keeping the running configuration: %s", mw_buf_str(&err));
 		if (fresh != NULL)
@@ -304,85 +296,87 @@ static void reload(const char *path, struct ma_conf **running)
 		mw_buf_free(&err);
 		return;
 	}
-	if (strcmp(fresh->s.socket, (*running)->s.socket) != 0 ||
-	    strcmp(fresh->s.daemon.user, (*running)->s.daemon.user) != 0)
+	if (strcmp(fresh->s.socket, r->conf->s.socket) != 0 ||
+	    strcmp(fresh->s.daemon.user, r->conf->s.daemon.user) != 0)
 		mw_msg_warn("socket and user changes take effect at the next restart");
 	mw_log_apply_conf(&fresh->s.log);
 	ma_milter_set_conf(fresh);
-	ma_conf_unref(*running);
-	*running = fresh;
-	mw_msg_info("configuration reloaded from %s", path);
+	ma_conf_unref(r->conf);
+	r->conf = fresh;
+	mw_msg_info("configuration reloaded from %s", r->path);
 	mw_buf_free(&err);
 }
 
 static int run_daemon(const char *path, int foreground)
 {
-	struct ma_conf *conf = ma_conf_load_cli(path, 0);
+	struct running r = { path, ma_conf_load_cli(path, 0) };
+	struct ma_conf *conf = r.conf;
 	struct mw_buf err = MW_BUF_INIT;
 
 	mw_log_apply_conf(&conf->s.log);
 	if (ma_milter_setup(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
-	if (conf->s.daemon.pid_file[0] != '\0' && mw_pidfile_open(conf->s.daemon.pid_file, &err) < 0)
-		mw_msg_fatal("%s", mw_buf_str(&err));
-	if (!foreground) {
-		if (mw_daemon_detach(&err) < 0 || mw_pidfile_update(&err) < 0)
-			mw_msg_fatal("%s", mw_buf_str(&err));
-		mw_log_set_destinations(MW_LOG_TO_SYSLOG);
-	}
-	if (mw_drop_privileges(conf->s.daemon.user, conf->s.daemon.group, &err) < 0)
-		mw_msg_fatal("%s", mw_buf_str(&err));
+	mw_startup_begin(&conf->s.daemon, foreground);
 	if (ma_conf_start(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	ma_milter_set_conf(conf);
 
-	/*
-	 * libmilter treats SIGHUP like SIGTERM in its own signal thread. It
-	 * runs in a thread of its own here, while this (main) thread keeps
-	 * SIGHUP, SIGTERM and SIGINT unblocked with handlers: Linux delivers a
-	 * process signal to the main thread first when it accepts it, so
-	 * SIGHUP reloads instead of stopping.
-	 */
-	if (pipe2(signal_pipe, O_CLOEXEC) < 0)
-		mw_msg_fatal("pipe: %s", strerror(errno));
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
+	   runs in a thread of its own, signals come to this one. */
+	mw_startup_catch_signals();
 	pthread_t tid;
 	if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
 		mw_msg_fatal("cannot start the milter thread");
 	mw_msg_info("listening on %s as %s (authserv-id %s)", conf->s.socket,
 		    conf->s.daemon.user[0] ? conf->s.daemon.user : "root", conf->s.authserv_id);
 
-	for (;;) {
-		unsigned char sig;
-		ssize_t n = read(signal_pipe[0], &sig, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || sig != SIGHUP)
-			break;
-		reload(path, &conf);
-	}
+	struct mw_daemon_signals sig = { reload, NULL, &r };
+	mw_startup_wait_signals(&sig);
 	mw_msg_info("stopping");
 	ma_milter_stop();
 	pthread_join(tid, NULL);
-	struct mw_sockspec spec;
-	if (mw_sock_parse(conf->s.socket, &spec, &err) == 0 && spec.kind == MW_SOCK_UNIX)
-		(void)unlink(spec.path);
+	mw_startup_unlink_socket(r.conf->s.socket);
 	mw_pidfile_remove();
-	ma_conf_unref(conf);
+	ma_conf_unref(r.conf);
 	mw_buf_free(&err);
+	return 0;
+}
+
+enum { O_CLIENT_IP = 1000, O_HELO, O_MAIL_FROM, O_RCPT, O_AUTH_USER, O_QUEUE_ID, O_DICE, O_REPEAT };
+
+static int test_option(int opt, const char *arg, void *ctx)
+{
+	struct test_args *t = ctx;
+	unsigned long long v;
+
+	switch (opt) {
+	case 't': t->message = arg; break;
+	case O_CLIENT_IP: t->client_ip = arg; break;
+	case O_HELO: t->helo = arg; break;
+	case O_MAIL_FROM: t->mail_from = arg; break;
+	case O_RCPT:
+		if (t->nrcpts < 64)
+			t->rcpts[t->nrcpts++] = arg;
+		break;
+	case O_AUTH_USER: t->auth_user = arg; break;
+	case O_QUEUE_ID: t->queue_id = arg; break;
+	case O_DICE:
+		if (mw_parse_uint(arg, 99, &v) < 0)
+			return -1;
+		t->dice = (int)v;
+		break;
+	case O_REPEAT:
+		if (mw_parse_uint(arg, 10000000, &v) < 0)
+			return -1;
+		t->repeat = (unsigned long)v;
+		break;
+	default: return -1;
+	}
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	enum { O_CLIENT_IP = 1000, O_HELO, O_MAIL_FROM, O_RCPT, O_AUTH_USER, O_QUEUE_ID, O_DICE, O_REPEAT };
 	static const struct option longopts[] = {
 		{ "client-ip", required_argument, NULL, O_CLIENT_IP },
 		{ "helo", required_argument, NULL, O_HELO },
@@ -395,49 +389,16 @@ int main(int argc, char **argv)
 		{ "repeat", required_argument, NULL, O_REPEAT },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config_path = DEFAULT_CONFIG;
 	struct test_args t = { .dice = -1 };
-	unsigned flags = 0;
-	int foreground = 0, opt;
-	unsigned long long v;
+	struct mw_startup_args a;
 
 	mw_log_init("milter-auth", MW_LOG_TO_STDERR, 0);
-	while ((opt = getopt_long(argc, argv, "c:fnCt:", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 'f': foreground = 1; break;
-		case 'n': flags |= MW_CLI_PRINT; break;
-		case 'C': flags |= MW_CLI_CHECK; break;
-		case 't': t.message = optarg; break;
-		case O_CLIENT_IP: t.client_ip = optarg; break;
-		case O_HELO: t.helo = optarg; break;
-		case O_MAIL_FROM: t.mail_from = optarg; break;
-		case O_RCPT:
-			if (t.nrcpts < 64)
-				t.rcpts[t.nrcpts++] = optarg;
-			break;
-		case O_AUTH_USER: t.auth_user = optarg; break;
-		case O_QUEUE_ID: t.queue_id = optarg; break;
-		case O_DICE:
-			if (mw_parse_uint(optarg, 99, &v) < 0)
-				usage();
-			t.dice = (int)v;
-			break;
-		case O_REPEAT:
-			if (mw_parse_uint(optarg, 10000000, &v) < 0)
-				usage();
-			t.repeat = (unsigned long)v;
-			break;
-		default: usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-	if (flags != 0) {
-		ma_conf_load_cli(config_path, flags); /* exits */
+	mw_startup_parse_args(argc, argv, DEFAULT_CONFIG, "t:", longopts, test_option, &t, USAGE, &a);
+	if (a.cli_flags != 0) {
+		ma_conf_load_cli(a.config_path, a.cli_flags); /* exits */
 		return 0;
 	}
 	if (t.message != NULL)
-		return test_mode(config_path, &t);
-	return run_daemon(config_path, foreground);
+		return test_mode(a.config_path, &t);
+	return run_daemon(a.config_path, a.foreground);
 }

@@ -17,54 +17,28 @@
 #include "prconf.h"
 #include "server.h"
 #include "sock.h"
+#include "startup.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/mailward/policyd-rate.conf"
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: policyd-rate [-f] [-c FILE]\n       policyd-rate -n | -C [-c FILE]\n");
-	exit(MW_EXIT_CONFIG);
-}
+#define USAGE "usage: policyd-rate [-f] [-c FILE]\n       policyd-rate -n | -C [-c FILE]\n"
 
 int main(int argc, char **argv)
 {
-	const char *path = DEFAULT_CONFIG;
-	unsigned flags = 0;
-	int foreground = 0, opt;
+	struct mw_startup_args a;
 	struct mw_buf err = MW_BUF_INIT;
 
 	mw_log_init("policyd-rate", MW_LOG_TO_STDERR, 0);
-	while ((opt = getopt(argc, argv, "c:fnC")) != -1) {
-		switch (opt) {
-		case 'c': path = optarg; break;
-		case 'f': foreground = 1; break;
-		case 'n': flags |= MW_CLI_PRINT; break;
-		case 'C': flags |= MW_CLI_CHECK; break;
-		default: usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-	struct pr_conf *conf = pr_conf_load_cli(path, flags);
+	mw_startup_parse_args(argc, argv, DEFAULT_CONFIG, NULL, NULL, NULL, NULL, USAGE, &a);
+	struct pr_conf *conf = pr_conf_load_cli(a.config_path, a.cli_flags);
 	mw_log_apply_conf(&conf->s.log);
 	if (pr_server_bind(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
-	if (conf->s.daemon.pid_file[0] != '\0' && mw_pidfile_open(conf->s.daemon.pid_file, &err) < 0)
-		mw_msg_fatal("%s", mw_buf_str(&err));
-	if (!foreground) {
-		if (mw_daemon_detach(&err) < 0 || mw_pidfile_update(&err) < 0)
-			mw_msg_fatal("%s", mw_buf_str(&err));
-		mw_log_set_destinations(MW_LOG_TO_SYSLOG);
-	}
-	if (mw_drop_privileges(conf->s.daemon.user, conf->s.daemon.group, &err) < 0)
-		mw_msg_fatal("%s", mw_buf_str(&err));
-	int rc = pr_server_run(conf, path);
+	mw_startup_begin(&conf->s.daemon, a.foreground);
+	int rc = pr_server_run(conf, a.config_path);
 	mw_pidfile_remove();
-	struct mw_sockspec spec;
-	if (mw_sock_parse(conf->s.socket, &spec, &err) == 0 && spec.kind == MW_SOCK_UNIX)
-		(void)unlink(spec.path);
-	if (mw_sock_parse(conf->s.control_socket, &spec, &err) == 0 && spec.kind == MW_SOCK_UNIX)
-		(void)unlink(spec.path);
+	mw_startup_unlink_socket(conf->s.socket);
+	mw_startup_unlink_socket(conf->s.control_socket);
 	mw_buf_free(&err);
 	return rc;
 }

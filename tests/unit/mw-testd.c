@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "sock.h"
+#include "startup.h"
 
 struct testd_conf {
 	char *listen;
@@ -76,33 +77,18 @@ static void stop(void *ctx)
 	stopping = 1;
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: mw-testd [-c FILE] [-f] [-n] [-C]\n");
-	exit(MW_EXIT_CONFIG);
-}
-
 int main(int argc, char **argv)
 {
-	unsigned flags = 0;
-	int foreground = 0, opt;
+	struct mw_startup_args a;
 	struct mw_buf err = MW_BUF_INIT;
 
 	mw_log_init("mw-testd", MW_LOG_TO_STDERR, 0);
-	while ((opt = getopt(argc, argv, "c:fnC")) != -1) {
-		switch (opt) {
-		case 'c': config_path = optarg; break;
-		case 'f': foreground = 1; break;
-		case 'n': flags |= MW_CLI_PRINT; break;
-		case 'C': flags |= MW_CLI_CHECK; break;
-		default: usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	mw_startup_parse_args(argc, argv, config_path, NULL, NULL, NULL, NULL,
+			      "usage: mw-testd [-c FILE] [-f] [-n] [-C]\n", &a);
+	config_path = a.config_path;
 
 	conf = calloc(1, sizeof(*conf));
-	conf_owner = mw_cli_load_config(schema, conf, config_path, flags, NULL);
+	conf_owner = mw_cli_load_config(schema, conf, config_path, a.cli_flags, NULL);
 	mw_log_apply_conf(&conf->log);
 
 	struct mw_sockspec spec;
@@ -114,15 +100,7 @@ int main(int argc, char **argv)
 	int lfd = mw_sock_listen(&spec, &perms, 64, &err);
 	if (lfd < 0)
 		mw_msg_fatal("listen %s: %s", conf->listen, mw_buf_str(&err));
-	if (conf->daemon.pid_file[0] != '\0' && mw_pidfile_open(conf->daemon.pid_file, &err) < 0)
-		mw_msg_fatal("%s", mw_buf_str(&err));
-	if (!foreground) {
-		if (mw_daemon_detach(&err) < 0 || mw_pidfile_update(&err) < 0)
-			mw_msg_fatal("%s", mw_buf_str(&err));
-		mw_log_set_destinations(MW_LOG_TO_SYSLOG);
-	}
-	if (mw_drop_privileges(conf->daemon.user, conf->daemon.group, &err) < 0)
-		mw_msg_fatal("%s", mw_buf_str(&err));
+	mw_startup_begin(&conf->daemon, a.foreground);
 	struct mw_daemon_signals sig = { reload, stop, NULL };
 	if (mw_daemon_signal_thread(&sig, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
@@ -145,8 +123,7 @@ int main(int argc, char **argv)
 	}
 	mw_msg_info("stopping");
 	close(lfd);
-	if (spec.kind == MW_SOCK_UNIX)
-		(void)unlink(spec.path);
+	mw_startup_unlink_socket(conf->listen);
 	mw_pidfile_remove();
 	mw_conf_free(conf_owner);
 	free(conf);

@@ -1,0 +1,61 @@
+/*
+ * startup: the start-up sequence every mailward daemon's main() runs, in
+ * order (see daemon.h for the pieces):
+ *
+ *   mw_startup_parse_args()   -c FILE, -f, -n, -C, and the daemon's own options
+ *   (the daemon loads its configuration with -n / -C flags: cli.h, and binds)
+ *   mw_startup_begin()        pid file, detach unless -f, privilege drop
+ *   mw_startup_wait_signals() main thread: SIGHUP reloads, SIGTERM/SIGINT stop
+ *   mw_startup_unlink_socket() at exit, for a unix listening socket
+ *
+ * Daemon code only: on an error these print the reason and exit (usage and
+ * configuration errors with MW_EXIT_CONFIG, others through mw_msg_fatal).
+ * Nothing returned needs freeing.
+ */
+#ifndef MW_STARTUP_H
+#define MW_STARTUP_H
+
+#include <getopt.h>
+
+#include "daemon.h"
+
+struct mw_startup_args {
+	const char *config_path; /* -c, or the daemon's default */
+	unsigned cli_flags;      /* MW_CLI_PRINT (-n), MW_CLI_CHECK (-C) */
+	int foreground;          /* -f */
+};
+
+/* A daemon's own option: 0, or -1 for a usage error. */
+typedef int mw_startup_opt_fn(int opt, const char *arg, void *ctx);
+
+/*
+ * getopt_long over "c:fnC" plus extra_short (may be NULL or ""); longopts may
+ * be NULL. Every other option goes to opt_fn (NULL: none allowed). A usage
+ * error or a stray argument prints usage_text on stderr and exits 2.
+ */
+void mw_startup_parse_args(int argc, char **argv, const char *default_config,
+			   const char *extra_short, const struct option *longopts,
+			   mw_startup_opt_fn *opt_fn, void *ctx, const char *usage_text,
+			   struct mw_startup_args *out);
+
+/* After the sockets are bound as root: the pid file (unless dc->pid_file is
+   empty), detach and log to syslog unless foreground, drop to dc->user. */
+void mw_startup_begin(const struct mw_daemon_conf *dc, int foreground);
+
+/*
+ * For daemons whose work runs in other threads (libmilter): call before
+ * creating them. Catches SIGHUP, SIGTERM and SIGINT in this thread and waits:
+ * each SIGHUP calls sig->reload here; SIGTERM, SIGINT or mw_startup_stop()
+ * returns. Linux delivers a process signal to a thread that does not block
+ * it, so libmilter's own signal thread (which stops on SIGHUP) never sees
+ * one: SIGHUP reloads instead of stopping.
+ */
+void mw_startup_catch_signals(void);
+void mw_startup_wait_signals(const struct mw_daemon_signals *sig);
+/* Async-signal-safe: makes mw_startup_wait_signals() return. */
+void mw_startup_stop(void);
+
+/* Removes the socket file of a "unix:" socket spec; anything else: no-op. */
+void mw_startup_unlink_socket(const char *spec);
+
+#endif

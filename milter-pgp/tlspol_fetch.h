@@ -1,0 +1,31 @@
+/*
+ * tlspol_fetch: fetches an MTA-STS policy (RFC 8461 3.3) with libcurl:
+ * https://mta-sts.DOMAIN/.well-known/mta-sts.txt, the name resolved through
+ * common/dns like every other name (libcurl is pinned to that address and
+ * never resolves anything itself), the certificate verified against the
+ * system store or ca_file, no redirects, HTTP 200 with text/plain, and
+ * hard limits on size and time.
+ *
+ * Blocking: runs in a worker thread. tlspol_fetch_global_init() once at
+ * start-up, before threads. Nothing logs.
+ */
+#ifndef TLSPOL_FETCH_H
+#define TLSPOL_FETCH_H
+
+#include "buf.h"
+#include "dns.h"
+
+struct tlspol_fetch_conf {
+	const char *ca_file;            /* NULL or "": system store */
+	unsigned long long timeout_ms;
+	unsigned long long max_size;
+	unsigned port;                  /* 443 */
+};
+
+int tlspol_fetch_global_init(struct mw_buf *err);
+
+/* The policy body into body; 0, or -1 with the reason in err. */
+int tlspol_fetch(struct mw_dns *dns, const struct tlspol_fetch_conf *fc, const char *domain,
+		 struct mw_buf *body, struct mw_buf *err);
+
+#endif
