@@ -139,8 +139,27 @@ static int fail(struct mw_buf *err, const char *what, gpgme_error_t e)
 	return -1;
 }
 
+/* A keyring that vanished (unmounted, deleted) would look like one without
+   keys, and mail would leave in clear: refuse to work without it. */
+static int keyring_present(const struct mp_gpg_home *h, struct mw_buf *err)
+{
+	static const char *const names[] = { "pubring.kbx", "pubring.gpg" };
+	struct mw_buf path = MW_BUF_INIT;
+	int found = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !found; i++) {
+		mw_buf_setf(&path, "%s/%s", h->home, names[i]);
+		found = access(mw_buf_str(&path), R_OK) == 0;
+	}
+	mw_buf_free(&path);
+	if (!found)
+		mw_buf_printf(err, "keyring %s: no readable pubring.kbx or pubring.gpg", h->home);
+	return found ? 0 : -1;
+}
+
 struct mp_gpg *mp_gpg_new(struct mp_gpg_home *h, struct mw_buf *err)
 {
+	if (keyring_present(h, err) < 0)
+		return NULL;
 	struct mp_gpg *g = mw_xcalloc(1, sizeof(*g));
 	gpgme_error_t e;
 	g->h = h;
