@@ -107,22 +107,9 @@ static void put_value(FILE *f, const char *v)
 	}
 }
 
-static int copy_body(int fd, FILE *f)
+static int put_file(void *ctx, const void *data, size_t len)
 {
-	char buf[65536];
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return -1;
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			return 0;
-		if (fwrite(buf, 1, (size_t)n, f) != (size_t)n)
-			return -1;
-	}
+	return fwrite(data, 1, len, ctx) == len ? 0 : -1;
 }
 
 /* The message as the MTA would send it on: the original fields minus the
@@ -166,7 +153,7 @@ static void write_output(const char *path, const char *text, size_t len, const s
 	}
 	fputs("\r\n", out);
 	int fd = o->body_fd >= 0 ? o->body_fd : orig_body_fd;
-	if ((fd >= 0 && copy_body(fd, out) < 0) || fclose(out) != 0)
+	if ((fd >= 0 && mp_fd_chunks(fd, put_file, out) < 0) || fclose(out) != 0)
 		mw_msg_fatal("%s: %s", path, strerror(errno));
 	mw_buf_free(&fields);
 }

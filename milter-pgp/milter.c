@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,23 +138,9 @@ static sfsistat on_body(SMFICTX *ctx, unsigned char *data, size_t len)
 	return SMFIS_CONTINUE;
 }
 
-/* Sends the new body in chunks; 0 or -1. */
-static int replace_body(SMFICTX *ctx, int fd)
+static int put_body(void *ctx, const void *data, size_t len)
 {
-	unsigned char buf[65536];
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return -1;
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			return 0;
-		if (smfi_replacebody(ctx, buf, (int)n) != MI_SUCCESS)
-			return -1;
-	}
+	return smfi_replacebody(ctx, (unsigned char *)(uintptr_t)data, (int)len) == MI_SUCCESS ? 0 : -1;
 }
 
 static sfsistat on_eom(SMFICTX *ctx)
@@ -171,7 +158,7 @@ static sfsistat on_eom(SMFICTX *ctx)
 	} else {
 		int ok = 1;
 		/* the body first: if it fails, the message is refused whole */
-		if (o.body_fd >= 0 && replace_body(ctx, o.body_fd) < 0)
+		if (o.body_fd >= 0 && mp_fd_chunks(o.body_fd, put_body, ctx) < 0)
 			ok = 0;
 		for (int i = 0; ok && i < o.nchanges; i++) {
 			struct mp_change *c = &o.changes[i];

@@ -320,31 +320,49 @@ static void make_boundary(char *out, size_t size)
 		n += (size_t)snprintf(out + n, size - n, "%02x", r[i]);
 }
 
-/* Copies src (from offset 0) to dst turning bare LF into CRLF. */
-static int copy_crlf(int src, int dst)
+int mp_fd_chunks(int fd, int (*fn)(void *ctx, const void *data, size_t len), void *ctx)
 {
-	char in[32768], out[65536 + 2];
-	int prev_cr = 0;
-	if (lseek(src, 0, SEEK_SET) < 0)
+	char buf[65536];
+	if (lseek(fd, 0, SEEK_SET) < 0)
 		return -1;
 	for (;;) {
-		ssize_t n = read(src, in, sizeof(in));
+		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
 		if (n == 0)
 			return 0;
-		size_t o = 0;
-		for (ssize_t i = 0; i < n; i++) {
-			if (in[i] == '\n' && !prev_cr)
-				out[o++] = '\r';
-			out[o++] = in[i];
-			prev_cr = in[i] == '\r';
-		}
-		if (write_all(dst, out, o) < 0)
+		if (fn(ctx, buf, (size_t)n) < 0)
 			return -1;
 	}
+}
+
+struct crlf_copy {
+	int dst;
+	int prev_cr;
+};
+
+static int put_crlf(void *ctx, const void *data, size_t len)
+{
+	struct crlf_copy *c = ctx;
+	const char *in = data;
+	char out[2 * 65536];
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '\n' && !c->prev_cr)
+			out[o++] = '\r';
+		out[o++] = in[i];
+		c->prev_cr = in[i] == '\r';
+	}
+	return write_all(c->dst, out, o);
+}
+
+/* Copies src (from offset 0) to dst turning bare LF into CRLF (gpg's armor). */
+static int copy_crlf(int src, int dst)
+{
+	struct crlf_copy c = { dst, 0 };
+	return mp_fd_chunks(src, put_crlf, &c);
 }
 
 /* Deletes every field named like name (or Content-* with NULL) and every

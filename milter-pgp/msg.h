@@ -68,6 +68,10 @@ enum mp_rcpt_state mp_msg_rcpt_state(const struct mp_msg *m, int i);
 /* The original body file (for the test mode's output). */
 int mp_msg_body_fd(const struct mp_msg *m);
 
+/* Reads fd from offset 0 to its end, calling fn on each chunk (at most 64
+   KB); 0, or -1 when a read or fn fails (errno set). */
+int mp_fd_chunks(int fd, int (*fn)(void *ctx, const void *data, size_t len), void *ctx);
+
 void mp_reply_init(struct mp_reply *r);
 void mp_reply_free(struct mp_reply *r);
 void mp_outcome_init(struct mp_outcome *o);
