@@ -332,6 +332,7 @@ static int cmd_default(int argc, char **argv)
 	gpgme_key_t k = get_key(argv[1], 1);
 	if (!uid_has(k, argv[0]) || k->revoked || k->expired || !k->can_sign) {
 		fprintf(stderr, "milter-pgp-keys: %s is not a usable signing key pair of %s\n", argv[1], argv[0]);
+		gpgme_key_release(k);
 		return 1;
 	}
 	set_default(argv[0], k->fpr);
