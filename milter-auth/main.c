@@ -174,16 +174,6 @@ static int test_mode(const char *config_path, const struct test_args *t)
 
 /* ------------------------------------------------------------ daemon */
 
-static void *milter_thread(void *arg)
-{
-	(void)arg;
-	if (ma_milter_run() < 0)
-		mw_msg_error("libmilter stopped with an error");
-	/* Wake the main thread if libmilter stopped on its own. */
-	mw_startup_stop();
-	return NULL;
-}
-
 struct running {
 	const char *path;
 	struct ma_conf *conf;
@@ -226,20 +216,12 @@ static int run_daemon(const char *path, int foreground)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	ma_milter_set_conf(conf);
 
-	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
-	   runs in a thread of its own, signals come to this one. */
-	mw_startup_catch_signals();
-	pthread_t tid;
-	if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
-		mw_msg_fatal("cannot start the milter thread");
 	mw_msg_info("listening on %s as %s (authserv-id %s)", conf->s.socket,
 		    conf->s.daemon.user[0] ? conf->s.daemon.user : "root", conf->s.authserv_id);
-
+	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
+	   runs in a thread of its own, signals come to this one. */
 	struct mw_daemon_signals sig = { reload, NULL, &r };
-	mw_startup_wait_signals(&sig);
-	mw_msg_info("stopping");
-	ma_milter_stop();
-	pthread_join(tid, NULL);
+	mw_startup_run_worker(ma_milter_run, ma_milter_stop, &sig, "libmilter");
 	mw_startup_unlink_socket(r.conf->s.socket);
 	mw_pidfile_remove();
 	ma_conf_unref(r.conf);

@@ -232,15 +232,6 @@ static int test_mode(const char *config_path, const struct test_args *t)
 
 /* ------------------------------------------------------------ daemon */
 
-static void *milter_thread(void *arg)
-{
-	(void)arg;
-	if (mp_milter_run() < 0)
-		mw_msg_error("libmilter stopped with an error");
-	mw_startup_stop(); /* wake the main thread if libmilter stopped on its own */
-	return NULL;
-}
-
 struct running {
 	const char *path;
 	struct mp_conf *conf;
@@ -285,17 +276,12 @@ static int run_daemon(const char *path, int foreground)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	mp_milter_set_conf(r.conf);
 
-	mw_startup_catch_signals();
-	pthread_t tid;
-	if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
-		mw_msg_fatal("cannot start the milter thread");
 	mw_msg_info("listening on %s as %s (keyring %s)", r.conf->s.socket,
 		    r.conf->s.daemon.user[0] ? r.conf->s.daemon.user : "root", r.conf->s.keyring);
+	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
+	   runs in a thread of its own, signals come to this one. */
 	struct mw_daemon_signals sig = { reload, NULL, &r };
-	mw_startup_wait_signals(&sig);
-	mw_msg_info("stopping");
-	mp_milter_stop();
-	pthread_join(tid, NULL);
+	mw_startup_run_worker(mp_milter_run, mp_milter_stop, &sig, "libmilter");
 	mw_startup_unlink_socket(r.conf->s.socket);
 	mw_pidfile_remove();
 	mp_milter_set_conf(NULL);

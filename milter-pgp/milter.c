@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "milter.h"
+#include "milterutil.h"
 #include "msg.h"
 #include "sock.h"
 
@@ -40,21 +41,10 @@ static struct mp_conf *get_conf(void)
 	return c;
 }
 
-/* An SMTP reply text for smfi_setreply: printable, '%' doubled. */
-static void reply_text(const char *in, struct mw_buf *out)
-{
-	for (const unsigned char *p = (const unsigned char *)in; *p != '\0' && mw_buf_len(out) < 900; p++) {
-		if (*p == '%')
-			mw_buf_puts(out, "%%");
-		else
-			mw_buf_putc(out, *p >= 0x20 && *p < 0x7f ? *p : '?');
-	}
-}
-
 static sfsistat refuse(SMFICTX *ctx, const struct mp_reply *r)
 {
 	struct mw_buf text = MW_BUF_INIT;
-	reply_text(mw_buf_str(&r->text), &text);
+	mw_milter_reply_text(mw_buf_str(&r->text), &text);
 	smfi_setreply(ctx, (char *)r->rcode, (char *)r->xcode, text.data);
 	mw_buf_free(&text);
 	return r->action == MP_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
@@ -67,12 +57,9 @@ static struct mp_msg *msg_of(SMFICTX *ctx)
 
 static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
-	char ip[INET6_ADDRSTRLEN] = "";
+	char ip[INET6_ADDRSTRLEN];
 	(void)hostname;
-	if (hostaddr != NULL && hostaddr->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)hostaddr)->sin_addr, ip, sizeof(ip));
-	else if (hostaddr != NULL && hostaddr->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)hostaddr)->sin6_addr, ip, sizeof(ip));
+	mw_milter_client_ip(hostaddr, ip, sizeof(ip));
 	if (ip[0] == '\0') {
 		const char *a = smfi_getsymval(ctx, "{client_addr}");
 		snprintf(ip, sizeof(ip), "%s", a != NULL ? a : "");
