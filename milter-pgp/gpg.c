@@ -3,10 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <locale.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gpgme.h>
@@ -17,10 +20,29 @@
 #define MAX_RECIPIENTS 1000
 #define SOCKET_ROOM 30 /* "/S.gpg-agent.browser" and more, within 108 */
 
+/* Every key of the keyring, listed once and again when the keyring's
+   files change: a key listing is a gpg process, too slow per recipient. */
+struct cached_key {
+	char *email;      /* of one valid user id, as in the key */
+	gpgme_key_t key;  /* one reference per entry */
+	int secret;       /* from the secret key listing */
+};
+
+struct keycache {
+	pthread_mutex_t lock;
+	struct cached_key *v;
+	size_t n;
+	char stamp[256];  /* the keyring files' identity when listed */
+	time_t listed;
+};
+
+#define KEYCACHE_TTL 300 /* seconds: also relisted this often */
+
 struct mp_gpg_home {
 	char *home;      /* what GPGME is given: the keyring or the short link */
 	char *tmpdir;    /* the short directory holding the link, or NULL */
 	char *passphrase;
+	struct keycache cache;
 };
 
 struct mp_gpg {
@@ -71,6 +93,7 @@ static int read_passphrase(const char *path, char **out, struct mw_buf *err)
 struct mp_gpg_home *mp_gpg_home_new(const char *keyring, const char *passphrase_file, struct mw_buf *err)
 {
 	struct mp_gpg_home *h = mw_xcalloc(1, sizeof(*h));
+	pthread_mutex_init(&h->cache.lock, NULL);
 	if (passphrase_file[0] != '\0' && read_passphrase(passphrase_file, &h->passphrase, err) < 0) {
 		free(h);
 		return NULL;
@@ -98,10 +121,24 @@ struct mp_gpg_home *mp_gpg_home_new(const char *keyring, const char *passphrase_
 	return h;
 }
 
+static void cache_clear(struct keycache *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->v[i].email);
+		gpgme_key_unref(c->v[i].key);
+	}
+	free(c->v);
+	c->v = NULL;
+	c->n = 0;
+	c->stamp[0] = '\0';
+}
+
 void mp_gpg_home_free(struct mp_gpg_home *h)
 {
 	if (h == NULL)
 		return;
+	cache_clear(&h->cache);
+	pthread_mutex_destroy(&h->cache.lock);
 	if (h->tmpdir != NULL) {
 		(void)unlink(h->home);
 		(void)rmdir(h->tmpdir);
@@ -197,24 +234,23 @@ int mp_gpg_has_signer(const struct mp_gpg *g)
 	return g->signer;
 }
 
-static int uid_matches(gpgme_key_t k, const char *addr)
+/* The newest valid subkey for the purpose; its creation time, or 0. */
+static int expired_now(long expires, time_t now)
 {
-	for (gpgme_user_id_t u = k->uids; u != NULL; u = u->next)
-		if (!u->revoked && !u->invalid && u->email != NULL && strcasecmp(u->email, addr) == 0)
-			return 1;
-	return 0;
+	return expires > 0 && expires <= now;
 }
 
-/* The newest valid subkey for the purpose; its creation time, or 0. */
 static long usable_subkey(gpgme_key_t k, int for_signing, int secret)
 {
 	long best = 0;
-	if (k->revoked || k->expired || k->disabled || k->invalid)
+	time_t now = time(NULL);
+	if (k->revoked || k->expired || k->disabled || k->invalid || k->subkeys == NULL ||
+	    expired_now(k->subkeys->expires, now))
 		return 0;
 	if (for_signing ? !k->can_sign : !k->can_encrypt)
 		return 0;
 	for (gpgme_subkey_t s = k->subkeys; s != NULL; s = s->next) {
-		if (s->revoked || s->expired || s->disabled || s->invalid)
+		if (s->revoked || s->expired || s->disabled || s->invalid || expired_now(s->expires, now))
 			continue;
 		if (for_signing ? !s->can_sign : !s->can_encrypt)
 			continue;
@@ -251,42 +287,99 @@ static void default_fpr(const struct mp_gpg_home *h, const char *addr, char *out
 	fclose(f);
 }
 
+/* What identifies the keyring's contents now: the key files' inode, size
+   and modification time, and the defaults file's. */
+static void keyring_stamp(const struct mp_gpg_home *h, char *out, size_t size)
+{
+	static const char *const names[] = { "pubring.kbx", "pubring.gpg", "private-keys-v1.d", "secring.gpg",
+					     "mailward-defaults" };
+	size_t n = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char path[1024];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", h->home, names[i]);
+		if (stat(path, &st) == 0 && n < size)
+			n += (size_t)snprintf(out + n, size - n, "%lx.%llx.%lld.%ld;", (unsigned long)st.st_ino,
+					      (unsigned long long)st.st_size, (long long)st.st_mtim.tv_sec,
+					      st.st_mtim.tv_nsec);
+	}
+}
+
+static int list_into(gpgme_ctx_t ctx, int secret, struct keycache *c, struct mw_buf *err)
+{
+	gpgme_key_t k;
+	gpgme_error_t e = gpgme_op_keylist_start(ctx, NULL, secret);
+	if (e != 0)
+		return fail(err, "key listing", e);
+	while ((e = gpgme_op_keylist_next(ctx, &k)) == 0) {
+		for (gpgme_user_id_t u = k->uids; u != NULL; u = u->next) {
+			if (u->revoked || u->invalid || u->email == NULL || u->email[0] == '\0')
+				continue;
+			c->v = mw_xrealloc(c->v, sizeof(*c->v) * (c->n + 1));
+			gpgme_key_ref(k);
+			c->v[c->n++] = (struct cached_key){ mw_xstrdup(u->email), k, secret };
+		}
+		gpgme_key_unref(k);
+	}
+	gpgme_op_keylist_end(ctx);
+	if (gpgme_err_code(e) != GPG_ERR_EOF)
+		return fail(err, "key listing", e);
+	return 0;
+}
+
+/* Under c->lock: lists the keyring again when it changed or got old. */
+static int cache_refresh(struct mp_gpg *g, struct mw_buf *err)
+{
+	struct keycache *c = &g->h->cache;
+	char stamp[sizeof(c->stamp)];
+	time_t now = time(NULL);
+	keyring_stamp(g->h, stamp, sizeof(stamp));
+	if (c->stamp[0] != '\0' && strcmp(stamp, c->stamp) == 0 && now - c->listed < KEYCACHE_TTL)
+		return 0;
+	cache_clear(c);
+	if (list_into(g->ctx, 0, c, err) < 0 || list_into(g->ctx, 1, c, err) < 0) {
+		cache_clear(c);
+		return -1;
+	}
+	snprintf(c->stamp, sizeof(c->stamp), "%s", stamp[0] ? stamp : "-");
+	c->listed = now;
+	return 0;
+}
+
 /* The best usable key of addr: 1 (*out referenced), 0 none, -1 error. */
 static int find_key(struct mp_gpg *g, const char *addr, int secret, gpgme_key_t *out, struct mw_buf *err)
 {
-	struct mw_buf pattern = MW_BUF_INIT;
-	gpgme_key_t k, best = NULL;
+	struct keycache *c = &g->h->cache;
+	gpgme_key_t best = NULL;
 	long best_time = 0;
 	char def[128] = "";
 
-	if (addr[0] == '\0' || strchr(addr, '<') != NULL || strchr(addr, '>') != NULL)
+	*out = NULL;
+	if (addr[0] == '\0')
 		return 0;
 	if (secret)
 		default_fpr(g->h, addr, def, sizeof(def));
-	mw_buf_printf(&pattern, "<%s>", addr);
-	gpgme_error_t e = gpgme_op_keylist_start(g->ctx, mw_buf_str(&pattern), secret);
-	mw_buf_free(&pattern);
-	if (e != 0)
-		return fail(err, "key lookup", e);
-	while ((e = gpgme_op_keylist_next(g->ctx, &k)) == 0) {
-		long t = uid_matches(k, addr) ? usable_subkey(k, secret, secret) : 0;
+	pthread_mutex_lock(&c->lock);
+	if (cache_refresh(g, err) < 0) {
+		pthread_mutex_unlock(&c->lock);
+		return -1;
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		gpgme_key_t k = c->v[i].key;
+		if (c->v[i].secret != secret || strcasecmp(c->v[i].email, addr) != 0)
+			continue;
+		long t = usable_subkey(k, secret, secret);
 		if (t > 0 && def[0] != '\0' && k->fpr != NULL && strcasecmp(k->fpr, def) == 0)
 			t = 0x7fffffffL; /* the default wins */
 		if (t > best_time) {
-			if (best != NULL)
-				gpgme_key_release(best);
 			best = k;
 			best_time = t;
-		} else {
-			gpgme_key_release(k);
 		}
 	}
-	gpgme_op_keylist_end(g->ctx);
-	if (gpgme_err_code(e) != GPG_ERR_EOF) {
-		if (best != NULL)
-			gpgme_key_release(best);
-		return fail(err, "key lookup", e);
-	}
+	if (best != NULL)
+		gpgme_key_ref(best);
+	pthread_mutex_unlock(&c->lock);
 	*out = best;
 	return best != NULL;
 }

@@ -7,6 +7,7 @@ import pwd
 import shutil
 import signal
 import smtplib
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -109,6 +110,15 @@ def main(t):
     rc, plain, _ = mptest.gpg_decrypt(mptest.person_home("bob"), mptest.armored(got))
     t.ok(len(env["rcpts"]) == 1 and BOB in env["rcpts"][0] and rc == 0 and plain == mptest.entity(raw),
          "bob alone receives it, encrypted", env)
+
+    # a key deleted from the keyring while milter-pgp runs is no longer used
+    # (its key cache follows the keyring's files)
+    carol = mptest.fingerprint(ring, CAROL)
+    p = subprocess.run(["gpg", "--homedir", ring, "--batch", "--yes", "--delete-keys", carol], capture_output=True,
+                       preexec_fn=lambda: (os.setgid(nobody.pw_gid), os.setuid(nobody.pw_uid)))
+    refused = send(pf, [BOB, CAROL], raw) if p.returncode == 0 else {}
+    t.ok(CAROL in refused and refused[CAROL][0] == 550, "a key deleted while running is no longer used",
+         (p.stderr, refused))
 
     # milter-pgp down: mail deferred, never sent in clear
     os.kill(mp.proc.pid, signal.SIGTERM)
