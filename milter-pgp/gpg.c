@@ -53,6 +53,12 @@ struct mp_gpg {
 	int signer;
 };
 
+static int fail(struct mw_buf *err, const char *what, gpgme_error_t e)
+{
+	mw_buf_printf(err, "%s: %s", what, gpgme_strerror(e));
+	return -1;
+}
+
 int mp_gpg_global_init(struct mw_buf *err)
 {
 	setlocale(LC_ALL, "");
@@ -90,6 +96,18 @@ static int read_passphrase(const char *path, char **out, struct mw_buf *err)
 	return 0;
 }
 
+/* New contexts start in this home (see mp_gpg_new()). */
+static struct mp_gpg_home *set_default_home(struct mp_gpg_home *h, struct mw_buf *err)
+{
+	gpgme_error_t e = gpgme_set_engine_info(GPGME_PROTOCOL_OpenPGP, NULL, h->home);
+	if (e != 0) {
+		fail(err, "GPGME engine", e);
+		mp_gpg_home_free(h);
+		return NULL;
+	}
+	return h;
+}
+
 struct mp_gpg_home *mp_gpg_home_new(const char *keyring, const char *passphrase_file, struct mw_buf *err)
 {
 	struct mp_gpg_home *h = mw_xcalloc(1, sizeof(*h));
@@ -100,7 +118,7 @@ struct mp_gpg_home *mp_gpg_home_new(const char *keyring, const char *passphrase_
 	}
 	if (strlen(keyring) + SOCKET_ROOM < 108) {
 		h->home = mw_xstrdup(keyring);
-		return h;
+		return set_default_home(h, err);
 	}
 	char dir[] = "/tmp/mwpgp.XXXXXX";
 	if (mkdtemp(dir) == NULL) {
@@ -118,7 +136,7 @@ struct mp_gpg_home *mp_gpg_home_new(const char *keyring, const char *passphrase_
 		return NULL;
 	}
 	h->home = mw_buf_steal(&link);
-	return h;
+	return set_default_home(h, err);
 }
 
 static void cache_clear(struct keycache *c)
@@ -170,11 +188,6 @@ static gpgme_error_t passphrase_cb(void *hook, const char *uid_hint, const char 
 	return 0;
 }
 
-static int fail(struct mw_buf *err, const char *what, gpgme_error_t e)
-{
-	mw_buf_printf(err, "%s: %s", what, gpgme_strerror(e));
-	return -1;
-}
 
 /* A keyring that vanished (unmounted, deleted) would look like one without
    keys, and mail would leave in clear: refuse to work without it. */
@@ -200,9 +213,22 @@ struct mp_gpg *mp_gpg_new(struct mp_gpg_home *h, struct mw_buf *err)
 	struct mp_gpg *g = mw_xcalloc(1, sizeof(*g));
 	gpgme_error_t e;
 	g->h = h;
-	if ((e = gpgme_new(&g->ctx)) != 0 ||
-	    (e = gpgme_ctx_set_engine_info(g->ctx, GPGME_PROTOCOL_OpenPGP, NULL, h->home)) != 0 ||
-	    (e = gpgme_set_pinentry_mode(g->ctx, GPGME_PINENTRY_MODE_LOOPBACK)) != 0) {
+	if ((e = gpgme_new(&g->ctx)) != 0) {
+		fail(err, "GPGME context", e);
+		mp_gpg_free(g);
+		return NULL;
+	}
+	/* A context starts with the process-wide engine settings, which
+	   mp_gpg_home_new() pointed at the newest home; setting them per
+	   context runs gpg --version each time, so only a context for an
+	   older configuration's home (after a reload) does. */
+	gpgme_engine_info_t info = gpgme_ctx_get_engine_info(g->ctx);
+	while (info != NULL && info->protocol != GPGME_PROTOCOL_OpenPGP)
+		info = info->next;
+	e = 0;
+	if (info == NULL || info->home_dir == NULL || strcmp(info->home_dir, h->home) != 0)
+		e = gpgme_ctx_set_engine_info(g->ctx, GPGME_PROTOCOL_OpenPGP, NULL, h->home);
+	if (e != 0 || (e = gpgme_set_pinentry_mode(g->ctx, GPGME_PINENTRY_MODE_LOOPBACK)) != 0) {
 		fail(err, "GPGME context", e);
 		mp_gpg_free(g);
 		return NULL;
