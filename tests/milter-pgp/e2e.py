@@ -19,7 +19,7 @@ from mwtest.tap import Tap  # noqa: E402
 
 MSG = ("From: Alice <alice@example.org>\r\nTo: Bob <bob@example.net>, Carol <carol@example.net>\r\n"
        "Subject: e2e\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\nMessage-ID: <e2e-%d@example.org>\r\n"
-       "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+       "MIME-Version: 1.0\r\nContent-Type: text/plain;\r\n\tcharset=utf-8\r\nContent-Transfer-Encoding:  8bit\r\n"
        "X-Mailward-Encrypt: require\r\n\r\nGrüße through Postfix %d\r\n.leading dot\r\n")
 
 
