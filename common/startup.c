@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,34 @@ void mw_startup_wait_signals(const struct mw_daemon_signals *sig)
 	}
 	if (sig->stop != NULL)
 		sig->stop(sig->ctx);
+}
+
+struct worker {
+	int (*run)(void);
+	const char *what;
+};
+
+static void *worker_thread(void *arg)
+{
+	const struct worker *w = arg;
+	if (w->run() < 0)
+		mw_msg_error("%s stopped with an error", w->what);
+	mw_startup_stop(); /* wake the main thread if it stopped on its own */
+	return NULL;
+}
+
+void mw_startup_run_worker(int (*run)(void), void (*stop)(void), const struct mw_daemon_signals *sig,
+			   const char *what)
+{
+	struct worker w = { run, what };
+	pthread_t tid;
+	mw_startup_catch_signals(); /* before the thread: it inherits the handlers' mask */
+	if (pthread_create(&tid, NULL, worker_thread, &w) != 0)
+		mw_msg_fatal("cannot start the %s thread", what);
+	mw_startup_wait_signals(sig);
+	mw_msg_info("stopping");
+	stop();
+	pthread_join(tid, NULL);
 }
 
 void mw_startup_unlink_socket(const char *spec_text)

@@ -55,6 +55,16 @@ void mw_startup_wait_signals(const struct mw_daemon_signals *sig);
 /* Async-signal-safe: makes mw_startup_wait_signals() return. */
 void mw_startup_stop(void);
 
+/*
+ * For daemons whose work runs in one thread of its own (libmilter's
+ * smfi_main): catches the signals in this thread, runs run() in a new one,
+ * waits for signals (SIGHUP: sig->reload), and on SIGTERM/SIGINT, or when
+ * run() returns by itself, calls stop() and joins the thread. run()
+ * returning -1 is logged with what.
+ */
+void mw_startup_run_worker(int (*run)(void), void (*stop)(void), const struct mw_daemon_signals *sig,
+			   const char *what);
+
 /* Removes the socket file of a "unix:" socket spec; anything else: no-op. */
 void mw_startup_unlink_socket(const char *spec);
 

@@ -31,6 +31,7 @@
 #include "sock.h"
 #include "startup.h"
 #include "strnum.h"
+#include "testmode.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/mailward/milter-auth.conf"
 #define MAX_MESSAGE (64 * 1024 * 1024)
@@ -56,116 +57,25 @@ struct test_args {
 
 /* ------------------------------------------------------------ test mode */
 
-static char *read_file(const char *path, size_t *len)
+static void feed_header(void *ctx, const char *name, const char *value)
 {
-	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
-	struct mw_buf b;
-	char chunk[65536];
-
-	if (fd < 0)
-		mw_msg_fatal_status(MW_EXIT_CONFIG, "%s: %s", path, strerror(errno));
-	mw_buf_init(&b, MAX_MESSAGE);
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			mw_msg_fatal_status(MW_EXIT_CONFIG, "%s: %s", path, strerror(errno));
-		if (n == 0)
-			break;
-		if (mw_buf_append(&b, chunk, (size_t)n) < 0)
-			mw_msg_fatal_status(MW_EXIT_CONFIG, "%s: larger than %d bytes", path, MAX_MESSAGE);
-	}
-	if (fd != STDIN_FILENO)
-		close(fd);
-	*len = mw_buf_len(&b);
-	return mw_buf_steal(&b);
+	ma_msg_header(ctx, name, value);
 }
 
-/*
- * Feeds a message file to the pipeline as an MTA would: each header's name
- * and its value after the colon with folds kept (CRLF), then the body with
- * CRLF line ends. A line that is not a header ends the header section, as
- * Postfix treats it.
- */
+static void feed_eoh(void *ctx)
+{
+	ma_msg_eoh(ctx);
+}
+
+static void feed_body(void *ctx, const unsigned char *data, size_t len)
+{
+	ma_msg_body(ctx, data, len);
+}
+
 static void feed_message(struct ma_msg *m, const char *text, size_t len)
 {
-	size_t pos = 0;
-	struct mw_buf name = MW_BUF_INIT, value = MW_BUF_INIT, body = MW_BUF_INIT;
-	int have = 0;
-
-	while (pos < len) {
-		const char *line = text + pos;
-		const char *nl = memchr(line, '\n', len - pos);
-		size_t ll = nl != NULL ? (size_t)(nl - line) : len - pos;
-		size_t next = pos + ll + (nl != NULL);
-		if (ll > 0 && line[ll - 1] == '\r')
-			ll--;
-		if (ll > 0 && (line[0] == ' ' || line[0] == '\t') && have) {
-			mw_buf_puts(&value, "\r\n");
-			mw_buf_append(&value, line, ll);
-			pos = next;
-			continue;
-		}
-		if (have) {
-			ma_msg_header(m, mw_buf_str(&name), mw_buf_str(&value));
-			have = 0;
-		}
-		const char *colon = memchr(line, ':', ll);
-		if (ll == 0 || colon == NULL || colon == line) {
-			if (ll == 0)
-				pos = next; /* the blank line itself is not body */
-			break;
-		}
-		mw_buf_set(&name, "");
-		mw_buf_append(&name, line, (size_t)(colon - line));
-		while (mw_buf_len(&name) > 0 && (name.data[mw_buf_len(&name) - 1] == ' ' ||
-						  name.data[mw_buf_len(&name) - 1] == '\t'))
-			mw_buf_truncate(&name, mw_buf_len(&name) - 1);
-		mw_buf_set(&value, "");
-		mw_buf_append(&value, colon + 1, ll - (size_t)(colon + 1 - line));
-		have = 1;
-		pos = next;
-	}
-	if (have)
-		ma_msg_header(m, mw_buf_str(&name), mw_buf_str(&value));
-	ma_msg_eoh(m);
-	/* The body, with CRLF line ends as on the wire. */
-	for (size_t i = pos; i < len; i++) {
-		if (text[i] == '\n' && (i == pos || text[i - 1] != '\r'))
-			mw_buf_putc(&body, '\r');
-		mw_buf_putc(&body, text[i]);
-	}
-	if (mw_buf_len(&body) > 0)
-		ma_msg_body(m, (const unsigned char *)body.data, mw_buf_len(&body));
-	mw_buf_free(&name);
-	mw_buf_free(&value);
-	mw_buf_free(&body);
-}
-
-static void print_folded(const char *prefix, const char *value)
-{
-	fputs(prefix, stdout);
-	for (const char *p = value; *p != '\0'; p++) {
-		if (*p == '\n') {
-			/* one line per change: a fold prints as one space */
-			while (p[1] == '\t' || p[1] == ' ')
-				p++;
-			putchar(' ');
-			continue;
-		}
-		putchar(*p);
-	}
-	putchar('\n');
-}
-
-static void normalize_sender(const char *from, char *sender, size_t size)
-{
-	size_t fl = strlen(from);
-	if (fl >= 2 && from[0] == '<' && from[fl - 1] == '>')
-		snprintf(sender, size, "%.*s", (int)(fl - 2), from + 1);
-	else
-		snprintf(sender, size, "%s", from);
+	struct mw_test_feed f = { feed_header, feed_eoh, feed_body, m };
+	mw_test_feed_message(text, len, &f);
 }
 
 /*
@@ -176,7 +86,7 @@ static void time_pipeline(struct ma_conf *conf, const struct test_args *t, const
 {
 	unsigned long long spf = 0, dkim = 0, dmarc = 0, total = 0, all = 0;
 	char sender[1024];
-	normalize_sender(t->mail_from, sender, sizeof(sender));
+	mw_test_strip_brackets(t->mail_from, sender, sizeof(sender));
 	for (unsigned long i = 0; i <= t->repeat; i++) {
 		struct timespec a, b;
 		clock_gettime(CLOCK_MONOTONIC, &a);
@@ -218,20 +128,15 @@ static int test_mode(const char *config_path, const struct test_args *t)
 	if (ma_conf_start(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	size_t len;
-	char *text = read_file(t->message, &len);
+	char *text = mw_test_read_file(t->message, MAX_MESSAGE, &len);
 
 	if (t->repeat > 0)
 		time_pipeline(conf, t, text, len);
 	struct ma_msg *m = ma_msg_new(conf);
 	ma_msg_connect(m, t->client_ip, "");
 	ma_msg_helo(m, t->helo);
-	const char *from = t->mail_from;
-	size_t fl = strlen(from);
 	char sender[1024];
-	if (fl >= 2 && from[0] == '<' && from[fl - 1] == '>')
-		snprintf(sender, sizeof(sender), "%.*s", (int)(fl - 2), from + 1);
-	else
-		snprintf(sender, sizeof(sender), "%s", from);
+	mw_test_strip_brackets(t->mail_from, sender, sizeof(sender));
 	ma_msg_mail(m, sender, t->auth_user);
 	for (int i = 0; i < t->nrcpts; i++)
 		ma_msg_rcpt(m, t->rcpts[i]);
@@ -251,7 +156,7 @@ static int test_mode(const char *config_path, const struct test_args *t)
 			if (o.changes[i].add) {
 				char prefix[300];
 				snprintf(prefix, sizeof(prefix), "add-header: %s:", o.changes[i].name);
-				print_folded(prefix, o.changes[i].value);
+				mw_test_print_folded(prefix, o.changes[i].value);
 			} else {
 				printf("delete-header: %s\n", o.changes[i].name);
 			}
@@ -268,16 +173,6 @@ static int test_mode(const char *config_path, const struct test_args *t)
 }
 
 /* ------------------------------------------------------------ daemon */
-
-static void *milter_thread(void *arg)
-{
-	(void)arg;
-	if (ma_milter_run() < 0)
-		mw_msg_error("libmilter stopped with an error");
-	/* Wake the main thread if libmilter stopped on its own. */
-	mw_startup_stop();
-	return NULL;
-}
 
 struct running {
 	const char *path;
@@ -321,20 +216,12 @@ static int run_daemon(const char *path, int foreground)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	ma_milter_set_conf(conf);
 
-	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
-	   runs in a thread of its own, signals come to this one. */
-	mw_startup_catch_signals();
-	pthread_t tid;
-	if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
-		mw_msg_fatal("cannot start the milter thread");
 	mw_msg_info("listening on %s as %s (authserv-id %s)", conf->s.socket,
 		    conf->s.daemon.user[0] ? conf->s.daemon.user : "root", conf->s.authserv_id);
-
+	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
+	   runs in a thread of its own, signals come to this one. */
 	struct mw_daemon_signals sig = { reload, NULL, &r };
-	mw_startup_wait_signals(&sig);
-	mw_msg_info("stopping");
-	ma_milter_stop();
-	pthread_join(tid, NULL);
+	mw_startup_run_worker(ma_milter_run, ma_milter_stop, &sig, "libmilter");
 	mw_startup_unlink_socket(r.conf->s.socket);
 	mw_pidfile_remove();
 	ma_conf_unref(r.conf);

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "milter.h"
+#include "milterutil.h"
 #include "pipeline.h"
 #include "sock.h"
 #include "tcprelay.h"
@@ -34,16 +35,6 @@ static struct ma_conf *get_conf(void)
 	struct ma_conf *c = ma_conf_ref(current_conf);
 	pthread_mutex_unlock(&conf_lock);
 	return c;
-}
-
-void ma_milter_reply_text(const char *in, struct mw_buf *out)
-{
-	for (const unsigned char *p = (const unsigned char *)in; *p != '\0' && mw_buf_len(out) < 900; p++) {
-		if (*p == '%')
-			mw_buf_puts(out, "%%");
-		else
-			mw_buf_putc(out, *p >= 0x20 && *p < 0x7f ? *p : '?');
-	}
 }
 
 /* One per connection: the message pipeline, and what the MTA agreed to. */
@@ -80,11 +71,8 @@ static sfsistat cont(SMFICTX *ctx, unsigned long nr_flag)
 
 static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
-	char ip[INET6_ADDRSTRLEN] = "";
-	if (hostaddr != NULL && hostaddr->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)hostaddr)->sin_addr, ip, sizeof(ip));
-	else if (hostaddr != NULL && hostaddr->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)hostaddr)->sin6_addr, ip, sizeof(ip));
+	char ip[INET6_ADDRSTRLEN];
+	mw_milter_client_ip(hostaddr, ip, sizeof(ip));
 	if (ip[0] == '\0') {
 		const char *a = smfi_getsymval(ctx, "{client_addr}");
 		snprintf(ip, sizeof(ip), "%s", a != NULL ? a : "");
@@ -175,7 +163,7 @@ static sfsistat on_eom(SMFICTX *ctx)
 	mw_msg_info("%s", mw_buf_str(&o.log));
 	if (o.action == MA_REJECT || o.action == MA_TEMPFAIL) {
 		struct mw_buf text = MW_BUF_INIT;
-		ma_milter_reply_text(mw_buf_str(&o.text), &text);
+		mw_milter_reply_text(mw_buf_str(&o.text), &text);
 		smfi_setreply(ctx, o.rcode, o.xcode, text.data);
 		mw_buf_free(&text);
 		ret = o.action == MA_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
@@ -190,7 +178,7 @@ static sfsistat on_eom(SMFICTX *ctx)
 		}
 		if (o.action == MA_QUARANTINE) {
 			struct mw_buf text = MW_BUF_INIT;
-			ma_milter_reply_text(mw_buf_str(&o.text), &text);
+			mw_milter_reply_text(mw_buf_str(&o.text), &text);
 			smfi_quarantine(ctx, text.data);
 			mw_buf_free(&text);
 		}

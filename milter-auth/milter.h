@@ -18,7 +18,5 @@ void ma_milter_set_conf(struct ma_conf *conf);
 /* Runs libmilter (blocks until ma_milter_stop()); 0 or -1. */
 int ma_milter_run(void);
 void ma_milter_stop(void);
-/* Escapes text for smfi_setreply(): printable ASCII, '%' doubled. */
-void ma_milter_reply_text(const char *in, struct mw_buf *out);
 
 #endif

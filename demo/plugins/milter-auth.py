@@ -105,7 +105,8 @@ def describe(demo, msg):
         if held:
             out.append("milter-auth: DMARC p=quarantine, put in Postfix's hold queue "
                        "(postsuper -H releases it)")
-    elif msg.smtp_reply and msg.kind == "inbound" and "5.7.1" in msg.smtp_reply or "DMARC" in msg.smtp_reply:
+    elif msg.smtp_reply and msg.plugin in (None, NAME) and (
+            msg.kind == "inbound" and "5.7.1" in msg.smtp_reply or "DMARC" in msg.smtp_reply):
         out.append("milter-auth: refused at SMTP: " + msg.smtp_reply)
     return out
 

@@ -1,0 +1,26 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "milterutil.h"
+
+void mw_milter_client_ip(const struct sockaddr *sa, char *ip, size_t size)
+{
+	ip[0] = '\0';
+	if (sa != NULL && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip, (socklen_t)size);
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip, (socklen_t)size);
+}
+
+void mw_milter_reply_text(const char *in, struct mw_buf *out)
+{
+	for (const unsigned char *p = (const unsigned char *)in; *p != '\0' && mw_buf_len(out) < 900; p++) {
+		if (*p == '%')
+			mw_buf_puts(out, "%%");
+		else
+			mw_buf_putc(out, *p >= 0x20 && *p < 0x7f ? *p : '?');
+	}
+}

@@ -1,0 +1,335 @@
+/*
+ * milter-pgp: OpenPGP encryption and signing of outbound mail, for Postfix
+ * and Sendmail.
+ *
+ *   milter-pgp [-f] [-c FILE]            run the milter
+ *   milter-pgp -n | -C [-c FILE]         print / check the configuration
+ *   milter-pgp -c FILE -t MESSAGE --mail-from A --rcpt B [--rcpt C]...
+ *              [--auth USER] [--client-ip IP] [-o OUT]
+ *                                         what the milter would do, no MTA
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemon.h"
+#include "gpg.h"
+#include "log.h"
+#include "milter.h"
+#include "msg.h"
+#include "pgpconf.h"
+#include "startup.h"
+#include "testmode.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/mailward/milter-pgp.conf"
+#define MAX_TEST_MESSAGE ((size_t)1 << 30)
+#define MAX_TEST_RCPTS 256
+
+#define USAGE                                                                                 \
+	"usage: milter-pgp [-f] [-c FILE]\n"                                                   \
+	"       milter-pgp -n | -C [-c FILE]\n"                                                \
+	"       milter-pgp -c FILE -t MESSAGE --mail-from ADDR --rcpt ADDR [--rcpt ADDR]...\n" \
+	"                  [--auth USER] [--client-ip IP] [-o OUT]\n"
+
+struct test_args {
+	const char *message;
+	const char *mail_from;
+	const char *auth;
+	const char *client_ip;
+	const char *out;
+	const char *rcpts[MAX_TEST_RCPTS];
+	int nrcpts;
+};
+
+/* ------------------------------------------------------------ test mode */
+
+struct feed {
+	struct mp_msg *m;
+};
+
+static void feed_header(void *ctx, const char *name, const char *value)
+{
+	mp_msg_header(((struct feed *)ctx)->m, name, value);
+}
+
+static void feed_eoh(void *ctx)
+{
+	mp_msg_eoh(((struct feed *)ctx)->m);
+}
+
+static void feed_body(void *ctx, const unsigned char *data, size_t len)
+{
+	mp_msg_body(((struct feed *)ctx)->m, data, len);
+}
+
+/* Header fields as the MTA keeps them: name, colon, value, CRLF. */
+struct field {
+	char *name;
+	char *value;
+	int deleted;
+};
+
+static void collect_field(void *ctx, const char *name, const char *value)
+{
+	struct mw_buf *b = ctx;
+	struct field f = { mw_xstrdup(name), mw_xstrdup(value), 0 };
+	mw_buf_append(b, &f, sizeof(f));
+}
+
+static void ignore_eoh(void *ctx)
+{
+	(void)ctx;
+}
+
+static void ignore_body(void *ctx, const unsigned char *data, size_t len)
+{
+	(void)ctx;
+	(void)data;
+	(void)len;
+}
+
+static void put_value(FILE *f, const char *v)
+{
+	for (const char *p = v; *p != '\0'; p++) {
+		if (*p == '\r')
+			continue;
+		if (*p == '\n')
+			fputc('\r', f);
+		fputc(*p, f);
+	}
+}
+
+static int put_file(void *ctx, const void *data, size_t len)
+{
+	return fwrite(data, 1, len, ctx) == len ? 0 : -1;
+}
+
+/* The message as the MTA would send it on: the original fields minus the
+   deleted ones plus the added ones (at the end), CRLF, the body. */
+static void write_output(const char *path, const char *text, size_t len, const struct mp_outcome *o,
+			 int orig_body_fd)
+{
+	struct mw_buf fields;
+	mw_buf_init(&fields, (size_t)1 << 30);
+	struct mw_test_feed f = { collect_field, ignore_eoh, ignore_body, &fields };
+	mw_test_feed_message(text, len, &f);
+	struct field *fs = (struct field *)(void *)fields.data;
+	size_t nf = mw_buf_len(&fields) / sizeof(struct field);
+
+	for (int i = 0; i < o->nchanges; i++) {
+		if (o->changes[i].add)
+			continue;
+		int seen = 0;
+		for (size_t k = 0; k < nf; k++)
+			if (strcasecmp(fs[k].name, o->changes[i].name) == 0 && ++seen == o->changes[i].index)
+				fs[k].deleted = 1;
+	}
+	FILE *out = fopen(path, "we");
+	if (out == NULL)
+		mw_msg_fatal_status(MW_EXIT_CONFIG, "%s: %s", path, strerror(errno));
+	for (size_t k = 0; k < nf; k++) {
+		if (!fs[k].deleted) {
+			fprintf(out, "%s:", fs[k].name);
+			put_value(out, fs[k].value);
+			fputs("\r\n", out);
+		}
+		free(fs[k].name);
+		free(fs[k].value);
+	}
+	for (int i = 0; i < o->nchanges; i++) {
+		if (!o->changes[i].add)
+			continue;
+		fprintf(out, "%s:", o->changes[i].name);
+		put_value(out, o->changes[i].value);
+		fputs("\r\n", out);
+	}
+	fputs("\r\n", out);
+	int fd = o->body_fd >= 0 ? o->body_fd : orig_body_fd;
+	if ((fd >= 0 && mp_fd_chunks(fd, put_file, out) < 0) || fclose(out) != 0)
+		mw_msg_fatal("%s: %s", path, strerror(errno));
+	mw_buf_free(&fields);
+}
+
+static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected" };
+
+static int test_mode(const char *config_path, const struct test_args *t)
+{
+	if (t->mail_from == NULL || t->nrcpts == 0) {
+		fprintf(stderr, "milter-pgp: -t needs --mail-from and at least one --rcpt\n");
+		return MW_EXIT_CONFIG;
+	}
+	struct mw_buf err = MW_BUF_INIT;
+	if (mp_gpg_global_init(&err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	struct mp_conf *conf = mp_conf_load_cli(config_path, 0);
+	mw_log_apply_conf(&conf->s.log);
+	if (mp_conf_start(conf, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	size_t len;
+	char *text = mw_test_read_file(t->message, MAX_TEST_MESSAGE, &len);
+	char sender[512];
+	mw_test_strip_brackets(t->mail_from, sender, sizeof(sender));
+
+	struct mp_msg *m = mp_msg_new(conf);
+	mp_msg_connect(m, t->client_ip != NULL ? t->client_ip : "127.0.0.1");
+	mp_msg_mail(m, sender, t->auth);
+	for (int i = 0; i < t->nrcpts; i++) {
+		struct mp_reply r;
+		mp_reply_init(&r);
+		mp_msg_rcpt(m, t->rcpts[i], &r);
+		if (r.action != MP_ACCEPT)
+			printf("rcpt-refused: %s %s %s %s\n", t->rcpts[i], r.rcode, r.xcode, mw_buf_str(&r.text));
+		mp_reply_free(&r);
+	}
+	struct feed fd = { m };
+	struct mw_test_feed f = { feed_header, feed_eoh, feed_body, &fd };
+	mw_test_feed_message(text, len, &f);
+
+	struct mp_outcome o;
+	mp_outcome_init(&o);
+	mp_msg_eom(m, "TEST", &o);
+	switch (o.reply.action) {
+	case MP_ACCEPT: printf("action: accept\n"); break;
+	case MP_REJECT:
+		printf("action: reject %s %s %s\n", o.reply.rcode, o.reply.xcode, mw_buf_str(&o.reply.text));
+		break;
+	case MP_TEMPFAIL:
+		printf("action: tempfail %s %s %s\n", o.reply.rcode, o.reply.xcode, mw_buf_str(&o.reply.text));
+		break;
+	}
+	for (int i = 0; i < o.nchanges; i++) {
+		if (o.changes[i].add) {
+			char prefix[300];
+			snprintf(prefix, sizeof(prefix), "add-header: %s:", o.changes[i].name);
+			mw_test_print_folded(prefix, o.changes[i].value);
+		} else {
+			printf("delete-header: %s\n", o.changes[i].name);
+		}
+	}
+	if (o.body_fd >= 0)
+		printf("replace-body\n");
+	for (int i = 0; i < mp_msg_nrcpts(m); i++)
+		printf("rcpt: %s %s\n", mp_msg_rcpt_addr(m, i), rcpt_states[mp_msg_rcpt_state(m, i)]);
+	fflush(stdout);
+	mw_msg_info("%s", mw_buf_str(&o.log));
+	if (t->out != NULL && o.reply.action == MP_ACCEPT)
+		write_output(t->out, text, len, &o, mp_msg_body_fd(m));
+	mp_outcome_free(&o);
+	mp_msg_free(m);
+	mp_conf_unref(conf);
+	free(text);
+	mw_buf_free(&err);
+	return 0;
+}
+
+/* ------------------------------------------------------------ daemon */
+
+struct running {
+	const char *path;
+	struct mp_conf *conf;
+};
+
+static void reload(void *ctx)
+{
+	struct running *r = ctx;
+	struct mw_buf err = MW_BUF_INIT;
+	struct mp_conf *fresh = mp_conf_load(r->path, &err);
+	if (fresh == NULL || mp_conf_start(fresh, &err) < 0) {
+		mw_msg_error("reload failed, keeping the running configuration: %s", mw_buf_str(&err));
+		if (fresh != NULL)
+			mp_conf_unref(fresh);
+		mw_buf_free(&err);
+		return;
+	}
+	if (strcmp(fresh->s.socket, r->conf->s.socket) != 0 ||
+	    strcmp(fresh->s.daemon.user, r->conf->s.daemon.user) != 0)
+		mw_msg_warn("socket and user changes take effect at the next restart");
+	mw_log_apply_conf(&fresh->s.log);
+	mp_milter_set_conf(fresh);
+	mp_conf_unref(r->conf);
+	r->conf = fresh;
+	mw_msg_info("configuration reloaded from %s", r->path);
+	mw_buf_free(&err);
+}
+
+static int run_daemon(const char *path, int foreground)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	/* GPGME wants this before any thread starts */
+	if (mp_gpg_global_init(&err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	struct running r = { path, mp_conf_load_cli(path, 0) };
+
+	mw_log_apply_conf(&r.conf->s.log);
+	if (mp_milter_setup(r.conf, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	mw_startup_begin(&r.conf->s.daemon, foreground);
+	if (mp_conf_start(r.conf, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
+	mp_milter_set_conf(r.conf);
+
+	mw_msg_info("listening on %s as %s (keyring %s)", r.conf->s.socket,
+		    r.conf->s.daemon.user[0] ? r.conf->s.daemon.user : "root", r.conf->s.keyring);
+	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
+	   runs in a thread of its own, signals come to this one. */
+	struct mw_daemon_signals sig = { reload, NULL, &r };
+	mw_startup_run_worker(mp_milter_run, mp_milter_stop, &sig, "libmilter");
+	mw_startup_unlink_socket(r.conf->s.socket);
+	mw_pidfile_remove();
+	mp_milter_set_conf(NULL);
+	mp_conf_unref(r.conf);
+	mw_buf_free(&err);
+	return 0;
+}
+
+enum { O_MAIL_FROM = 1000, O_RCPT, O_AUTH, O_CLIENT_IP };
+
+static int test_option(int opt, const char *arg, void *ctx)
+{
+	struct test_args *t = ctx;
+	switch (opt) {
+	case 't': t->message = arg; break;
+	case 'o': t->out = arg; break;
+	case O_MAIL_FROM: t->mail_from = arg; break;
+	case O_AUTH: t->auth = arg; break;
+	case O_CLIENT_IP: t->client_ip = arg; break;
+	case O_RCPT:
+		if (t->nrcpts >= MAX_TEST_RCPTS)
+			return -1;
+		t->rcpts[t->nrcpts++] = arg;
+		break;
+	default: return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "mail-from", required_argument, NULL, O_MAIL_FROM },
+		{ "rcpt", required_argument, NULL, O_RCPT },
+		{ "auth", required_argument, NULL, O_AUTH },
+		{ "client-ip", required_argument, NULL, O_CLIENT_IP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct test_args t = { 0 };
+	struct mw_startup_args a;
+
+	mw_log_init("milter-pgp", MW_LOG_TO_STDERR, 0);
+	mw_startup_parse_args(argc, argv, DEFAULT_CONFIG, "t:o:", longopts, test_option, &t, USAGE, &a);
+	if (a.cli_flags != 0) {
+		mp_conf_load_cli(a.config_path, a.cli_flags); /* exits */
+		return 0;
+	}
+	if (t.message != NULL)
+		return test_mode(a.config_path, &t);
+	return run_daemon(a.config_path, a.foreground);
+}

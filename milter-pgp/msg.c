@@ -1,0 +1,637 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gpg.h"
+#include "log.h"
+#include "mime.h"
+#include "msg.h"
+
+#define MAX_HEADERS 10000
+#define MAX_RCPTS 1000
+#define ADDR_MAX 512
+
+struct header {
+	char *name;
+	char *value;
+};
+
+struct rcpt {
+	char *addr;
+	enum mp_rcpt_state state;
+};
+
+struct mp_msg {
+	struct mp_conf *conf;
+	char client_ip[64];
+	/* per message */
+	struct mw_buf sender;
+	struct mw_buf auth_user;
+	struct mp_gpg *gpg;      /* created when first needed */
+	struct header *headers;
+	int nheaders;
+	int too_many_headers;
+	struct rcpt *rcpts;
+	int nrcpts;
+	int body_fd;
+	unsigned long long body_len;
+	int body_error;          /* errno of a failed spool write */
+};
+
+void mp_reply_init(struct mp_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	mw_buf_init(&r->text, 4096);
+}
+
+void mp_reply_free(struct mp_reply *r)
+{
+	mw_buf_free(&r->text);
+}
+
+static void set_reply(struct mp_reply *r, enum mp_action a, const char *rcode, const char *xcode,
+		      const char *fmt, ...) MW_PRINTF(5, 6);
+static void set_reply(struct mp_reply *r, enum mp_action a, const char *rcode, const char *xcode,
+		      const char *fmt, ...)
+{
+	va_list ap;
+	r->action = a;
+	snprintf(r->rcode, sizeof(r->rcode), "%s", rcode);
+	snprintf(r->xcode, sizeof(r->xcode), "%s", xcode);
+	mw_buf_reset(&r->text);
+	va_start(ap, fmt);
+	mw_buf_vprintf(&r->text, fmt, ap);
+	va_end(ap);
+}
+
+void mp_outcome_init(struct mp_outcome *o)
+{
+	memset(o, 0, sizeof(*o));
+	mp_reply_init(&o->reply);
+	o->body_fd = -1;
+	mw_buf_init(&o->log, 8192);
+}
+
+void mp_outcome_free(struct mp_outcome *o)
+{
+	for (int i = 0; i < o->nchanges; i++) {
+		free(o->changes[i].name);
+		free(o->changes[i].value);
+	}
+	free(o->changes);
+	if (o->body_fd >= 0)
+		close(o->body_fd);
+	mp_reply_free(&o->reply);
+	mw_buf_free(&o->log);
+}
+
+static void add_change(struct mp_outcome *o, int add, const char *name, const char *value, int index)
+{
+	o->changes = mw_xrealloc(o->changes, sizeof(*o->changes) * (size_t)(o->nchanges + 1));
+	struct mp_change *c = &o->changes[o->nchanges++];
+	c->add = add;
+	c->name = mw_xstrdup(name);
+	c->value = value != NULL ? mw_xstrdup(value) : NULL;
+	c->index = index;
+}
+
+struct mp_msg *mp_msg_new(struct mp_conf *conf)
+{
+	struct mp_msg *m = mw_xcalloc(1, sizeof(*m));
+	m->conf = mp_conf_ref(conf);
+	m->body_fd = -1;
+	mw_buf_init(&m->sender, ADDR_MAX);
+	mw_buf_init(&m->auth_user, ADDR_MAX);
+	return m;
+}
+
+void mp_msg_next(struct mp_msg *m)
+{
+	mw_buf_reset(&m->sender);
+	mw_buf_reset(&m->auth_user);
+	mp_gpg_free(m->gpg);
+	m->gpg = NULL;
+	for (int i = 0; i < m->nheaders; i++) {
+		free(m->headers[i].name);
+		free(m->headers[i].value);
+	}
+	free(m->headers);
+	m->headers = NULL;
+	m->nheaders = 0;
+	m->too_many_headers = 0;
+	for (int i = 0; i < m->nrcpts; i++)
+		free(m->rcpts[i].addr);
+	free(m->rcpts);
+	m->rcpts = NULL;
+	m->nrcpts = 0;
+	if (m->body_fd >= 0)
+		close(m->body_fd);
+	m->body_fd = -1;
+	m->body_len = 0;
+	m->body_error = 0;
+}
+
+void mp_msg_free(struct mp_msg *m)
+{
+	if (m == NULL)
+		return;
+	mp_msg_next(m);
+	mw_buf_free(&m->sender);
+	mw_buf_free(&m->auth_user);
+	mp_conf_unref(m->conf);
+	free(m);
+}
+
+void mp_msg_connect(struct mp_msg *m, const char *client_ip)
+{
+	snprintf(m->client_ip, sizeof(m->client_ip), "%s", client_ip != NULL ? client_ip : "");
+}
+
+void mp_msg_mail(struct mp_msg *m, const char *sender, const char *auth_user)
+{
+	mp_msg_next(m);
+	mw_buf_puts(&m->sender, sender != NULL ? sender : "");
+	mw_buf_puts(&m->auth_user, auth_user != NULL ? auth_user : "");
+}
+
+static int outbound(const struct mp_msg *m)
+{
+	const struct mp_settings *s = &m->conf->s;
+	if (s->outbound_authenticated && mw_buf_len(&m->auth_user) > 0)
+		return 1;
+	return m->client_ip[0] != '\0' && mw_cidr_list_match_text(&s->trusted, m->client_ip) == 1;
+}
+
+static struct mp_gpg *gpg_of(struct mp_msg *m, struct mw_buf *err)
+{
+	if (m->gpg == NULL)
+		m->gpg = mp_gpg_new(m->conf->home, err);
+	return m->gpg;
+}
+
+/* An address without angle brackets, at most ADDR_MAX. */
+static char *bare(const char *addr)
+{
+	size_t n = strlen(addr);
+	if (n >= 2 && addr[0] == '<' && addr[n - 1] == '>') {
+		addr++;
+		n -= 2;
+	}
+	if (n >= ADDR_MAX)
+		n = ADDR_MAX - 1;
+	return mw_xstrndup(addr, n);
+}
+
+void mp_msg_rcpt(struct mp_msg *m, const char *rcpt, struct mp_reply *r)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	char *addr = bare(rcpt);
+	r->action = MP_ACCEPT;
+	if (m->nrcpts >= MAX_RCPTS) {
+		set_reply(r, MP_TEMPFAIL, "452", "4.5.3", "Too many recipients");
+		free(addr);
+		return;
+	}
+	if (outbound(m) && mp_conf_mixed_for(m->conf, mw_buf_str(&m->sender)) == MP_MIXED_REJECT) {
+		struct mp_gpg *g = gpg_of(m, &err);
+		int k = g != NULL ? mp_gpg_recipient(g, addr, 0, &err) : -1;
+		if (k < 0) {
+			mw_msg_error("keyring %s: %s", m->conf->s.keyring, mw_buf_str(&err));
+			set_reply(r, MP_TEMPFAIL, "451", "4.7.0", "Cannot look up the OpenPGP key of %s, try again later",
+				  addr);
+		} else if (k == 0) {
+			set_reply(r, MP_REJECT, "550", "5.7.1",
+				  "No OpenPGP key for %s: mail from this sender is sent encrypted only", addr);
+		}
+	}
+	m->rcpts = mw_xrealloc(m->rcpts, sizeof(*m->rcpts) * (size_t)(m->nrcpts + 1));
+	m->rcpts[m->nrcpts].addr = addr;
+	m->rcpts[m->nrcpts].state = r->action == MP_ACCEPT ? MP_RCPT_PLAINTEXT : MP_RCPT_REJECTED;
+	m->nrcpts++;
+	mw_buf_free(&err);
+}
+
+void mp_msg_header(struct mp_msg *m, const char *name, const char *value)
+{
+	if (m->nheaders >= MAX_HEADERS) {
+		m->too_many_headers = 1;
+		return;
+	}
+	if ((m->nheaders & 63) == 0)
+		m->headers = mw_xrealloc(m->headers, sizeof(*m->headers) * (size_t)(m->nheaders + 64));
+	m->headers[m->nheaders].name = mw_xstrdup(name);
+	m->headers[m->nheaders].value = mw_xstrdup(value);
+	m->nheaders++;
+}
+
+void mp_msg_eoh(struct mp_msg *m)
+{
+	(void)m;
+}
+
+static int spool_open(struct mp_msg *m)
+{
+	const char *dir = m->conf->s.tmpdir;
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	struct mw_buf path = MW_BUF_INIT;
+	mw_buf_printf(&path, "%s/milter-pgp.XXXXXX", dir);
+	fd = mkostemp(path.data, O_CLOEXEC);
+	if (fd >= 0)
+		(void)unlink(path.data);
+	mw_buf_free(&path);
+	return fd;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+void mp_msg_body(struct mp_msg *m, const unsigned char *data, size_t len)
+{
+	if (m->body_error != 0)
+		return;
+	if (m->body_fd < 0 && (m->body_fd = spool_open(m)) < 0) {
+		m->body_error = errno;
+		return;
+	}
+	m->body_len += len;
+	if (m->body_len > m->conf->s.max_message_size)
+		return; /* refused at the end; nothing more to keep */
+	if (write_all(m->body_fd, data, len) < 0)
+		m->body_error = errno;
+}
+
+int mp_msg_nrcpts(const struct mp_msg *m) { return m->nrcpts; }
+const char *mp_msg_rcpt_addr(const struct mp_msg *m, int i) { return m->rcpts[i].addr; }
+enum mp_rcpt_state mp_msg_rcpt_state(const struct mp_msg *m, int i) { return m->rcpts[i].state; }
+int mp_msg_body_fd(const struct mp_msg *m) { return m->body_fd; }
+
+/* ------------------------------------------------------------ end of message */
+
+static int is_content_header(const char *name)
+{
+	return strncasecmp(name, "Content-", 8) == 0;
+}
+
+/* "Name:value" with every line end CRLF, as in the original entity. */
+static void put_header(struct mw_buf *b, const struct header *h)
+{
+	mw_buf_puts(b, h->name);
+	mw_buf_putc(b, ':');
+	for (const char *p = h->value; *p != '\0'; p++) {
+		if (*p == '\r')
+			continue;
+		if (*p == '\n')
+			mw_buf_putc(b, '\r');
+		mw_buf_putc(b, *p);
+	}
+	mw_buf_puts(b, "\r\n");
+}
+
+static void make_boundary(char *out, size_t size)
+{
+	unsigned char r[12];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		mw_msg_panic("getrandom failed");
+	size_t n = (size_t)snprintf(out, size, "=-mailward-");
+	for (size_t i = 0; i < sizeof(r) && n + 2 < size; i++)
+		n += (size_t)snprintf(out + n, size - n, "%02x", r[i]);
+}
+
+int mp_fd_chunks(int fd, int (*fn)(void *ctx, const void *data, size_t len), void *ctx)
+{
+	char buf[65536];
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (fn(ctx, buf, (size_t)n) < 0)
+			return -1;
+	}
+}
+
+struct crlf_copy {
+	int dst;
+	int prev_cr;
+};
+
+static int put_crlf(void *ctx, const void *data, size_t len)
+{
+	struct crlf_copy *c = ctx;
+	const char *in = data;
+	char out[2 * 65536];
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '\n' && !c->prev_cr)
+			out[o++] = '\r';
+		out[o++] = in[i];
+		c->prev_cr = in[i] == '\r';
+	}
+	return write_all(c->dst, out, o);
+}
+
+/* Copies src (from offset 0) to dst turning bare LF into CRLF (gpg's armor). */
+static int copy_crlf(int src, int dst)
+{
+	struct crlf_copy c = { dst, 0 };
+	return mp_fd_chunks(src, put_crlf, &c);
+}
+
+/* Deletes every field named like name (or Content-* with NULL) and every
+   control header, last first so the indexes of the others stay valid. */
+static void delete_headers(struct mp_msg *m, struct mp_outcome *o, int content_too)
+{
+	int *index = mw_xcalloc((size_t)m->nheaders + 1, sizeof(int));
+	for (int i = 0; i < m->nheaders; i++) {
+		int n = 0;
+		for (int j = 0; j <= i; j++)
+			if (strcasecmp(m->headers[j].name, m->headers[i].name) == 0)
+				n++;
+		index[i] = n;
+	}
+	for (int i = m->nheaders - 1; i >= 0; i--) {
+		const char *name = m->headers[i].name;
+		if (strcasecmp(name, m->conf->s.control_header) == 0 || (content_too && is_content_header(name)))
+			add_change(o, 0, name, NULL, index[i]);
+	}
+	free(index);
+}
+
+static const struct header *find_header(const struct mp_msg *m, const char *name)
+{
+	for (int i = 0; i < m->nheaders; i++)
+		if (strcasecmp(m->headers[i].name, name) == 0)
+			return &m->headers[i];
+	return NULL;
+}
+
+enum control { CONTROL_DEFAULT, CONTROL_REQUIRE, CONTROL_NONE };
+
+static enum control control_of(const struct mp_msg *m)
+{
+	enum control c = CONTROL_DEFAULT;
+	for (int i = 0; i < m->nheaders; i++) {
+		if (strcasecmp(m->headers[i].name, m->conf->s.control_header) != 0)
+			continue;
+		char v[32];
+		const char *p = m->headers[i].value;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		snprintf(v, sizeof(v), "%s", p);
+		v[strcspn(v, " \t\r\n;")] = '\0';
+		if (strcasecmp(v, "require") == 0)
+			c = CONTROL_REQUIRE; /* require wins over none: never in clear by mistake */
+		else if (strcasecmp(v, "none") == 0 && c == CONTROL_DEFAULT)
+			c = CONTROL_NONE;
+	}
+	return c;
+}
+
+/* The boundary must not occur in the entity it encloses. */
+static int boundary_in(const char *map, size_t len, const struct mw_buf *head, const char *b)
+{
+	return (map != NULL && memmem(map, len, b, strlen(b)) != NULL) || strstr(mw_buf_str(head), b) != NULL;
+}
+
+static void tempfail(struct mp_outcome *o, const char *what, const char *detail)
+{
+	set_reply(&o->reply, MP_TEMPFAIL, "451", "4.7.0", "milter-pgp: %s, try again later", what);
+	mw_buf_printf(&o->log, " tempfail=\"%s: %s\"", what, detail);
+}
+
+void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
+{
+	const struct mp_settings *s = &m->conf->s;
+	struct mw_buf err = MW_BUF_INIT, head = MW_BUF_INIT;
+	const char *sender = mw_buf_str(&m->sender);
+	char *map = NULL;
+	size_t len = (size_t)m->body_len;
+	int armor_fd = -1, out_fd = -1;
+
+	mw_buf_printf(&o->log, "%s: from=<", qid != NULL && qid[0] ? qid : "NOQUEUE");
+	mw_buf_append_printable(&o->log, sender, strlen(sender), 256);
+	mw_buf_printf(&o->log, "> rcpts=%d", m->nrcpts);
+	o->reply.action = MP_ACCEPT;
+
+	if (m->body_error != 0) {
+		tempfail(o, "cannot spool the message", strerror(m->body_error));
+		goto out;
+	}
+	if (m->body_len > s->max_message_size) {
+		set_reply(&o->reply, MP_REJECT, "552", "5.3.4", "Message too big to encrypt (over %llu bytes)",
+			  s->max_message_size);
+		mw_buf_puts(&o->log, " rejected=too-big");
+		goto out;
+	}
+	if (m->too_many_headers) {
+		set_reply(&o->reply, MP_REJECT, "552", "5.3.4", "Too many header fields (over %d)", MAX_HEADERS);
+		mw_buf_puts(&o->log, " rejected=too-many-headers");
+		goto out;
+	}
+	enum control control = control_of(m);
+	int is_out = outbound(m);
+	if (!is_out) {
+		delete_headers(m, o, 0);
+		mw_buf_puts(&o->log, " direction=inbound action=none");
+		goto out;
+	}
+	if (m->body_fd < 0 && (m->body_fd = spool_open(m)) < 0) {
+		tempfail(o, "cannot spool the message", strerror(errno));
+		goto out;
+	}
+	if (len > 0) {
+		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, m->body_fd, 0);
+		if (map == MAP_FAILED) {
+			map = NULL;
+			tempfail(o, "cannot read the spooled message", strerror(errno));
+			goto out;
+		}
+	}
+	const struct header *ct = find_header(m, "Content-Type");
+	struct mp_result mr;
+	mp_classify(ct != NULL ? ct->value : NULL, ct != NULL ? strlen(ct->value) : 0, map, len, &mr);
+	if (mr.protection != MP_PLAIN) {
+		delete_headers(m, o, 0);
+		mw_buf_printf(&o->log, " action=none already=%s", mp_protection_name(mr.protection));
+		goto out;
+	}
+	struct mp_gpg *g = gpg_of(m, &err);
+	if (g == NULL) {
+		tempfail(o, "OpenPGP is not available", mw_buf_str(&err));
+		goto out;
+	}
+	int missing = 0;
+	const char *first_missing = NULL;
+	for (int i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].state == MP_RCPT_REJECTED)
+			continue;
+		int k = mp_gpg_recipient(g, m->rcpts[i].addr, 1, &err);
+		if (k < 0) {
+			tempfail(o, "cannot look up the recipients' keys", mw_buf_str(&err));
+			goto out;
+		}
+		if (k == 0 && missing++ == 0)
+			first_missing = m->rcpts[i].addr;
+	}
+	int sign = 0;
+	if (s->sign && sender[0] != '\0') {
+		int k = mp_gpg_signer(g, sender, &err);
+		if (k < 0) {
+			tempfail(o, "cannot look up the sender's key", mw_buf_str(&err));
+			goto out;
+		}
+		sign = k;
+	}
+	int encrypt = missing == 0 && control != CONTROL_NONE && mp_gpg_nrecipients(g) > 0;
+	if (!encrypt && control == CONTROL_REQUIRE) {
+		set_reply(&o->reply, MP_REJECT, "550", "5.7.1",
+			  "No OpenPGP key for %s, and %s: require forbids sending it in clear",
+			  first_missing != NULL ? first_missing : "the recipients", s->control_header);
+		mw_buf_puts(&o->log, " rejected=require-without-keys");
+		goto out;
+	}
+	if (!encrypt && !sign) {
+		delete_headers(m, o, 0);
+		mw_buf_printf(&o->log, " action=plaintext%s", missing ? " reason=recipient-without-key" :
+				   control == CONTROL_NONE ? " reason=header-none" : "");
+		if (first_missing != NULL)
+			mw_buf_printf(&o->log, " first_without_key=<%s>", first_missing);
+		goto out;
+	}
+	if (encrypt && s->encrypt_to_sender && sender[0] != '\0' && mp_gpg_recipient(g, sender, 1, &err) < 0) {
+		tempfail(o, "cannot look up the sender's key", mw_buf_str(&err));
+		goto out;
+	}
+
+	/* The original entity: its Content-* fields, a blank line, the body. */
+	for (int i = 0; i < m->nheaders; i++)
+		if (is_content_header(m->headers[i].name))
+			put_header(&head, &m->headers[i]);
+	mw_buf_puts(&head, "\r\n");
+	char boundary[64];
+	do
+		make_boundary(boundary, sizeof(boundary));
+	while (boundary_in(map, len, &head, boundary));
+
+	if ((armor_fd = spool_open(m)) < 0 || (out_fd = spool_open(m)) < 0) {
+		tempfail(o, "cannot spool the message", strerror(errno));
+		goto out;
+	}
+	struct mw_buf part = MW_BUF_INIT;
+	struct mw_buf ctype = MW_BUF_INIT;
+	int r;
+	if (encrypt) {
+		r = mp_gpg_encrypt(g, s->hide_recipients, head.data, mw_buf_len(&head), m->body_fd, armor_fd, &err);
+		mw_buf_printf(&part, "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n"
+			      "--%s\r\nContent-Type: application/pgp-encrypted\r\n"
+			      "Content-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n\r\n"
+			      "--%s\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\n"
+			      "Content-Description: OpenPGP encrypted message\r\n"
+			      "Content-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n",
+			      boundary, boundary);
+		mw_buf_printf(&ctype, " multipart/encrypted; protocol=\"application/pgp-encrypted\";\n"
+			      "\tboundary=\"%s\"", boundary);
+	} else {
+		char micalg[32];
+		r = mp_gpg_sign(g, head.data, mw_buf_len(&head), m->body_fd, armor_fd, micalg, sizeof(micalg), &err);
+		mw_buf_printf(&part, "This is an OpenPGP/MIME signed message (RFC 4880 and 3156)\r\n--%s\r\n",
+			      boundary);
+		mw_buf_printf(&ctype, " multipart/signed; micalg=\"%s\";\n"
+			      "\tprotocol=\"application/pgp-signature\"; boundary=\"%s\"", micalg, boundary);
+	}
+	if (r < 0) {
+		tempfail(o, encrypt ? "encryption failed" : "signing failed", mw_buf_str(&err));
+		mw_buf_free(&part);
+		mw_buf_free(&ctype);
+		goto out;
+	}
+	int ok = write_all(out_fd, part.data, mw_buf_len(&part)) == 0;
+	if (!encrypt) {
+		/* the signed entity exactly as signed, then the signature part */
+		ok = ok && write_all(out_fd, head.data, mw_buf_len(&head)) == 0 &&
+		     (len == 0 || write_all(out_fd, map, len) == 0);
+		mw_buf_reset(&part);
+		mw_buf_printf(&part, "\r\n--%s\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n"
+			      "Content-Description: OpenPGP digital signature\r\n"
+			      "Content-Disposition: attachment; filename=\"signature.asc\"\r\n\r\n", boundary);
+		ok = ok && write_all(out_fd, part.data, mw_buf_len(&part)) == 0;
+	}
+	ok = ok && copy_crlf(armor_fd, out_fd) == 0;
+	mw_buf_reset(&part);
+	mw_buf_printf(&part, "\r\n--%s--\r\n", boundary);
+	ok = ok && write_all(out_fd, part.data, mw_buf_len(&part)) == 0;
+	mw_buf_free(&part);
+	if (!ok) {
+		tempfail(o, "cannot spool the message", strerror(errno));
+		mw_buf_free(&ctype);
+		goto out;
+	}
+	delete_headers(m, o, 1);
+	add_change(o, 1, "Content-Type", mw_buf_str(&ctype), 0);
+	if (find_header(m, "MIME-Version") == NULL)
+		add_change(o, 1, "MIME-Version", " 1.0", 0);
+	mw_buf_free(&ctype);
+	o->body_fd = out_fd;
+	out_fd = -1;
+	if (encrypt)
+		for (int i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].state == MP_RCPT_PLAINTEXT)
+				m->rcpts[i].state = MP_RCPT_ENCRYPTED;
+	mw_buf_printf(&o->log, " action=%s keys=%d%s", encrypt ? (sign ? "sign+encrypt" : "encrypt") : "sign",
+		      encrypt ? mp_gpg_nrecipients(g) : 0, s->hide_recipients && encrypt ? " hidden" : "");
+	if (!encrypt && missing)
+		mw_buf_printf(&o->log, " reason=recipient-without-key first_without_key=<%s>", first_missing);
+	else if (!encrypt && control == CONTROL_NONE)
+		mw_buf_puts(&o->log, " reason=header-none");
+
+out:
+	if (o->reply.action != MP_ACCEPT) {
+		/* refused: nothing goes out, no change counts */
+		for (int i = 0; i < o->nchanges; i++) {
+			free(o->changes[i].name);
+			free(o->changes[i].value);
+		}
+		o->nchanges = 0;
+		if (o->body_fd >= 0)
+			close(o->body_fd);
+		o->body_fd = -1;
+		for (int i = 0; i < m->nrcpts; i++)
+			m->rcpts[i].state = MP_RCPT_REJECTED;
+	}
+	if (map != NULL)
+		munmap(map, len);
+	if (armor_fd >= 0)
+		close(armor_fd);
+	if (out_fd >= 0)
+		close(out_fd);
+	mw_buf_free(&head);
+	mw_buf_free(&err);
+}

@@ -1,0 +1,80 @@
+/*
+ * msg: one message through milter-pgp, whoever drives it (the libmilter
+ * callbacks in milter.c, or the test mode in main.c). The body is spooled
+ * to an unlinked temporary file, never held in memory.
+ *
+ * At end of message it decides (see milter-pgp(8)): outbound mail whose
+ * recipients all have keys becomes PGP/MIME (RFC 3156) with the original
+ * MIME entity inside byte for byte, encrypted to each recipient and the
+ * sender, signed in the same pass when the sender has a key pair; mail
+ * already protected (PGP/MIME, inline PGP, S/MIME) passes unchanged; the
+ * control header is always removed.
+ *
+ * Memory: the outcome owns its strings and its body file (closed by
+ * mp_outcome_free()).
+ */
+#ifndef MP_MSG_H
+#define MP_MSG_H
+
+#include "buf.h"
+#include "pgpconf.h"
+
+enum mp_action { MP_ACCEPT, MP_REJECT, MP_TEMPFAIL };
+enum mp_rcpt_state { MP_RCPT_PLAINTEXT, MP_RCPT_ENCRYPTED, MP_RCPT_REJECTED };
+
+struct mp_reply {
+	enum mp_action action; /* MP_ACCEPT: go on */
+	char rcode[4];
+	char xcode[8];
+	struct mw_buf text;
+};
+
+struct mp_change {
+	int add;       /* 1 add header, 0 delete header */
+	char *name;
+	char *value;   /* add: the value (folds as "\n\t") */
+	int index;     /* delete: 1-based among the fields of that name */
+};
+
+struct mp_outcome {
+	struct mp_reply reply;
+	struct mp_change *changes;
+	int nchanges;
+	int body_fd;      /* >= 0: replace the body with this file, from offset 0 */
+	struct mw_buf log; /* the message's one log line */
+};
+
+struct mp_msg;
+
+/* gpg_home: the running configuration's (mp_conf_start()). */
+struct mp_msg *mp_msg_new(struct mp_conf *conf);
+void mp_msg_free(struct mp_msg *m);
+/* Forget the message, keep the connection (next MAIL FROM). */
+void mp_msg_next(struct mp_msg *m);
+
+void mp_msg_connect(struct mp_msg *m, const char *client_ip);
+void mp_msg_mail(struct mp_msg *m, const char *sender, const char *auth_user);
+/* May refuse the recipient (mixed_recipients = reject, or keyring trouble). */
+void mp_msg_rcpt(struct mp_msg *m, const char *rcpt, struct mp_reply *r);
+void mp_msg_header(struct mp_msg *m, const char *name, const char *value);
+void mp_msg_eoh(struct mp_msg *m);
+void mp_msg_body(struct mp_msg *m, const unsigned char *data, size_t len);
+void mp_msg_eom(struct mp_msg *m, const char *queue_id, struct mp_outcome *o);
+
+/* The recipients given so far and what became of them (after eom). */
+int mp_msg_nrcpts(const struct mp_msg *m);
+const char *mp_msg_rcpt_addr(const struct mp_msg *m, int i);
+enum mp_rcpt_state mp_msg_rcpt_state(const struct mp_msg *m, int i);
+/* The original body file (for the test mode's output). */
+int mp_msg_body_fd(const struct mp_msg *m);
+
+/* Reads fd from offset 0 to its end, calling fn on each chunk (at most 64
+   KB); 0, or -1 when a read or fn fails (errno set). */
+int mp_fd_chunks(int fd, int (*fn)(void *ctx, const void *data, size_t len), void *ctx);
+
+void mp_reply_init(struct mp_reply *r);
+void mp_reply_free(struct mp_reply *r);
+void mp_outcome_init(struct mp_outcome *o);
+void mp_outcome_free(struct mp_outcome *o);
+
+#endif

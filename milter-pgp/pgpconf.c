@@ -1,0 +1,165 @@
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "gpg.h"
+#include "pgpconf.h"
+
+static int parse_trusted(void *target, const char *value, struct mw_buf *err)
+{
+	struct mp_settings *s = target;
+	mw_cidr_list_free(&s->trusted);
+	return mw_cidr_list_add(&s->trusted, value, err);
+}
+
+static void release_trusted(void *target)
+{
+	mw_cidr_list_free(&((struct mp_settings *)target)->trusted);
+}
+
+static const char *const mixed_modes[] = { "plaintext", "reject", NULL };
+
+#define S(field) offsetof(struct mp_settings, field)
+const struct mw_conf_key mp_conf_schema[] = {
+	{ .name = "socket", .type = MW_CONF_SOCKET, .offset = S(socket),
+	  .def = "unix:/var/spool/postfix/mailward/milter-pgp.sock",
+	  .help = "where the MTA connects: unix:/path, inet:port@host, inet6:port@host" },
+	{ .name = "keyring", .type = MW_CONF_STRING, .offset = S(keyring),
+	  .def = "/var/lib/mailward/pgp",
+	  .help = "GnuPG home with the recipients' keys and the senders' key pairs (milter-pgp-keys)" },
+	{ .name = "passphrase_file", .type = MW_CONF_STRING, .offset = S(passphrase_file), .def = "",
+	  .help = "passphrase of the senders' secret keys, a root-only file (empty: keys without one)" },
+	{ .name = "tmpdir", .type = MW_CONF_STRING, .offset = S(tmpdir), .def = "/var/tmp",
+	  .help = "where message bodies are spooled while they are encrypted" },
+	{ .name = "trusted_networks", .type = MW_CONF_CUSTOM, .def = "127.0.0.0/8 ::1",
+	  .parse = parse_trusted, .release = release_trusted,
+	  .help = "clients whose mail is outbound (encrypted and signed)" },
+	{ .name = "outbound_authenticated", .type = MW_CONF_BOOL, .offset = S(outbound_authenticated),
+	  .def = "yes", .help = "mail from SMTP AUTH users is outbound" },
+	{ .name = "mixed_recipients", .type = MW_CONF_ENUM, .offset = S(mixed), .def = "plaintext",
+	  .choices = mixed_modes,
+	  .help = "a recipient without a key: plaintext (whole message in clear, logged) or reject (550 at RCPT)" },
+	{ .name = "reject_mixed_for", .type = MW_CONF_LIST, .offset = S(reject_mixed_for), .def = "",
+	  .flags = MW_CONF_MULTI, .help = "senders (address or domain) for whom mixed_recipients = reject" },
+	{ .name = "plaintext_mixed_for", .type = MW_CONF_LIST, .offset = S(plaintext_mixed_for), .def = "",
+	  .flags = MW_CONF_MULTI, .help = "senders (address or domain) for whom mixed_recipients = plaintext" },
+	{ .name = "sign", .type = MW_CONF_BOOL, .offset = S(sign), .def = "yes",
+	  .help = "sign with the sender's default key when the keyring has its key pair" },
+	{ .name = "encrypt_to_sender", .type = MW_CONF_BOOL, .offset = S(encrypt_to_sender), .def = "yes",
+	  .help = "also encrypt to the sender's key, so its Sent copy stays readable" },
+	{ .name = "hide_recipients", .type = MW_CONF_BOOL, .offset = S(hide_recipients), .def = "no",
+	  .help = "leave the recipients' key ids out of the encrypted message (gpg --throw-keyids)" },
+	{ .name = "control_header", .type = MW_CONF_STRING, .offset = S(control_header),
+	  .def = "X-Mailward-Encrypt",
+	  .help = "header by which a sender asks: require (refuse rather than send in clear) or none" },
+	{ .name = "max_message_size", .type = MW_CONF_SIZE, .offset = S(max_message_size),
+	  .def = "64m", .min = 1024, .max = 1ULL << 34,
+	  .help = "larger messages are refused with 552 (encrypting adds about a third)" },
+	MW_LOG_CONF_KEYS(struct mp_settings, log),
+	MW_DAEMON_CONF_KEYS(struct mp_settings, daemon, "mailward"),
+	{ .name = NULL },
+};
+
+int mp_conf_validate(struct mw_conf *cfg, void *target)
+{
+	struct mp_settings *s = target;
+	struct stat st;
+	if (s->keyring[0] != '/')
+		return mw_conf_fail(cfg, "keyring", "%s: not an absolute path", s->keyring);
+	if (stat(s->keyring, &st) < 0 || !S_ISDIR(st.st_mode))
+		return mw_conf_fail(cfg, "keyring", "%s: not a directory (create it with milter-pgp-keys)",
+				    s->keyring);
+	if (s->tmpdir[0] != '/' || stat(s->tmpdir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return mw_conf_fail(cfg, "tmpdir", "%s: not a directory", s->tmpdir);
+	if (s->passphrase_file[0] != '\0') {
+		if (stat(s->passphrase_file, &st) < 0)
+			return mw_conf_fail(cfg, "passphrase_file", "%s: cannot read it", s->passphrase_file);
+		if ((st.st_mode & 077) != 0)
+			return mw_conf_fail(cfg, "passphrase_file", "%s: readable by others (chmod 0600)",
+					    s->passphrase_file);
+	}
+	if (s->control_header[0] == '\0')
+		return mw_conf_fail(cfg, "control_header", "empty");
+	for (const char *p = s->control_header; *p != '\0'; p++)
+		if (*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f)
+			return mw_conf_fail(cfg, "control_header", "not a header field name");
+	return 0;
+}
+
+struct mp_conf *mp_conf_load(const char *path, struct mw_buf *err)
+{
+	struct mp_conf *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		mw_buf_puts(err, "out of memory");
+		return NULL;
+	}
+	c->owner = mw_cli_reload_config(mp_conf_schema, &c->s, path, mp_conf_validate, err);
+	if (c->owner == NULL) {
+		free(c);
+		return NULL;
+	}
+	atomic_init(&c->refs, 1);
+	return c;
+}
+
+struct mp_conf *mp_conf_load_cli(const char *path, unsigned cli_flags)
+{
+	struct mp_conf *c = mw_xcalloc(1, sizeof(*c));
+	c->owner = mw_cli_load_config(mp_conf_schema, &c->s, path, cli_flags, mp_conf_validate);
+	atomic_init(&c->refs, 1);
+	return c;
+}
+
+int mp_conf_start(struct mp_conf *c, struct mw_buf *err)
+{
+	c->home = mp_gpg_home_new(c->s.keyring, c->s.passphrase_file, err);
+	return c->home != NULL ? 0 : -1;
+}
+
+struct mp_conf *mp_conf_ref(struct mp_conf *c)
+{
+	atomic_fetch_add(&c->refs, 1);
+	return c;
+}
+
+void mp_conf_unref(struct mp_conf *c)
+{
+	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
+		mp_gpg_home_free(c->home);
+		mw_conf_free(c->owner);
+		free(c);
+	}
+}
+
+static int listed(char **list, const char *what)
+{
+	if (list == NULL)
+		return 0;
+	for (char **p = list; *p != NULL; p++) {
+		const char *x = (*p)[0] == '@' ? *p + 1 : *p;
+		if (strcasecmp(x, what) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+enum mp_mixed mp_conf_mixed_for(const struct mp_conf *c, const char *sender)
+{
+	const struct mp_settings *s = &c->s;
+	const char *at = strrchr(sender, '@');
+	/* an address listed wins over its domain */
+	if (listed(s->reject_mixed_for, sender))
+		return MP_MIXED_REJECT;
+	if (listed(s->plaintext_mixed_for, sender))
+		return MP_MIXED_PLAINTEXT;
+	if (at != NULL && listed(s->reject_mixed_for, at + 1))
+		return MP_MIXED_REJECT;
+	if (at != NULL && listed(s->plaintext_mixed_for, at + 1))
+		return MP_MIXED_PLAINTEXT;
+	return (enum mp_mixed)s->mixed;
+}

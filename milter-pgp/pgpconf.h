@@ -1,0 +1,64 @@
+/*
+ * pgpconf: milter-pgp's configuration (milter-pgp.conf(5)): the schema, the
+ * struct it fills, and the checks across keys.
+ *
+ * A loaded configuration is immutable and shared by every milter thread
+ * through a reference count: SIGHUP loads a new one and swaps it in;
+ * messages in flight keep the one they started with.
+ */
+#ifndef MP_PGPCONF_H
+#define MP_PGPCONF_H
+
+#include <stdatomic.h>
+
+#include "cidr.h"
+#include "conf.h"
+#include "daemon.h"
+#include "log.h"
+
+enum mp_mixed { MP_MIXED_PLAINTEXT, MP_MIXED_REJECT };
+
+struct mp_settings {
+	char *socket;
+	char *keyring;                 /* GnuPG home holding the keys */
+	char *passphrase_file;         /* "" : the secret keys have none */
+	char *tmpdir;                  /* message bodies are spooled here */
+	struct mw_cidr_list trusted;   /* trusted_networks: outbound sources */
+	int outbound_authenticated;    /* SMTP AUTH users send outbound mail */
+	int mixed;                     /* mixed_recipients: enum mp_mixed */
+	char **reject_mixed_for;       /* senders (address or domain) with reject */
+	char **plaintext_mixed_for;    /* senders with plaintext */
+	int sign;                      /* sign with the sender's key */
+	int encrypt_to_sender;
+	int hide_recipients;           /* throw key ids */
+	char *control_header;          /* X-Mailward-Encrypt */
+	unsigned long long max_message_size;
+	struct mw_log_conf log;
+	struct mw_daemon_conf daemon;
+};
+
+struct mp_gpg_home;
+
+struct mp_conf {
+	struct mp_settings s;
+	struct mw_conf *owner;    /* owns the strings in s */
+	struct mp_gpg_home *home; /* built by mp_conf_start() */
+	atomic_int refs;
+};
+
+extern const struct mw_conf_key mp_conf_schema[];
+
+int mp_conf_validate(struct mw_conf *cfg, void *target);
+/* NULL with "file:line: message" in err. */
+struct mp_conf *mp_conf_load(const char *path, struct mw_buf *err);
+/* -n / -C exit here; a bad file exits 2. */
+struct mp_conf *mp_conf_load_cli(const char *path, unsigned cli_flags);
+/* After the privilege drop: the GnuPG home (gpg.h). 0 or -1 with err. */
+int mp_conf_start(struct mp_conf *c, struct mw_buf *err);
+struct mp_conf *mp_conf_ref(struct mp_conf *c);
+void mp_conf_unref(struct mp_conf *c);
+
+/* The mixed_recipients mode for this envelope sender. */
+enum mp_mixed mp_conf_mixed_for(const struct mp_conf *c, const char *sender);
+
+#endif

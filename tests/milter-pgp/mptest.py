@@ -1,0 +1,204 @@
+"""Helpers for milter-pgp tests: a GnuPG keyring with the test people's
+keys (made once per run, unprotected), milter-pgp's test mode (-t) with its
+output parsed, and decryption/verification with gpg and Sequoia sq.
+
+People: alice (sender, key pair), bob and carol (recipients with keys),
+dave (no key), eve (expired key), frank (revoked key)."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.environ.get("MW_TOP_SRCDIR", os.path.join(os.path.dirname(__file__), "../..")), "tests/lib"))
+
+from mwtest import sandbox  # noqa: E402
+
+MILTER_PGP = os.path.join(sandbox.top_builddir(), "milter-pgp/milter-pgp")
+ALICE, BOB, CAROL, DAVE, EVE, FRANK = ("alice@example.org", "bob@example.net", "carol@example.net",
+                                       "dave@example.com", "eve@example.com", "frank@example.com")
+
+
+def gpg(home, *args, input=None, check=True):
+    p = subprocess.run(["gpg", "--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback",
+                        "--passphrase", ""] + list(args), input=input, capture_output=True, timeout=120)
+    if check and p.returncode != 0:
+        raise RuntimeError("gpg %s: %s" % (" ".join(args), p.stderr.decode(errors="replace")))
+    return p
+
+
+def fingerprint(home, addr, secret=False):
+    out = gpg(home, "--with-colons", "--list-secret-keys" if secret else "--list-keys", "<%s>" % addr).stdout.decode()
+    return re.search(r"^fpr:+([0-9A-F]+):", out, re.M).group(1)
+
+
+def _new_key(home, addr, faked_time=None, expire="2y"):
+    pre = ["--faked-system-time", faked_time] if faked_time else []
+    gpg(home, *pre, "--quick-gen-key", addr, "ed25519", "sign,cert", expire)
+    fpr = fingerprint(home, addr)
+    gpg(home, *pre, "--quick-add-key", fpr, "cv25519", "encr", expire)
+    return fpr
+
+
+_keyring = None
+
+
+def keyring():
+    """The keyring milter-pgp uses (public keys of everyone, alice's key
+    pair) and one private home per person holding their secret key.
+    Returns the keyring path; secret key files are in keys/NAME.sec."""
+    global _keyring
+    if _keyring:
+        return _keyring
+    make = sandbox.mkdir("keys", "make", mode=0o700)
+    fprs = {}
+    for addr in (ALICE, BOB, CAROL, FRANK):
+        fprs[addr] = _new_key(make, addr)
+    # eve's key expired in 2021: made then, valid for a day
+    fprs[EVE] = _new_key(make, EVE, faked_time="20210101T000000", expire="1d")
+    # frank's key revoked with the certificate gpg made with it
+    rev = open(os.path.join(make, "openpgp-revocs.d", fprs[FRANK] + ".rev")).read()
+    rev = rev.replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    gpg(make, "--import", input=rev.encode())
+    for addr in (ALICE, BOB, CAROL):  # alice first: the others import her key
+        name = addr.split("@")[0]
+        with open(sandbox.path("keys", name + ".sec"), "wb") as f:
+            f.write(gpg(make, "--armor", "--export-secret-keys", fprs[addr]).stdout)
+        with open(sandbox.path("keys", name + ".pub"), "wb") as f:
+            f.write(gpg(make, "--armor", "--export", fprs[addr]).stdout)
+        home = sandbox.mkdir("keys", name, mode=0o700)
+        gpg(home, "--import", sandbox.path("keys", name + ".sec"))
+        gpg(home, "--import", sandbox.path("keys", "alice.pub"))
+    ring = sandbox.mkdir("keys", "ring", mode=0o700)
+    pub = gpg(make, "--armor", "--export").stdout
+    gpg(ring, "--import", input=pub)
+    gpg(ring, "--import", sandbox.path("keys", "alice.sec"))
+    _keyring = ring
+    return ring
+
+
+def person_home(name):
+    keyring()
+    return sandbox.path("keys", name)
+
+
+def write_conf(text, name="milter-pgp.conf"):
+    path = sandbox.path(name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def base_conf(extra=""):
+    return write_conf("keyring = %s\ntmpdir = %s\n%s" % (keyring(), sandbox.mkdir("spool"), extra),
+                      "mp-%d.conf" % abs(hash(extra)))
+
+
+class Outcome:
+    def __init__(self, proc, out_path):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.log = proc.stderr
+        lines = proc.stdout.splitlines()
+        self.action_line = next((l for l in lines if l.startswith("action: ")), "")
+        self.action = self.action_line.split()[1] if len(self.action_line.split()) > 1 else ""
+        self.changes = [l for l in lines if l.split(":")[0] in ("add-header", "delete-header")] + \
+            [l for l in lines if l == "replace-body"]
+        self.rcpts = dict(l[len("rcpt: "):].rsplit(" ", 1) for l in lines if l.startswith("rcpt: "))
+        self.refused = [l for l in lines if l.startswith("rcpt-refused: ")]
+        self.out = open(out_path, "rb").read() if os.path.exists(out_path) else None
+
+
+_n = [0]
+
+
+def run(message, rcpts, sender=ALICE, conf=None, auth=None, client_ip=None):
+    if isinstance(message, str):
+        message = message.encode()
+    _n[0] += 1
+    msg_path = sandbox.path("msg-%d.eml" % _n[0])
+    out_path = sandbox.path("out-%d.eml" % _n[0])
+    with open(msg_path, "wb") as f:
+        f.write(message)
+    argv = [MILTER_PGP, "-c", conf or base_conf(), "-t", msg_path, "--mail-from", sender, "-o", out_path]
+    for r in rcpts:
+        argv += ["--rcpt", r]
+    if auth:
+        argv += ["--auth", auth]
+    if client_ip:
+        argv += ["--client-ip", client_ip]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    return Outcome(p, out_path)
+
+
+# ------------------------------------------------------------ message shapes
+
+def crlf(b):
+    return b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def split(raw):
+    """(list of header fields as bytes, each with its folds, body) of a
+    message in CRLF form."""
+    raw = crlf(raw)
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        head, body = raw, b""
+    fields = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += b"\r\n" + line
+        else:
+            fields.append(line)
+    return fields, body
+
+
+def entity(raw):
+    """The original MIME entity: the Content-* fields, a blank line, the
+    body (CRLF), what the encrypted part must hold byte for byte."""
+    fields, body = split(raw)
+    content = [f for f in fields if f.lower().startswith(b"content-")]
+    return b"".join(f + b"\r\n" for f in content) + b"\r\n" + body
+
+
+def header(raw, name):
+    fields, _ = split(raw)
+    name = name.lower().encode() + b":"
+    return [f[len(name):].decode(errors="replace").strip() for f in fields if f.lower().startswith(name)]
+
+
+def parts(raw):
+    """The parts of a top-level multipart, exactly as between the delimiters
+    (the CRLF before a delimiter belongs to it)."""
+    ct = " ".join(header(raw, "Content-Type"))
+    b = re.search(r'boundary="([^"]+)"', ct).group(1).encode()
+    _, body = split(raw)
+    first = body.split(b"--" + b + b"\r\n", 1)[1]
+    pieces = first.split(b"\r\n--" + b)
+    if not pieces[-1].startswith(b"--"):
+        raise ValueError("no closing delimiter")
+    return [pieces[0]] + [p[2:] for p in pieces[1:-1]]
+
+
+def armored(raw):
+    """The armored OpenPGP message of a PGP/MIME message."""
+    p = parts(raw)[1]
+    return p[p.index(b"-----BEGIN PGP MESSAGE-----"):]
+
+
+def gpg_decrypt(home, data):
+    """(returncode, plaintext, status lines) with gpg."""
+    p = gpg(home, "--status-fd", "2", "--decrypt", input=data, check=False)
+    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+def sq_decrypt(secret_file, data, signer_pub=None):
+    argv = ["sq", "decrypt", "--recipient-key", secret_file]
+    if signer_pub:
+        argv += ["--signer-cert", signer_pub]
+    p = subprocess.run(argv, input=data, capture_output=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+def have_sq():
+    return shutil.which("sq") is not None
