@@ -47,6 +47,19 @@ def mkdir(*parts, mode=0o755):
     return p
 
 
+def for_user(program):
+    """A copy of the executable program inside the run's directory, for
+    running it as another user: the tree itself may sit below a directory
+    that user cannot enter (a clone in /root, mode 0700), the run's
+    directory is traversable by everyone."""
+    d = mkdir("bin")
+    copy = os.path.join(d, os.path.basename(program))
+    if not os.path.exists(copy):
+        shutil.copy(program, copy)
+        os.chmod(copy, 0o755)
+    return copy
+
+
 def free_port(host="127.0.0.1"):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(fam, socket.SOCK_STREAM) as s:
