@@ -140,7 +140,9 @@ def main(t):
     later = re.search(r"queued as (\w+)", text).group(1)
     pf.wait_log(r"%s: to=<erin@example\.org>, .*status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:%d: "
                 r"Connection refused\)" % (later, pf.sink_port))
-    deferred = sandbox.wait_for(lambda: [q for q in pf.queue() if q["queue_name"] == "deferred"], 10,
+    # qmgr moves it to "active" for each retry (every second or two here),
+    # and postqueue is slow on a loaded machine: a generous ceiling
+    deferred = sandbox.wait_for(lambda: [q for q in pf.queue() if q["queue_name"] == "deferred"], 60,
                                 what="the deferred queue")
     t.ok(deferred[0]["queue_id"] == later and "Connection refused" in deferred[0]["recipients"][0]["delay_reason"],
          "next hop down: queue() shows the message deferred, with the reason", deferred)
