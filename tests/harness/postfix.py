@@ -142,8 +142,14 @@ def main(t):
                 r"Connection refused\)" % (later, pf.sink_port))
     # qmgr moves it to "active" for each retry (every second or two here),
     # and postqueue is slow on a loaded machine: a generous ceiling
-    deferred = sandbox.wait_for(lambda: [q for q in pf.queue() if q["queue_name"] == "deferred"], 60,
-                                what="the deferred queue")
+    try:
+        deferred = sandbox.wait_for(lambda: [q for q in pf.queue() if q["queue_name"] == "deferred"], 60,
+                                    what="the deferred queue")
+    except TimeoutError:
+        # seen under heavy load: the file back in incoming, "skipped, still
+        # being delivered" and qmgr idle for 60 s; keep what it looked like
+        t.diag("queue: %r\nmaillog:\n%s" % (pf.queue(), pf.log()[-4000:]))
+        raise
     t.ok(deferred[0]["queue_id"] == later and "Connection refused" in deferred[0]["recipients"][0]["delay_reason"],
          "next hop down: queue() shows the message deferred, with the reason", deferred)
     pf.start_sink()
