@@ -81,6 +81,7 @@ class Demo:
         self.dns = self.redis = self.dovecot = self.postfix = None
         self.users = {"alice": "alice-password", "bob": "bob-password"}
         self.notes = []  # plugin lines for the summary
+        self.skipped = []  # "name: why" for each plugin that cannot run
 
     def binary(self, relpath):
         """A built program, or None when the component was not built."""
@@ -149,6 +150,10 @@ def report(demo, plugins, messages):
         print("-" * width)
         for n in demo.notes:
             print(n)
+    if demo.skipped:
+        print("-" * width)
+        for s in demo.skipped:
+            print("NOT attached: " + s)
     print("-" * width)
     print("Sandbox: %s (%s)" % (demo.dir, "kept" if os.environ.get("MW_KEEP") else "removed on exit; MW_KEEP=1 keeps it"))
 
@@ -159,9 +164,20 @@ def main():
     args = ap.parse_args()
     demo = Demo(args.build)
     os.environ["MW_TOP_BUILDDIR"] = os.path.abspath(args.build)  # for the test helpers plugins use
-    plugins = [p for p in load_plugins() if getattr(p, "available", lambda d: True)(demo)]
+    plugins, skipped = [], []
+    for p in load_plugins():
+        why = getattr(p, "missing", lambda d: None)(demo)
+        if why is None and not getattr(p, "available", lambda d: True)(demo):
+            why = "not available"
+        if why:
+            skipped.append("%s: %s" % (getattr(p, "NAME", p.__name__), why))
+        else:
+            plugins.append(p)
     names = [getattr(p, "NAME", p.__name__) for p in plugins]
-    print("mailward demo: components attached: %s" % (", ".join(names) or "none yet"))
+    # a component that cannot run says why, here and in the report's end
+    demo.skipped = skipped
+    print("mailward demo: components attached: %s%s" % (", ".join(names) or "none yet",
+                                                        "; NOT attached: " + "; ".join(skipped) if skipped else ""))
 
     zone = BASE_ZONE + "".join(getattr(p, "zone", lambda d: "")(demo) for p in plugins)
     demo.dns = DnsServer(zone, ttl=300)

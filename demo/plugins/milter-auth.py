@@ -9,8 +9,9 @@ NAME = "milter-auth"
 BINARY = "milter-auth/milter-auth"
 
 
-def available(demo):
-    return demo.binary(BINARY) is not None
+def missing(demo):
+    if demo.binary(BINARY) is None:
+        return "not built (configured with --disable-milter-auth?)"
 
 
 def _key(demo):

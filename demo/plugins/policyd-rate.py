@@ -10,8 +10,9 @@ CTL = "policyd-rate/policyd-rate-ctl"
 LIMIT = 3
 
 
-def available(demo):
-    return demo.binary(BINARY) is not None
+def missing(demo):
+    if demo.binary(BINARY) is None:
+        return "not built (configured with --disable-policyd-rate?)"
 
 
 def attach(demo):

@@ -15,11 +15,15 @@ def _tptest(demo):
     return tptest
 
 
-def available(demo):
+def missing(demo):
     if demo.binary("totp-pam/totp-admin") is None:
-        return False
+        return "not built (configured with --disable-totp-pam?)"
     t = _tptest(demo)
-    return not t.missing_tools() and not t.sanitized()
+    gone = t.missing_tools()
+    if gone:
+        return "needs %s (tools/install-deps --demo installs them)" % ", ".join(gone)
+    if t.sanitized():
+        return "the demo build is an ASan build; the demo shows a plain one"
 
 
 def _imap(dc, user, password):

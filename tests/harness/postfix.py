@@ -140,8 +140,19 @@ def main(t):
     later = re.search(r"queued as (\w+)", text).group(1)
     pf.wait_log(r"%s: to=<erin@example\.org>, .*status=deferred \(connect to 127\.0\.0\.1\[127\.0\.0\.1\]:%d: "
                 r"Connection refused\)" % (later, pf.sink_port))
-    deferred = sandbox.wait_for(lambda: [q for q in pf.queue() if q["queue_name"] == "deferred"], 10,
-                                what="the deferred queue")
+    # qmgr moves it to "active" for each retry (every second or two here),
+    # and postqueue is slow on a loaded machine: a generous ceiling. Under
+    # make -j2 a qmgr still draining after the reload above may hold the file
+    # ("skipped, still being delivered"): the new qmgr then puts it back in
+    # incoming for 60 s before it defers it, so wait well past that.
+    try:
+        deferred = sandbox.wait_for(lambda: [q for q in pf.queue() if q["queue_name"] == "deferred"], 240,
+                                    what="the deferred queue")
+    except TimeoutError:
+        # seen under heavy load: the file back in incoming, "skipped, still
+        # being delivered" and qmgr idle for 60 s; keep what it looked like
+        t.diag("queue: %r\nmaillog:\n%s" % (pf.queue(), pf.log()[-4000:]))
+        raise
     t.ok(deferred[0]["queue_id"] == later and "Connection refused" in deferred[0]["recipients"][0]["delay_reason"],
          "next hop down: queue() shows the message deferred, with the reason", deferred)
     pf.start_sink()

@@ -153,8 +153,7 @@ def main(t):
     t.ok(ma.proc.poll() is None and "bogus_key" in ma.text(), "a broken file on SIGHUP is logged, daemon keeps running")
 
     # The same through a loopback TCP socket (chrooted setups often use inet:)
-    port = sandbox.free_port()
-    ma2 = Milter(dns, "inet:%d@127.0.0.1" % port)
+    port, ma2 = sandbox.with_free_port(lambda port: Milter(dns, "inet:%d@127.0.0.1" % port))
     pf.set(smtpd_milters="inet:127.0.0.1:%d" % port)
     code, tr = send(pf, good, FRIEND_IP, "friend@friend.example")
     got = pf.wait_delivered(4)[3]

@@ -20,8 +20,8 @@ overrides = sandbox.path("overrides")
 with open(overrides, "w") as f:
     f.write("# per-user limits\nvip@example.org per-user 5/1h\nbig.example per-domain exempt\n"
             "robot@example.org * exempt\n")
-metrics_port = sandbox.free_port()
-d = Daemon("""
+# the metrics port: a new one if another program took it
+metrics_port, d = sandbox.with_free_port(lambda port: Daemon("""
 rule = per-user: key=sasl_username|sender limit=250/1h
 rule = per-domain: key=sender_domain limit=1000/1h match=authenticated
 rule = fast: key=sasl_username limit=3/3s networks=198.51.100.0/24
@@ -33,7 +33,7 @@ exempt_networks = 10.0.0.0/8
 exempt = sasl_username:postmaster@example.org
 overrides_file = %s
 metrics_listen = inet:%d@127.0.0.1
-""" % (overrides, metrics_port))
+""" % (overrides, port)))
 c = d.client()
 
 

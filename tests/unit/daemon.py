@@ -59,7 +59,8 @@ def bad_configs(t):
     t.ok(rc == 2 and "adir:0:" in err and "not a regular file" in err, "a directory is refused", err)
     # unreadable for the user the daemon runs as
     os.chmod(write("secret.conf", "listen = inet:25\n"), 0o600)
-    p = subprocess.run([TESTD, "-C", "-c", sandbox.path("secret.conf")], capture_output=True, text=True,
+    p = subprocess.run([sandbox.for_user(TESTD), "-C", "-c", sandbox.path("secret.conf")],
+                       capture_output=True, text=True,
                        preexec_fn=lambda: (os.setgid(NOBODY.pw_gid), os.setuid(NOBODY.pw_uid)))
     t.ok(p.returncode == 2 and "secret.conf:0: cannot read configuration file" in p.stderr
          and "Permission denied" in p.stderr, "unreadable file: file:0 and the reason", p.stderr)

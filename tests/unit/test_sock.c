@@ -176,15 +176,30 @@ static unsigned free_port(void)
 	return ntohs(sin.sin_port);
 }
 
+/* Listens on a free port of type:PORT@host: the port is free when
+ * free_port() returns, but another process may take it before we bind,
+ * so a port in use means another try on a new one. */
+static int listen_free(const char *type, const char *host, struct mw_sockspec *spec, struct mw_buf *err)
+{
+	char text[64];
+	int fd = -1;
+	for (int i = 0; i < 10; i++) {
+		snprintf(text, sizeof(text), "%s:%u@%s", type, free_port(), host);
+		mw_buf_reset(err);
+		assert_int_equal(mw_sock_parse(text, spec, err), 0);
+		fd = mw_sock_listen(spec, NULL, 16, err);
+		if (fd >= 0 || strstr(mw_buf_str(err), "Address already in use") == NULL)
+			break;
+	}
+	return fd;
+}
+
 static void test_inet_listen_connect(void **state)
 {
 	(void)state;
-	char text[64];
 	struct mw_sockspec spec;
 	struct mw_buf err = MW_BUF_INIT;
-	snprintf(text, sizeof(text), "inet:%u@127.0.0.1", free_port());
-	assert_int_equal(mw_sock_parse(text, &spec, &err), 0);
-	int lfd = mw_sock_listen(&spec, NULL, 16, &err);
+	int lfd = listen_free("inet", "127.0.0.1", &spec, &err);
 	if (lfd < 0)
 		fail_msg("%s", mw_buf_str(&err));
 	int cfd = mw_sock_connect(&spec, 1000, &err);
@@ -196,10 +211,7 @@ static void test_inet_listen_connect(void **state)
 	assert_int_equal(mw_sock_connect(&spec, 1000, &err), -1);
 	assert_non_null(strstr(mw_buf_str(&err), "Connection refused"));
 
-	snprintf(text, sizeof(text), "inet6:%u@::1", free_port());
-	assert_int_equal(mw_sock_parse(text, &spec, &err), 0);
-	mw_buf_reset(&err);
-	lfd = mw_sock_listen(&spec, NULL, 16, &err);
+	lfd = listen_free("inet6", "::1", &spec, &err);
 	if (lfd >= 0) { /* ::1 may be absent in some containers */
 		cfd = mw_sock_connect(&spec, 1000, &err);
 		assert_true(cfd >= 0);

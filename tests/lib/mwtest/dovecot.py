@@ -176,17 +176,37 @@ service anvil {{
         # -F: master stays in the foreground, in its own session, so
         # stopping it (and every child) is one killpg
         env = dict(os.environ, **self.env) if self.env else None
-        self.proc = sandbox.spawn(["dovecot", "-F", "-c", self.conf], log=out, env=env)
+        for attempt in range(5):
+            mark = len(sandbox.read_text(out)), len(self.log())
+            self.proc = sandbox.spawn(["dovecot", "-F", "-c", self.conf], log=out, env=env)
 
-        def up():
-            if self.proc.poll() is not None:
-                with open(out, errors="replace") as f:
-                    raise RuntimeError("dovecot exited (%s): %s%s" % (self.proc.returncode, f.read(), self.log()))
-            return os.path.exists(self.auth_socket)
-        sandbox.wait_for(up, 15, what="dovecot's auth socket")
-        for port in (self.imap_port, self.pop3_port, self.imaps_port, self.pop3s_port):
-            if port:
-                sandbox.wait_port(port)
+            def up():
+                if self.proc.poll() is not None:
+                    raise RuntimeError("dovecot exited (%s): %s%s" % (self.proc.returncode, sandbox.read_text(out),
+                                                                       self.log()))
+                # master's own listeners, not whatever else answers there
+                return os.path.exists(self.auth_socket) and all(
+                    sandbox.listens([self.proc.pid], port)
+                    for port in (self.imap_port, self.pop3_port, self.imaps_port, self.pop3s_port) if port)
+            try:
+                sandbox.wait_for(up, 30, what="dovecot's auth socket and listeners")
+                break
+            except RuntimeError:
+                said = sandbox.read_text(out)[mark[0]:] + self.log()[mark[1]:]
+                sandbox.stop(self.proc)
+                self.proc = None
+                # "bind(127.0.0.1, PORT) failed: Address already in use":
+                # another program took a port; all four anew
+                if attempt == 4 or not sandbox.address_in_use(said):
+                    raise
+                self._new_ports()
+
+    def _new_ports(self):
+        self.imap_port = sandbox.free_port()
+        self.pop3_port = sandbox.free_port()
+        self.imaps_port = sandbox.free_port() if self.ssl else None
+        self.pop3s_port = sandbox.free_port() if self.ssl else None
+        self._write()
 
     def doveadm(self, *args):
         """Runs doveadm -c CONF ARGS; returns (exit status, output)."""

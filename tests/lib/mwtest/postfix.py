@@ -267,6 +267,7 @@ class Postfix:
         """A submission service on its own port (.submission_port) that
         authenticates through Dovecot's auth socket; only authenticated
         clients may send there. Plain text AUTH: no TLS in tests."""
+        self._auth_socket = auth_socket
         if self.submission_port is None:
             self.submission_port = sandbox.free_port()
         self._submission = [
@@ -304,13 +305,32 @@ class Postfix:
     def start_sink(self):
         """Starts the next hop (start() does); with stop_sink(), for tests
         of a next hop that is down: mail is deferred, then flush()."""
-        if self.sink is None:
+        log = os.path.join(self.dir, "smtp-sink.log")
+        for attempt in range(5):
+            if self.sink is not None:
+                return
+            mark = len(sandbox.read_text(log))
             # -d: one file per transaction, named by strftime plus a random
             # hex part; -u: it must drop root
             self.sink = sandbox.spawn(["smtp-sink", "-u", "nobody", "-d", os.path.join(self.sink_dir, "%H%M%S."),
-                                       "127.0.0.1:%d" % self.sink_port, "100"],
-                                      log=os.path.join(self.dir, "smtp-sink.log"))
-            sandbox.wait_port(self.sink_port)
+                                       "127.0.0.1:%d" % self.sink_port, "100"], log=log)
+
+            def up():
+                if self.sink.poll() is not None:
+                    return True
+                return sandbox.listens([self.sink.pid], self.sink_port)
+            sandbox.wait_for(up, 30, what="smtp-sink on port %d" % self.sink_port)
+            if self.sink.poll() is None:
+                return
+            out = sandbox.read_text(log)[mark:]
+            self.sink = None
+            # another program took the port: a new one, unless mail for
+            # the old one may be queued already (a restarted sink)
+            if self.running or attempt == 4 or not sandbox.address_in_use(out):
+                raise RuntimeError("smtp-sink exited: %s" % out)
+            self.sink_port = sandbox.free_port()
+            self.postconf("-e", "relayhost = [127.0.0.1]:%d" % self.sink_port)
+            self._backdate(self._main_cf())
 
     def stop_sink(self):
         if self.sink is not None:
@@ -325,16 +345,30 @@ class Postfix:
         if self.running:
             return
         self.start_sink()
-        # "start" runs postfix-script's own checks first (and creates the
-        # queue directories); the reason for a refusal goes to maillog_file.
-        p = self._postfix("start")
-        if p.returncode != 0:
-            raise RuntimeError("postfix -c %s start failed (%d): %s\n%s"
-                               % (self.config_dir, p.returncode, p.stderr, self.log()))
+        for attempt in range(5):
+            mark = len(self.log())
+            # "start" runs postfix-script's own checks first (and creates the
+            # queue directories), and master -w waits until master has bound
+            # its listeners; the reason for a refusal goes to maillog_file.
+            p = self._postfix("start")
+            if p.returncode == 0:
+                break
+            # a listener's port taken by another program: new ports for
+            # ours (a port a test added to master.cf itself stays)
+            if attempt == 4 or not sandbox.address_in_use(self.log()[mark:] + p.stdout + p.stderr):
+                raise RuntimeError("postfix -c %s start failed (%d): %s\n%s"
+                                   % (self.config_dir, p.returncode, p.stderr, self.log()))
+            self.port = sandbox.free_port()
+            if self.submission_port is not None:
+                self.submission_port = None
+                self.sasl_dovecot(self._auth_socket)
+            self._write_master()
         self.running = True
         self._sid = self.master_pid()
         for port in self._inet_ports():
-            sandbox.wait_port(port)
+            # master's own listener, not whatever else answers there
+            sandbox.wait_for(lambda: sandbox.listens([self._sid], port), 30,
+                             what="postfix master to listen on %d" % port)
 
     def reload(self):
         """postfix reload, then waits for master to log it and for new
@@ -351,7 +385,8 @@ class Postfix:
         except TimeoutError:
             pass  # one busy with a client: it finishes that session first
         for port in self._inet_ports():
-            sandbox.wait_port(port)
+            sandbox.wait_for(lambda: sandbox.listens([self._sid], port), 30,
+                             what="postfix master to listen on %d" % port)
 
     def master_pid(self):
         try:
@@ -566,3 +601,4 @@ class Postfix:
         if p.returncode != 0:
             raise RuntimeError("postcat -q %s: %s" % (qid, p.stderr))
         return p.stdout
+

@@ -24,6 +24,7 @@ class Redis:
         _count += 1
         self.dir = sandbox.mkdir("redis%d" % _count)
         self.logfile = os.path.join(self.dir, "redis.log")
+        self.fixed_port = port is not None
         self.port = port or sandbox.free_port()
         self.password = password
         self.extra = [str(a) for a in (extra or [])]  # more "--name value" arguments
@@ -42,16 +43,27 @@ class Redis:
             a += ["--requirepass", self.password]
         return a + self.extra
 
-    def start(self):
+    def start(self, same_port=False):
         if self.proc is not None:
             return
-        self.proc = sandbox.spawn(self.argv())
+        for attempt in range(5):
+            mark = len(self.log())
+            self.proc = sandbox.spawn(self.argv())
 
-        def up():
-            if self.proc.poll() is not None:  # e.g. the port is taken: say why
-                raise RuntimeError("redis-server exited (%s):\n%s" % (self.proc.returncode, self.log()))
-            return self.ping()
-        sandbox.wait_for(up, 10, what="redis on port %d" % self.port)
+            def up():
+                if self.proc.poll() is not None:  # e.g. the port is taken: say why
+                    raise RuntimeError("redis-server exited (%s):\n%s" % (self.proc.returncode, self.log()))
+                return self.ping()
+            try:
+                sandbox.wait_for(up, 30, what="redis on port %d" % self.port)
+                return
+            except RuntimeError:
+                # a port someone else took: a new one, unless the test chose it
+                if self.fixed_port or same_port or attempt == 4 or not sandbox.address_in_use(self.log()[mark:]):
+                    raise
+                sandbox.stop(self.proc)
+                self.proc = None
+                self.port = sandbox.free_port()
 
     def ping(self):
         try:
@@ -84,7 +96,7 @@ class Redis:
         """A fresh, empty server on the same port (redis sets SO_REUSEADDR,
         so the port is free again at once)."""
         self.kill()
-        self.start()
+        self.start(same_port=True)
 
     def stop(self):
         if self.proc is not None:

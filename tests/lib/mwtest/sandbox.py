@@ -2,6 +2,7 @@
 that are always stopped: on normal exit, on an exception and on SIGTERM or
 SIGINT. MW_KEEP=1 keeps the directory for a post-mortem."""
 import atexit
+import fcntl
 import os
 import shutil
 import signal
@@ -47,11 +48,109 @@ def mkdir(*parts, mode=0o755):
     return p
 
 
-def free_port(host="127.0.0.1"):
+def for_user(program):
+    """A copy of the executable program inside the run's directory, for
+    running it as another user: the tree itself may sit below a directory
+    that user cannot enter (a clone in /root, mode 0700), the run's
+    directory is traversable by everyone."""
+    d = mkdir("bin")
+    copy = os.path.join(d, os.path.basename(program))
+    if not os.path.exists(copy):
+        shutil.copy(program, copy)
+        os.chmod(copy, 0o755)
+    return copy
+
+
+# Ports for servers a test starts. Binding port 0 and closing hands out a
+# port the kernel may give again at once (twice to one Dovecot, or to another
+# test under make -j), and clients' outgoing connections take ephemeral ports
+# too. So ports come from below the ephemeral range (where the kernel never
+# picks one by itself), in turn, from one counter shared by every test
+# process on the machine (a file under flock): a port comes round again only
+# after the whole range (thousands) has been handed out. Each port handed out
+# also stays flock'ed by its process while it lives, and is checked free by
+# binding it, so a port still in use after the counter wrapped is skipped.
+PORT_DIR = os.environ.get("MW_PORT_DIR", "/tmp/mailward-ports")
+_held = {}  # port -> open lock file, held until this process exits
+
+
+def _port_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    if low - 1 - 10000 >= 1024:
+        return low - 10000, low - 1
+    return 61000, 65535  # a machine whose ephemeral range starts low
+
+
+def _bindable(host, port):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        try:
+            with socket.socket(fam, kind) as s:
+                if kind == socket.SOCK_STREAM:
+                    # as servers bind: a port in TIME_WAIT is usable
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host="127.0.0.1"):
+    """A loopback port no other test on the machine has been given lately
+    nor is using (TCP and UDP), never the same one twice in a process."""
+    os.makedirs(PORT_DIR, mode=0o1777, exist_ok=True)
+    low, high = _port_range()
+    with open(os.path.join(PORT_DIR, "next"), "a+") as counter:
+        fcntl.flock(counter, fcntl.LOCK_EX)
+        counter.seek(0)
+        try:
+            port = int(counter.read().strip())
+        except ValueError:
+            port = low
+        for _ in range(high - low + 1):
+            if not low <= port <= high:
+                port = low
+            candidate, port = port, port + 1
+            if candidate in _held:
+                continue
+            lock = open(os.path.join(PORT_DIR, str(candidate)), "a")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # a live test process holds it
+                lock.close()
+                continue
+            if not _bindable(host, candidate):
+                lock.close()
+                continue
+            _held[candidate] = lock
+            counter.seek(0)
+            counter.truncate()
+            counter.write("%d\n" % port)
+            return candidate
+    raise RuntimeError("no free port in %d-%d" % (low, high))
+
+
+def address_in_use(text):
+    """Whether a server's output says it could not bind its port (another
+    program on the machine took it): start it again on new ports."""
+    return "Address already in use" in text or "EADDRINUSE" in text
+
+
+def with_free_port(start, tries=5):
+    """Calls start(port) with a port from free_port(), and again with a new
+    one while it fails because another program took the port (its error
+    says "Address already in use"). Returns (port, what start returned)."""
+    for attempt in range(tries):
+        port = free_port()
+        try:
+            return port, start(port)
+        except Exception as e:
+            if attempt == tries - 1 or not address_in_use(str(e)):
+                raise
 
 
 def read_text(path):
@@ -115,6 +214,33 @@ def wait_port(port, host="127.0.0.1", timeout=10):
         except OSError:
             return False
     return wait_for(up, timeout, what="%s:%s to listen" % (host, port))
+
+
+def listens(pids, port):
+    """Whether one of the processes pids holds a listening TCP socket on
+    port: the server we started, not whatever else answers there."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add("socket:[%s]" % fields[9])
+        except OSError:
+            pass
+    for pid in pids:
+        try:
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
+                        return True
+                except OSError:
+                    pass
+        except OSError:
+            pass
+    return False
 
 
 def _cleanup():
