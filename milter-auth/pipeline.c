@@ -9,6 +9,7 @@
 #include "hdrparse.h"
 #include "log.h"
 #include "pipeline.h"
+#include "report_store.h"
 
 #define MAX_SIGS 64
 #define MAX_FORGED 64
@@ -35,6 +36,7 @@ struct ma_msg {
 	int nforged;
 	struct ma_dkim_msg *dkim;
 	int dkim_nosig;
+	int is_report;          /* Subject of a DMARC aggregate report: not recorded */
 };
 
 /* ------------------------------------------------------------ outcome */
@@ -99,6 +101,7 @@ static void reset_message(struct ma_msg *m)
 	m->dkim_headers = 0;
 	m->first_sig_d[0] = '\0';
 	m->dkim_nosig = 0;
+	m->is_report = 0;
 	if (m->dkim != NULL) {
 		ma_dkim_msg_free(m->dkim);
 		m->dkim = NULL;
@@ -176,6 +179,8 @@ void ma_msg_header(struct ma_msg *m, const char *name, const char *value)
 	} else if (strcasecmp(name, "From") == 0) {
 		if (m->from_count++ == 0)
 			mw_buf_set(&m->from, value);
+	} else if (strcasecmp(name, "Subject") == 0) {
+		m->is_report |= ma_report_subject_is_report(value); /* no reports about reports */
 	}
 	if (skipped(m))
 		return;
@@ -533,6 +538,12 @@ void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *
 		mw_buf_putc(&ar, ' ');
 		build_ar(m, v, &ar);
 		decide(m, v, out);
+
+		/* DMARC aggregate reports: the evaluation recorded (report_store.h) */
+		if (!v->from_problem && !m->is_report)
+			ma_report_store_note(m->e->reports, m->client_ip, mw_buf_str(&m->sender), &v->spf, v->sigs,
+					     v->nsigs, &v->dmarc, !s->dmarc_enforce || v->dmarc_override);
+
 		add_change(out, 1, "Authentication-Results", mw_buf_str(&ar), 0);
 		mw_buf_free(&ar);
 	}
