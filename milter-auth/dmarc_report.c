@@ -17,7 +17,7 @@
  */
 #define LINE_TAG "mwdr1"
 
-static void put_field(struct mw_buf *out, const char *s)
+void ma_report_tsv_put(struct mw_buf *out, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	mw_buf_putc(out, '\t');
@@ -35,7 +35,7 @@ static void put_field(struct mw_buf *out, const char *s)
 static void put_char_field(struct mw_buf *out, char c)
 {
 	char s[2] = { c, '\0' };
-	put_field(out, s);
+	ma_report_tsv_put(out, s);
 }
 
 void ma_report_eval_format(const struct ma_report_eval *e, struct mw_buf *out)
@@ -43,34 +43,34 @@ void ma_report_eval_format(const struct ma_report_eval *e, struct mw_buf *out)
 	char num[32];
 	mw_buf_puts(out, LINE_TAG);
 	snprintf(num, sizeof(num), "%lld", e->ts);
-	put_field(out, num);
-	put_field(out, e->host);
-	put_field(out, e->source_ip);
-	put_field(out, e->header_from);
-	put_field(out, e->envelope_from);
-	put_field(out, e->policy_domain);
-	put_field(out, e->discovery);
-	put_field(out, e->p);
-	put_field(out, e->sp);
-	put_field(out, e->np);
+	ma_report_tsv_put(out, num);
+	ma_report_tsv_put(out, e->host);
+	ma_report_tsv_put(out, e->source_ip);
+	ma_report_tsv_put(out, e->header_from);
+	ma_report_tsv_put(out, e->envelope_from);
+	ma_report_tsv_put(out, e->policy_domain);
+	ma_report_tsv_put(out, e->discovery);
+	ma_report_tsv_put(out, e->p);
+	ma_report_tsv_put(out, e->sp);
+	ma_report_tsv_put(out, e->np);
 	put_char_field(out, e->adkim);
 	put_char_field(out, e->aspf);
 	put_char_field(out, e->testing);
-	put_field(out, e->disposition);
-	put_field(out, e->dkim_aligned);
-	put_field(out, e->spf_aligned);
-	put_field(out, e->reason);
-	put_field(out, e->reason_comment);
-	put_field(out, e->spf_domain);
-	put_field(out, e->spf_result);
+	ma_report_tsv_put(out, e->disposition);
+	ma_report_tsv_put(out, e->dkim_aligned);
+	ma_report_tsv_put(out, e->spf_aligned);
+	ma_report_tsv_put(out, e->reason);
+	ma_report_tsv_put(out, e->reason_comment);
+	ma_report_tsv_put(out, e->spf_domain);
+	ma_report_tsv_put(out, e->spf_result);
 	/* signatures: "d s result" triples joined by spaces, escaped as one field */
 	struct mw_buf d = MW_BUF_INIT;
 	for (int i = 0; i < e->ndkim && i < MA_REPORT_MAX_DKIM; i++)
 		mw_buf_printf(&d, "%s%s/%s/%s", i ? "," : "", e->dkim[i].domain, e->dkim[i].selector,
 			      e->dkim[i].result);
-	put_field(out, mw_buf_str(&d));
+	ma_report_tsv_put(out, mw_buf_str(&d));
 	mw_buf_free(&d);
-	put_field(out, e->rua);
+	ma_report_tsv_put(out, e->rua);
 	mw_buf_putc(out, '\n');
 }
 
@@ -86,7 +86,7 @@ static int unhex(int c)
 }
 
 /* Decodes [s, e) into out (size outlen); -1 if malformed or too long. */
-static int get_field(const char *s, const char *e, char *out, size_t outlen)
+int ma_report_tsv_get(const char *s, const char *e, char *out, size_t outlen)
 {
 	size_t n = 0;
 	for (const char *p = s; p < e; p++) {
@@ -201,7 +201,7 @@ int ma_report_eval_parse(const char *line, size_t len, struct ma_report_eval *e,
 		{ e->spf_result, sizeof(e->spf_result) }, { dk, sizeof(dk) }, { e->rua, sizeof(e->rua) },
 	};
 	for (int i = 0; i < NFIELDS; i++) {
-		if (get_field(start[i + 1], end[i + 1], f[i].dst, f[i].len) < 0) {
+		if (ma_report_tsv_get(start[i + 1], end[i + 1], f[i].dst, f[i].len) < 0) {
 			mw_buf_printf(err, "field %d is malformed or too long", i + 1);
 			return -1;
 		}

@@ -109,6 +109,12 @@ int ma_report_verify_name(const char *policy_domain, const char *dest_domain, ch
    ("Report Domain: ... Submitter: ...", RFC 9990 2.5.2.2 and RFC 7489)? */
 int ma_report_subject_is_report(const char *value);
 
+/* The store's field encoding: a TAB, then s with bytes outside '!'..'~'
+   and '%' written %XX; and back: [s, e) decoded into out (outlen), -1 if
+   malformed, too long or holding a NUL. */
+void ma_report_tsv_put(struct mw_buf *out, const char *s);
+int ma_report_tsv_get(const char *s, const char *e, char *out, size_t outlen);
+
 /* XML text with &<>"' escaped and bytes outside printable ASCII dropped. */
 void ma_report_xml_escape(struct mw_buf *out, const char *s);
 

@@ -94,6 +94,8 @@ const struct mw_conf_key ma_conf_schema[] = {
 	{ .name = "report_max_size", .type = MW_CONF_SIZE, .offset = S(report_max_size), .def = "10m",
 	  .min = 4096, .max = 1024ULL * 1024 * 1024,
 	  .help = "a report message larger than this is not sent (nor read, by ingest)" },
+	{ .name = "report_received_dir", .type = MW_CONF_STRING, .offset = S(report_received_dir), .def = "",
+	  .help = "where milter-auth-report ingest keeps the reports other receivers send us" },
 	MW_DNS_CONF_KEYS(struct ma_settings, dns),
 	MW_LOG_CONF_KEYS(struct ma_settings, log),
 	MW_DAEMON_CONF_KEYS(struct ma_settings, daemon, "mailward"),

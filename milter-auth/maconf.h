@@ -52,6 +52,7 @@ struct ma_settings {
 	char *report_email;            /* From: of the reports we send */
 	char *report_sendmail;
 	unsigned long long report_max_size;
+	char *report_received_dir;     /* reports others send us (ingest, summary) */
 	struct mw_dns_conf dns;
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;

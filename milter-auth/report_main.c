@@ -3,6 +3,8 @@
  * evaluations milter-auth recorded in report_store_dir.
  *
  *   milter-auth-report [-c FILE] send [--dry-run DIR] [--day YYYYMMDD] [--store DIR]...
+ *   milter-auth-report [-c FILE] ingest [--maildir DIR]
+ *   milter-auth-report [-c FILE] summary [--domain D] [--since YYYYMMDD|Nd] [--json] [--no-ptr]
  *
  * send: for every complete UTC day not yet sent (or the one --day names),
  * one report per Policy Domain, from the store files of every host
@@ -13,14 +15,27 @@
  * Organizational Domain, whose <policy>._report._dmarc.<dest> TXT record
  * authorizes it (RFC 9990 section 4). --dry-run DIR writes the .xml.gz
  * files into DIR and prints where they would go, sending nothing.
- * Exit status: 0, 1 when a report could not be handed over (it is tried
- * again next run), 2 for usage or configuration errors.
+ *
+ * ingest: the reports other receivers send to our rua= address, from a
+ * message on stdin (a Postfix pipe transport) or every message in a
+ * Maildir's new/ (moved to cur/ once read), stored in report_received_dir
+ * (rua-DAY.tsv, one line per record; a report seen before, same org_name
+ * and report_id, is skipped). report_ingest.h says what is refused.
+ * summary: per source IP of the received reports, its PTR name, messages,
+ * and how DMARC, SPF and DKIM fared, as a table or --json.
+ *
+ * Exit status: 0; 1 when a report could not be handed over (send: it is
+ * tried again next run) or was refused (ingest: 65, EX_DATAERR, for the
+ * pipe transport: the message bounces with the reason); 2 for usage or
+ * configuration errors.
  */
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +51,7 @@
 #include "log.h"
 #include "maconf.h"
 #include "madmarc.h"
+#include "report_ingest.h"
 #include "report_store.h"
 #include "strnum.h"
 
@@ -45,7 +61,9 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: milter-auth-report [-c FILE] send [--dry-run DIR] [--day YYYYMMDD] [--store DIR]...\n");
+	fprintf(stderr, "usage: milter-auth-report [-c FILE] send [--dry-run DIR] [--day YYYYMMDD] [--store DIR]...\n"
+			"       milter-auth-report [-c FILE] ingest [--maildir DIR]\n"
+			"       milter-auth-report [-c FILE] summary [--domain D] [--since YYYYMMDD|Nd] [--json] [--no-ptr]\n");
 	exit(2);
 }
 
@@ -495,6 +513,435 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 	return rc;
 }
 
+/* ------------------------------------------------------------ ingest */
+
+#define RECEIVED_TAG "mwrr1"
+#define RECEIVED_FIELDS 15
+#define EX_DATAERR_ 65
+
+static int received_file_day(const char *name, unsigned *day)
+{
+	size_t len = strlen(name);
+	if (len != 16 || strncmp(name, "rua-", 4) != 0 || strcmp(name + 12, ".tsv") != 0)
+		return 0;
+	unsigned d = 0;
+	for (int i = 4; i < 12; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return 0;
+		d = d * 10 + (unsigned)(name[i] - '0');
+	}
+	*day = d;
+	return 1;
+}
+
+static void received_expire(const char *dir, unsigned long long retention_s)
+{
+	unsigned oldest = ma_report_day_of(time(NULL) - (time_t)retention_s);
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	for (struct dirent *de; (de = readdir(d)) != NULL;) {
+		unsigned day;
+		if (received_file_day(de->d_name, &day) && day < oldest)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+}
+
+static void row_format(const struct ma_rua_row *r, long long now, struct mw_buf *out)
+{
+	char n1[32], n2[32], n3[32], n4[32];
+	snprintf(n1, sizeof(n1), "%lld", now);
+	snprintf(n2, sizeof(n2), "%lld", r->begin);
+	snprintf(n3, sizeof(n3), "%lld", r->end);
+	snprintf(n4, sizeof(n4), "%llu", r->count);
+	mw_buf_puts(out, RECEIVED_TAG);
+	const char *f[] = { n1, r->format, r->org_name, r->report_id, n2, n3, r->policy_domain, r->source_ip, n4,
+			    r->disposition, r->dkim_aligned, r->spf_aligned, r->header_from, r->dkim, r->spf };
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		ma_report_tsv_put(out, f[i]);
+	mw_buf_putc(out, '\n');
+}
+
+/* 0, or -1 for a line that is not ours (skipped). */
+static int row_parse(const char *line, size_t len, struct ma_rua_row *r, long long *received)
+{
+	const char *st[RECEIVED_FIELDS + 1], *en[RECEIVED_FIELDS + 1];
+	int n = 0;
+	memset(r, 0, sizeof(*r));
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	for (const char *p = line, *stop = line + len; p <= stop && n <= RECEIVED_FIELDS;) {
+		const char *tab = memchr(p, '\t', (size_t)(stop - p));
+		st[n] = p;
+		en[n] = tab != NULL ? tab : stop;
+		n++;
+		p = en[n - 1] + 1;
+		if (tab == NULL)
+			break;
+	}
+	if (n != RECEIVED_FIELDS + 1 || en[0] - st[0] != 5 || memcmp(st[0], RECEIVED_TAG, 5) != 0)
+		return -1;
+	char n1[32], n2[32], n3[32], n4[32];
+	struct {
+		char *d;
+		size_t l;
+	} f[RECEIVED_FIELDS] = {
+		{ n1, sizeof(n1) }, { r->format, sizeof(r->format) }, { r->org_name, sizeof(r->org_name) },
+		{ r->report_id, sizeof(r->report_id) }, { n2, sizeof(n2) }, { n3, sizeof(n3) },
+		{ r->policy_domain, sizeof(r->policy_domain) }, { r->source_ip, sizeof(r->source_ip) },
+		{ n4, sizeof(n4) }, { r->disposition, sizeof(r->disposition) },
+		{ r->dkim_aligned, sizeof(r->dkim_aligned) }, { r->spf_aligned, sizeof(r->spf_aligned) },
+		{ r->header_from, sizeof(r->header_from) }, { r->dkim, sizeof(r->dkim) }, { r->spf, sizeof(r->spf) },
+	};
+	for (int i = 0; i < RECEIVED_FIELDS; i++)
+		if (ma_report_tsv_get(st[i + 1], en[i + 1], f[i].d, f[i].l) < 0)
+			return -1;
+	unsigned long long a, b, c, d;
+	if (mw_parse_uint(n1, 1ULL << 40, &a) < 0 || mw_parse_uint(n2, 1ULL << 40, &b) < 0 ||
+	    mw_parse_uint(n3, 1ULL << 40, &c) < 0 || mw_parse_uint(n4, 1ULL << 40, &d) < 0)
+		return -1;
+	*received = (long long)a;
+	r->begin = (long long)b;
+	r->end = (long long)c;
+	r->count = d;
+	return 0;
+}
+
+typedef void received_fn(void *ctx, const struct ma_rua_row *r);
+
+static void received_each(const char *dir, received_fn *fn, void *ctx)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	for (struct dirent *de; (de = readdir(d)) != NULL;) {
+		unsigned day;
+		char path[4096];
+		if (!received_file_day(de->d_name, &day))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		char *line = NULL;
+		size_t cap = 0;
+		ssize_t len;
+		while ((len = getline(&line, &cap, f)) > 0) {
+			struct ma_rua_row r;
+			long long rec;
+			if (row_parse(line, (size_t)len, &r, &rec) == 0)
+				fn(ctx, &r);
+		}
+		free(line);
+		fclose(f);
+	}
+	closedir(d);
+}
+
+struct ingest_ctx {
+	struct mw_buf lines;
+	char org[256], id[256]; /* of the report being looked for */
+	int seen;
+	long long now;
+};
+
+static void collect_row(void *ctx, const struct ma_rua_row *r)
+{
+	struct ingest_ctx *c = ctx;
+	row_format(r, c->now, &c->lines);
+}
+
+static void find_dup(void *ctx, const struct ma_rua_row *r)
+{
+	struct ingest_ctx *c = ctx;
+	if (strcmp(r->org_name, c->org) == 0 && strcmp(r->report_id, c->id) == 0)
+		c->seen = 1;
+}
+
+/* One message: 0 stored (or a duplicate), -1 refused (reason logged). */
+static int ingest_one(const struct ma_settings *s, const char *what, const char *msg, size_t len)
+{
+	struct ingest_ctx c = { .now = (long long)time(NULL) };
+	struct mw_buf err = MW_BUF_INIT;
+	mw_buf_init(&c.lines, 0);
+	int n = ma_report_ingest_message(msg, len, (size_t)s->report_max_size * 10, collect_row, &c, &err);
+	if (n < 0) {
+		mw_msg_warn("%s: %s", what, mw_buf_str(&err));
+		fprintf(stderr, "milter-auth-report: %s\n", mw_buf_str(&err));
+		mw_buf_free(&err);
+		mw_buf_free(&c.lines);
+		return -1;
+	}
+	/* a report seen before is not counted twice (RFC 9990 2.5.3) */
+	struct ma_rua_row first;
+	long long rec;
+	const char *l = mw_buf_str(&c.lines);
+	const char *nl = strchr(l, '\n');
+	if (nl != NULL && row_parse(l, (size_t)(nl - l + 1), &first, &rec) == 0) {
+		snprintf(c.org, sizeof(c.org), "%s", first.org_name);
+		snprintf(c.id, sizeof(c.id), "%s", first.report_id);
+		received_each(s->report_received_dir, find_dup, &c);
+	}
+	if (c.seen) {
+		mw_msg_info("%s: report %s from %s seen before: skipped", what, c.id, c.org);
+	} else {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/rua-%08u.tsv", s->report_received_dir, ma_report_day_of(time(NULL)));
+		int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0 || flock(fd, LOCK_EX) < 0 ||
+		    write(fd, mw_buf_str(&c.lines), mw_buf_len(&c.lines)) != (ssize_t)mw_buf_len(&c.lines)) {
+			mw_msg_error("%s: %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			mw_buf_free(&err);
+			mw_buf_free(&c.lines);
+			return -2;
+		}
+		close(fd);
+		mw_msg_info("%s: %d report(s) from %s stored", what, n, first.org_name);
+	}
+	mw_buf_free(&err);
+	mw_buf_free(&c.lines);
+	return 0;
+}
+
+static int read_all(int fd, size_t max, struct mw_buf *out)
+{
+	char chunk[65536];
+	ssize_t n;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
+		if (mw_buf_len(out) + (size_t)n > max)
+			return -1;
+		mw_buf_append(out, chunk, (size_t)n);
+	}
+	return n < 0 ? -1 : 0;
+}
+
+static int cmd_ingest(const struct ma_settings *s, const char *maildir)
+{
+	if (s->report_received_dir[0] == '\0') {
+		fprintf(stderr, "milter-auth-report: report_received_dir is not set in the configuration\n");
+		return 2;
+	}
+	received_expire(s->report_received_dir, s->report_retention_ms / 1000);
+	/* the message: the attachment, base64 (4/3) and the rest */
+	size_t max_msg = (size_t)s->report_max_size * 2;
+	if (maildir == NULL) {
+		struct mw_buf m = MW_BUF_INIT;
+		if (read_all(0, max_msg, &m) < 0) {
+			fprintf(stderr, "milter-auth-report: refused: message larger than %zu bytes\n", max_msg);
+			mw_buf_free(&m);
+			return EX_DATAERR_;
+		}
+		int rc = ingest_one(s, "stdin", mw_buf_str(&m), mw_buf_len(&m));
+		mw_buf_free(&m);
+		return rc == -1 ? EX_DATAERR_ : rc == -2 ? 75 : 0;
+	}
+	char newdir[4096];
+	snprintf(newdir, sizeof(newdir), "%s/new", maildir);
+	DIR *d = opendir(newdir);
+	if (d == NULL) {
+		fprintf(stderr, "milter-auth-report: %s: %s\n", newdir, strerror(errno));
+		return 2;
+	}
+	int rc = 0;
+	for (struct dirent *de; (de = readdir(d)) != NULL;) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[4096], dest[4200];
+		snprintf(path, sizeof(path), "%s/%s", newdir, de->d_name);
+		snprintf(dest, sizeof(dest), "%s/cur/%s:2,S", maildir, de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct mw_buf m = MW_BUF_INIT;
+		int r = read_all(fd, max_msg, &m);
+		close(fd);
+		if (r < 0) {
+			mw_msg_warn("%s: refused: message larger than %zu bytes", path, max_msg);
+			rc = 1;
+		} else if ((r = ingest_one(s, path, mw_buf_str(&m), mw_buf_len(&m))) == -2) {
+			rc = 1;
+			mw_buf_free(&m);
+			continue; /* left in new/: tried again */
+		} else if (r < 0) {
+			rc = 1;
+		}
+		mw_buf_free(&m);
+		if (rename(path, dest) < 0)
+			mw_msg_warn("%s: cannot move to cur/: %s", path, strerror(errno));
+	}
+	closedir(d);
+	return rc;
+}
+
+/* ------------------------------------------------------------ summary */
+
+struct source {
+	char ip[64];
+	char ptr[256];
+	unsigned long long count, dmarc_pass, dmarc_fail, spf_pass, spf_fail, dkim_pass, dkim_fail;
+	char domains[256]; /* header_from domains seen, joined by ',' (first few) */
+};
+
+struct summary {
+	const char *domain;
+	long long since;
+	struct source *v;
+	size_t n, cap;
+	unsigned long long rows;
+};
+
+static int result_passes(const char *list, const char *word)
+{
+	/* "domain/result,domain/result": any with result == word */
+	size_t wl = strlen(word);
+	for (const char *p = list; (p = strchr(p, '/')) != NULL; p++)
+		if (strncmp(p + 1, word, wl) == 0 && (p[1 + wl] == ',' || p[1 + wl] == '\0'))
+			return 1;
+	return 0;
+}
+
+static void summarize_row(void *ctx, const struct ma_rua_row *r)
+{
+	struct summary *S = ctx;
+	if (S->domain != NULL && strcasecmp(S->domain, r->policy_domain) != 0 && strcasecmp(S->domain, r->header_from) != 0)
+		return;
+	if (S->since > 0 && r->end <= S->since) /* a period ending at T is before T */
+		return;
+	struct source *src = NULL;
+	for (size_t i = 0; i < S->n && src == NULL; i++)
+		if (strcmp(S->v[i].ip, r->source_ip) == 0)
+			src = &S->v[i];
+	if (src == NULL) {
+		if (S->n == S->cap) {
+			S->cap = S->cap ? S->cap * 2 : 64;
+			struct source *nv = realloc(S->v, S->cap * sizeof(*nv));
+			if (nv == NULL)
+				mw_msg_fatal("out of memory");
+			S->v = nv;
+		}
+		src = &S->v[S->n++];
+		memset(src, 0, sizeof(*src));
+		snprintf(src->ip, sizeof(src->ip), "%s", r->source_ip);
+	}
+	S->rows++;
+	src->count += r->count;
+	int dmarc = strcmp(r->dkim_aligned, "pass") == 0 || strcmp(r->spf_aligned, "pass") == 0;
+	*(dmarc ? &src->dmarc_pass : &src->dmarc_fail) += r->count;
+	*(result_passes(r->spf, "pass") ? &src->spf_pass : &src->spf_fail) += r->count;
+	*(result_passes(r->dkim, "pass") ? &src->dkim_pass : &src->dkim_fail) += r->count;
+	if (strstr(src->domains, r->header_from) == NULL && strlen(src->domains) + strlen(r->header_from) + 2 < sizeof(src->domains))
+		snprintf(src->domains + strlen(src->domains), sizeof(src->domains) - strlen(src->domains), "%s%s",
+			 src->domains[0] ? "," : "", r->header_from);
+}
+
+static int cmp_source(const void *x, const void *y)
+{
+	const struct source *a = x, *b = y;
+	return a->count < b->count ? 1 : a->count > b->count ? -1 : strcmp(a->ip, b->ip);
+}
+
+static void ptr_name(struct mw_dns *dns, const char *ip, char *out, size_t outlen)
+{
+	unsigned char a[16];
+	char name[128];
+	size_t n = 0;
+	snprintf(out, outlen, "-");
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		snprintf(name, sizeof(name), "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+	} else if (inet_pton(AF_INET6, ip, a) == 1) {
+		static const char hex[] = "0123456789abcdef";
+		for (int i = 15; i >= 0; i--) {
+			name[n++] = hex[a[i] & 15];
+			name[n++] = '.';
+			name[n++] = hex[a[i] >> 4];
+			name[n++] = '.';
+		}
+		snprintf(name + n, sizeof(name) - n, "ip6.arpa");
+	} else {
+		return;
+	}
+	struct mw_dns_result r;
+	if (mw_dns_lookup(dns, name, MW_DNS_T_PTR, NULL, &r) == MW_DNS_OK) {
+		struct mw_buf h = MW_BUF_INIT;
+		if (mw_dns_result_ptr(&r, 0, &h) == 0) {
+			struct mw_buf p = MW_BUF_INIT;
+			mw_buf_append_printable(&p, mw_buf_str(&h), mw_buf_len(&h), outlen - 1);
+			snprintf(out, outlen, "%s", mw_buf_str(&p));
+			mw_buf_free(&p);
+		}
+		mw_buf_free(&h);
+	}
+	mw_dns_result_free(&r);
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static int cmd_summary(const struct ma_settings *s, const char *domain, long long since, int json, int ptr)
+{
+	if (s->report_received_dir[0] == '\0') {
+		fprintf(stderr, "milter-auth-report: report_received_dir is not set in the configuration\n");
+		return 2;
+	}
+	struct summary S = { .domain = domain, .since = since };
+	received_each(s->report_received_dir, summarize_row, &S);
+	qsort(S.v, S.n, sizeof(*S.v), cmp_source);
+	struct mw_dns *dns = NULL;
+	struct mw_buf err = MW_BUF_INIT;
+	if (ptr && S.n > 0 && (dns = mw_dns_new(&s->dns, &err)) == NULL)
+		mw_msg_warn("no PTR names: %s", mw_buf_str(&err));
+	for (size_t i = 0; i < S.n; i++)
+		if (dns != NULL)
+			ptr_name(dns, S.v[i].ip, S.v[i].ptr, sizeof(S.v[i].ptr));
+		else
+			snprintf(S.v[i].ptr, sizeof(S.v[i].ptr), "-");
+	if (json) {
+		printf("[");
+		for (size_t i = 0; i < S.n; i++) {
+			const struct source *x = &S.v[i];
+			printf("%s\n {\"source_ip\": ", i ? "," : "");
+			json_str(x->ip);
+			printf(", \"ptr\": ");
+			json_str(x->ptr);
+			printf(", \"header_from\": ");
+			json_str(x->domains);
+			printf(", \"count\": %llu, \"dmarc\": {\"pass\": %llu, \"fail\": %llu}, "
+			       "\"spf\": {\"pass\": %llu, \"fail\": %llu}, \"dkim\": {\"pass\": %llu, \"fail\": %llu}}",
+			       x->count, x->dmarc_pass, x->dmarc_fail, x->spf_pass, x->spf_fail, x->dkim_pass, x->dkim_fail);
+		}
+		printf("%s]\n", S.n ? "\n" : "");
+	} else {
+		printf("%-39s %-30s %8s %11s %11s %11s  %s\n", "SOURCE IP", "PTR", "MESSAGES", "DMARC p/f", "SPF p/f",
+		       "DKIM p/f", "FROM");
+		for (size_t i = 0; i < S.n; i++) {
+			const struct source *x = &S.v[i];
+			char d[32], sp[32], dk[32];
+			snprintf(d, sizeof(d), "%llu/%llu", x->dmarc_pass, x->dmarc_fail);
+			snprintf(sp, sizeof(sp), "%llu/%llu", x->spf_pass, x->spf_fail);
+			snprintf(dk, sizeof(dk), "%llu/%llu", x->dkim_pass, x->dkim_fail);
+			printf("%-39s %-30s %8llu %11s %11s %11s  %s\n", x->ip, x->ptr, x->count, d, sp, dk, x->domains);
+		}
+	}
+	free(S.v);
+	mw_dns_free(dns);
+	mw_buf_free(&err);
+	return 0;
+}
+
 static unsigned parse_day(const char *s)
 {
 	if (strcmp(s, "today") == 0)
@@ -535,6 +982,39 @@ int main(int argc, char **argv)
 			}
 		}
 		rc = cmd_send(c, &o);
+	} else if (strcmp(cmd, "ingest") == 0) {
+		const char *maildir = NULL;
+		for (; i < argc; i++) {
+			if (strcmp(argv[i], "--maildir") == 0 && i + 1 < argc)
+				maildir = argv[++i];
+			else
+				usage();
+		}
+		rc = cmd_ingest(&c->s, maildir);
+	} else if (strcmp(cmd, "summary") == 0) {
+		const char *domain = NULL;
+		long long since = 0;
+		int json = 0, ptr = 1;
+		for (; i < argc; i++) {
+			if (strcmp(argv[i], "--domain") == 0 && i + 1 < argc) {
+				domain = argv[++i];
+			} else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
+				const char *v = argv[++i];
+				size_t vl = strlen(v);
+				unsigned long long n;
+				if (vl > 1 && v[vl - 1] == 'd' && mw_parse_uint_n(v, vl - 1, 100000, &n) == 0)
+					since = (long long)time(NULL) - (long long)n * 86400;
+				else
+					since = (long long)ma_report_day_start(parse_day(v));
+			} else if (strcmp(argv[i], "--json") == 0) {
+				json = 1;
+			} else if (strcmp(argv[i], "--no-ptr") == 0) {
+				ptr = 0;
+			} else {
+				usage();
+			}
+		}
+		rc = cmd_summary(&c->s, domain, since, json, ptr);
 	} else {
 		usage();
 	}
