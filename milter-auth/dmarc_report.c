@@ -272,23 +272,28 @@ static const char *domain_of(const char *addr)
 	return at != NULL ? at + 1 : addr;
 }
 
-/* Two evaluations fall into one record when everything but the time,
-   host and policy agree. */
-static int same_row(const struct ma_report_eval *a, const struct ma_report_eval *b)
+/* The order of records: evaluations that compare equal (everything but
+   the time, host and policy) fall into one record. */
+static int cmp_row(const void *x, const void *y)
 {
-	if (strcmp(a->source_ip, b->source_ip) != 0 || strcmp(a->header_from, b->header_from) != 0 ||
-	    strcasecmp(domain_of(a->envelope_from), domain_of(b->envelope_from)) != 0 ||
-	    strcmp(a->disposition, b->disposition) != 0 || strcmp(a->dkim_aligned, b->dkim_aligned) != 0 ||
-	    strcmp(a->spf_aligned, b->spf_aligned) != 0 || strcmp(a->reason, b->reason) != 0 ||
-	    strcmp(a->reason_comment, b->reason_comment) != 0 || strcmp(a->spf_domain, b->spf_domain) != 0 ||
-	    strcmp(a->spf_result, b->spf_result) != 0 || a->ndkim != b->ndkim)
-		return 0;
+	const struct ma_report_eval *a = *(const struct ma_report_eval *const *)x;
+	const struct ma_report_eval *b = *(const struct ma_report_eval *const *)y;
+	int c;
+	if ((c = strcmp(a->source_ip, b->source_ip)) != 0 || (c = strcmp(a->header_from, b->header_from)) != 0 ||
+	    (c = strcasecmp(domain_of(a->envelope_from), domain_of(b->envelope_from))) != 0 ||
+	    (c = strcmp(a->disposition, b->disposition)) != 0 || (c = strcmp(a->dkim_aligned, b->dkim_aligned)) != 0 ||
+	    (c = strcmp(a->spf_aligned, b->spf_aligned)) != 0 || (c = strcmp(a->reason, b->reason)) != 0 ||
+	    (c = strcmp(a->reason_comment, b->reason_comment)) != 0 || (c = strcmp(a->spf_domain, b->spf_domain)) != 0 ||
+	    (c = strcmp(a->spf_result, b->spf_result)) != 0)
+		return c;
+	if (a->ndkim != b->ndkim)
+		return a->ndkim < b->ndkim ? -1 : 1;
 	for (int i = 0; i < a->ndkim; i++)
-		if (strcmp(a->dkim[i].domain, b->dkim[i].domain) != 0 ||
-		    strcmp(a->dkim[i].selector, b->dkim[i].selector) != 0 ||
-		    strcmp(a->dkim[i].result, b->dkim[i].result) != 0)
-			return 0;
-	return 1;
+		if ((c = strcmp(a->dkim[i].domain, b->dkim[i].domain)) != 0 ||
+		    (c = strcmp(a->dkim[i].selector, b->dkim[i].selector)) != 0 ||
+		    (c = strcmp(a->dkim[i].result, b->dkim[i].result)) != 0)
+			return c;
+	return 0;
 }
 
 static void put_record(struct mw_buf *out, const struct ma_report_eval *e, unsigned long long count)
@@ -361,27 +366,23 @@ int ma_report_xml(const struct ma_report_meta *meta, const struct ma_report_eval
 	mw_buf_printf(out, "    <testing>%c</testing>\n", last->testing);
 	mw_buf_puts(out, "  </policy_published>\n");
 
-	/* rows: n is one domain's day, so the quadratic grouping stays small
-	   enough; done marks evaluations already counted */
-	unsigned char *done = calloc(n, 1);
+	/* rows: sorted so that equal evaluations are adjacent, then counted */
+	const struct ma_report_eval **sorted = malloc(n * sizeof(*sorted));
 	int records = 0;
-	if (done == NULL)
+	if (sorted == NULL)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (done[i])
-			continue;
-		unsigned long long count = 0;
-		for (size_t j = i; j < n; j++) {
-			if (!done[j] && same_row(evals[i], evals[j])) {
-				done[j] = 1;
-				count++;
-			}
-		}
-		put_record(out, evals[i], count);
-		*messages += count;
+	memcpy(sorted, evals, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_row);
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		while (j < n && cmp_row(&sorted[i], &sorted[j]) == 0)
+			j++;
+		put_record(out, sorted[i], j - i);
+		*messages += j - i;
 		records++;
+		i = j;
 	}
-	free(done);
+	free(sorted);
 	mw_buf_puts(out, "</feedback>\n");
 	return mw_buf_failed(out) ? -1 : records;
 }
