@@ -60,7 +60,7 @@
 /* about 4.5 KB each in memory while a day is reported: see the man page */
 #define MAX_EVALS_PER_DAY 1000000
 
-static void usage(void)
+_Noreturn static void usage(void)
 {
 	fprintf(stderr, "usage: milter-auth-report [-c FILE] send [--dry-run DIR] [--day YYYYMMDD] [--store DIR]...\n"
 			"       milter-auth-report [-c FILE] ingest [--maildir DIR]\n"
@@ -490,7 +490,8 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 		}
 		if (bad > 0)
 			mw_msg_warn("day %u: %lu malformed store lines skipped", day, bad);
-		qsort(a.v, a.n, sizeof(*a.v), cmp_domain);
+		if (a.n > 0)
+			qsort(a.v, a.n, sizeof(*a.v), cmp_domain);
 		int day_rc = 0;
 		for (size_t i = 0; i < a.n;) {
 			size_t j = i;
@@ -900,7 +901,8 @@ static int cmd_summary(const struct ma_settings *s, const char *domain, long lon
 	}
 	struct summary S = { .domain = domain, .since = since };
 	received_each(s->report_received_dir, summarize_row, &S);
-	qsort(S.v, S.n, sizeof(*S.v), cmp_source);
+	if (S.n > 0)
+		qsort(S.v, S.n, sizeof(*S.v), cmp_source);
 	struct mw_dns *dns = NULL;
 	struct mw_buf err = MW_BUF_INIT;
 	if (ptr && S.n > 0 && (dns = mw_dns_new(&s->dns, &err)) == NULL)
