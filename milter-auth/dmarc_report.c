@@ -471,7 +471,7 @@ int ma_report_rua_parse(const char *rua, struct ma_rua_uri *out, int max)
 		}
 		u->mailbox[len] = '\0';
 		const char *at = strrchr(u->mailbox, '@');
-		if (!ok || at == NULL || at == u->mailbox ||
+		if (!ok || at == NULL || at == u->mailbox || strchr(u->mailbox, '@') != at ||
 		    ma_domain_normalize(at + 1, strlen(at + 1), u->domain, sizeof(u->domain)) < 0)
 			continue;
 		u->max_size = lim;
