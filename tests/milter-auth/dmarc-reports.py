@@ -186,6 +186,19 @@ def main(t):
         t.ok("Subject: Report Domain: " in eml and " Submitter: mx.example.org Report-ID: <" in eml,
              "RFC 9990 Subject: Report Domain: ... Submitter: ... Report-ID:", eml[:600])
         t.contains(eml, "Content-Type: application/gzip", "the report attached as application/gzip")
+
+    # from the timer (no --day): every complete day not yet sent, once
+    yday = time.strftime("%Y%m%d", time.gmtime(time.time() - 86400))
+    shutil.copy(glob.glob(os.path.join(stores[1], "dmarc-*-mx2.tsv"))[0],
+                os.path.join(stores[0], "dmarc-%s-mx2.tsv" % yday))
+    for f in os.listdir(spool):
+        os.unlink(os.path.join(spool, f))
+    p = report_tool(sconf, "send")
+    t.eq(p.returncode, 0, "send without --day") or t.diag(p.stdout + p.stderr)
+    t.eq(len(glob.glob(os.path.join(spool, "*.eml"))), 1, "yesterday's report sent, today's not (the day is not over)")
+    t.ok(os.path.exists(os.path.join(stores[0], "sent-%s" % yday)), "the day is marked sent")
+    p = report_tool(sconf, "send")
+    t.eq(len(glob.glob(os.path.join(spool, "*.eml"))), 1, "the next run sends that day no more")
     dns.stop()
 
 
