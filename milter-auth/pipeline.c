@@ -539,8 +539,9 @@ void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *
 		build_ar(m, v, &ar);
 		decide(m, v, out);
 
-		/* DMARC aggregate reports: the evaluation recorded (report_store.h) */
-		if (!v->from_problem && !m->is_report)
+		/* DMARC aggregate reports: the evaluation recorded (report_store.h),
+		   except that of a genuine report (RFC 9990 asks them to pass) */
+		if (!v->from_problem && !(m->is_report && v->dmarc.result == MA_DMARC_PASS))
 			ma_report_store_note(m->e->reports, m->client_ip, mw_buf_str(&m->sender), &v->spf, v->sigs,
 					     v->nsigs, &v->dmarc, !s->dmarc_enforce || v->dmarc_override);
 

@@ -19,7 +19,9 @@
  * Privacy: the store keeps domains only, never local parts, unless
  * report_keep_localparts = yes. Only evaluations under a DMARC record
  * with a rua= tag are kept (nobody else asked for reports), and never
- * those of messages that are themselves aggregate reports.
+ * those of messages that are themselves aggregate reports (the Subject of
+ * one, and a DMARC pass as RFC 9990 requires of reports: a spoof that
+ * borrows the Subject is still recorded; the pipeline decides).
  *
  * A failure to write is logged (at most once a minute) and never touches
  * the mail. Thread-safe.

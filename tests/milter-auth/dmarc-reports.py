@@ -28,6 +28,7 @@ BAD = "203.0.113.66"  # a spoofer
 REPORT = os.path.join(sandbox.top_builddir(), "milter-auth/milter-auth-report")
 XSD = os.path.join(sandbox.top_srcdir(), "tests/milter-auth/reports/rfc9990.xsd")
 NS = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
+REPORT_SUBJECT = "Report Domain: mx.example.org Submitter: rep.example Report-ID: <1@rep.example>"
 
 ZONE = """
 _dmarc.rep.example              TXT "v=DMARC1; p=reject; rua=mailto:dmarc@rep.example"
@@ -85,11 +86,13 @@ def main(t):
         (2, msg("ceo@rep.example"), BAD, "x@spoof.example", 2),
         (2, msg("a@ext.example"), BAD, "x@spoof.example", 2),
         (2, msg("a@tiny.example"), BAD, "x@spoof.example", 1),
-        # not recorded: no rua=, and a report about a report
+        # not recorded: no rua=, and a report (it passes DMARC, as RFC 9990
+        # asks) about a report
         (0, msg("a@norua.example"), BAD, "x@spoof.example", 1),
-        (1, message(frm="noreply@rep.example",
-                    subject="Report Domain: mx.example.org Submitter: rep.example Report-ID: <1@rep.example>"),
-         BAD, "x@spoof.example", 1),
+        (1, sign(message(frm="noreply@rep.example", subject=REPORT_SUBJECT), "sel", "rep.example", RSA),
+         IP, "noreply@rep.example", 1),
+        # recorded: a spoof that only borrows a report's Subject
+        (1, message(frm="noreply@rep.example", subject=REPORT_SUBJECT), BAD, "x@spoof.example", 1),
     ]
     for host, m, ip, mail_from, times in plan:
         for _ in range(times):
@@ -104,8 +107,8 @@ def main(t):
         lines[i] = text.splitlines()
         mode = stat.S_IMODE(os.stat(files[0]).st_mode) if files else 0
         t.ok(mode & 0o007 == 0, "mx%d: the store file is not world-readable" % (i + 1), oct(mode))
-    t.eq([len(lines[i]) for i in range(3)], [5, 2, 5],
-         "every evaluation under a rua= recorded, not norua.example, not the report")
+    t.eq([len(lines[i]) for i in range(3)], [5, 3, 5],
+         "every evaluation under a rua= recorded, not norua.example, not the report, but the spoofed one")
     everything = "\n".join("\n".join(v) for v in lines.values())
     t.ok("bounce-4711" not in everything and "bounce-4712" not in everything,
          "privacy: no local part of an address in the store")
@@ -134,8 +137,8 @@ def main(t):
     if rep:
         data, root = feedback(os.path.join(out, rep[0]))
         by_ip, total = counts(root)
-        t.eq(total, 9, "rep.example: the counts of the three hosts add up (3+2 + 1+1 + 2)")
-        t.eq(by_ip, {IP: 4, BAD: 5}, "rep.example: per source IP")
+        t.eq(total, 10, "rep.example: the counts of the three hosts add up (3+2 + 1+1+1 + 2)")
+        t.eq(by_ip, {IP: 4, BAD: 6}, "rep.example: per source IP")
         t.eq(root.find("d:policy_published/d:p", NS).text, "reject", "policy_published p=reject")
         t.eq(root.find("d:policy_published/d:discovery_method", NS).text, "treewalk", "discovery_method treewalk")
         disp = sorted((r.find("d:row/d:source_ip", NS).text, r.find("d:row/d:policy_evaluated/d:disposition", NS).text)
