@@ -212,12 +212,11 @@ static int gunzip(const unsigned char *in, size_t len, size_t max, struct mw_buf
 			return -1;
 		}
 		size_t got = sizeof(chunk) - z.avail_out;
-		if (mw_buf_len(out) + got > max) {
+		if (mw_buf_len(out) + got > max || mw_buf_append(out, chunk, got) < 0) {
 			mw_buf_printf(err, "refused: gzip data expands past %zu bytes", max);
 			inflateEnd(&z);
 			return -1;
 		}
-		mw_buf_append(out, chunk, got);
 		if (rc == Z_OK && got == 0 && z.avail_in == 0) {
 			mw_buf_puts(err, "refused: truncated gzip data");
 			inflateEnd(&z);
@@ -277,12 +276,11 @@ static int unzip(const unsigned char *in, size_t len, size_t max, int depth, ma_
 		unsigned char chunk[65536];
 		zip_int64_t got;
 		while ((got = zip_fread(f, chunk, sizeof(chunk))) > 0) {
-			if (mw_buf_len(&data) + (size_t)got > max) {
+			if (mw_buf_len(&data) + (size_t)got > max || mw_buf_append(&data, chunk, (size_t)got) < 0) {
 				mw_buf_printf(err, "refused: zip entry expands past %zu bytes", max);
 				rc = -1;
 				break;
 			}
-			mw_buf_append(&data, chunk, (size_t)got);
 		}
 		if (got < 0 && rc == 0) {
 			mw_buf_puts(err, "refused: broken zip entry");
@@ -494,6 +492,12 @@ static int walk_entity(struct walk *w, const char *s, const char *e, int depth)
 			rc = -1;
 		} else {
 			base64_decode(bs, e, &data);
+			if (mw_buf_failed(&data)) {
+				mw_buf_puts(w->err, "refused: an attachment too large to decode");
+				mw_buf_free(&data);
+				rc = -1;
+				goto out;
+			}
 			rc = process_payload((const unsigned char *)mw_buf_str(&data), mw_buf_len(&data), w->max, 0,
 					     w->fn, w->ctx, &w->reports, w->err);
 		}
@@ -511,6 +515,10 @@ out:
 int ma_report_ingest_message(const char *msg, size_t len, size_t max_xml, ma_rua_row_fn *fn, void *ctx,
 			     struct mw_buf *err)
 {
+	/* our buffers hold at most MW_BUF_DEFAULT_MAX: a larger cap would let
+	   an append fail quietly instead of refusing */
+	if (max_xml > MW_BUF_DEFAULT_MAX / 2)
+		max_xml = MW_BUF_DEFAULT_MAX / 2;
 	struct walk w = { .max = max_xml, .fn = fn, .ctx = ctx, .err = err };
 	if (walk_entity(&w, msg, msg + len, 0) < 0)
 		return -1;

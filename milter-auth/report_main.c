@@ -160,9 +160,9 @@ static int gzip_buf(const char *data, size_t len, struct mw_buf *out)
 		free(buf);
 		return -1;
 	}
-	mw_buf_append(out, buf, n);
+	rc = mw_buf_append(out, buf, n);
 	free(buf);
-	return 0;
+	return rc < 0 ? -1 : 0;
 }
 
 static void base64_lines(const unsigned char *p, size_t n, struct mw_buf *out)
@@ -375,7 +375,10 @@ static int send_one(const struct ma_settings *s, struct ma_dmarc *dm, struct mw_
 		struct mw_buf msg = MW_BUF_INIT;
 		build_message(s, &meta, domain, uris[i].mailbox, mw_buf_str(&fname), &gz, &msg);
 		int ok = destination_ok(dm, dns, domain, &uris[i], &why);
-		if (ok > 0 && uris[i].max_size > 0 && mw_buf_len(&msg) > uris[i].max_size) {
+		if (ok > 0 && mw_buf_failed(&msg)) {
+			ok = 0;
+			why = "too large to build";
+		} else if (ok > 0 && uris[i].max_size > 0 && mw_buf_len(&msg) > uris[i].max_size) {
 			ok = 0;
 			why = "larger than the rua= size limit";
 		} else if (ok > 0 && mw_buf_len(&msg) > s->report_max_size) {
@@ -713,9 +716,8 @@ static int read_all(int fd, size_t max, struct mw_buf *out)
 	char chunk[65536];
 	ssize_t n;
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
-		if (mw_buf_len(out) + (size_t)n > max)
+		if (mw_buf_len(out) + (size_t)n > max || mw_buf_append(out, chunk, (size_t)n) < 0)
 			return -1;
-		mw_buf_append(out, chunk, (size_t)n);
 	}
 	return n < 0 ? -1 : 0;
 }
