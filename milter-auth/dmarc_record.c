@@ -215,6 +215,10 @@ enum ma_dmarc_parse ma_dmarc_record_parse(const char *text, size_t len, struct m
 			break;
 		case T_RUA:
 			rua_valid = !bad && urilist_has_valid(vs, ve);
+			if (rua_valid && (size_t)(ve - vs) < sizeof(rec->rua)) {
+				memcpy(rec->rua, vs, (size_t)(ve - vs));
+				rec->rua[ve - vs] = '\0';
+			}
 			break;
 		default: /* ruf, fo: reports, not evaluation */
 			break;

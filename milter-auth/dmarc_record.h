@@ -40,6 +40,8 @@ enum ma_dmarc_parse {
 	MA_DMARC_REC_NOT_DMARC, /* does not start with v=DMARC1: discarded */
 };
 
+#define MA_DMARC_RUA_MAX 512
+
 struct ma_dmarc_record {
 	char domain[MA_DOMAIN_MAX];   /* where it was found (set by the caller) */
 	enum ma_dmarc_policy p, sp, np; /* sp, np: MA_DMARC_P_UNSPECIFIED when absent */
@@ -52,6 +54,8 @@ struct ma_dmarc_record {
 	int unknown_tags;             /* ignored: unknown, malformed or repeated */
 	int unusable;                 /* MA_DMARC_REC_UNUSABLE: counts in the tree walk, applies no policy */
 	char problem[160];            /* why a record was ignored / lookup failed */
+	char rua[MA_DMARC_RUA_MAX];   /* rua= as published (trimmed), for aggregate reports;
+					 "" when absent or longer than fits */
 };
 
 /* Parses the text of one TXT record (character-strings concatenated) of

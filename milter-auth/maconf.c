@@ -11,6 +11,7 @@
 #include "madkim.h"
 #include "madmarc.h"
 #include "masign.h"
+#include "report_store.h"
 #include "spf.h"
 
 MW_DNS_CONF_DEFINE(struct ma_settings, dns)
@@ -111,6 +112,27 @@ const struct mw_conf_key ma_conf_schema[] = {
 	{ .name = "max_connections", .type = MW_CONF_UINT, .offset = S(max_connections), .def = "256",
 	  .min = 1, .max = 100000,
 	  .help = "inet: sockets: MTA connections served at once, more are closed (read at start)" },
+	/* DMARC aggregate reports */
+	{ .name = "report_store_dir", .type = MW_CONF_STRING, .offset = S(report_store_dir), .def = "",
+	  .help = "record inbound DMARC evaluations here for milter-auth-report (empty: do not record)" },
+	{ .name = "report_retention", .type = MW_CONF_DURATION, .offset = S(report_retention_ms),
+	  .def = "30d", .min = 86400000ULL, .max = 366 * 86400000ULL,
+	  .help = "recorded evaluations and read reports are deleted after this long" },
+	{ .name = "report_keep_localparts", .type = MW_CONF_BOOL, .offset = S(report_keep_localparts),
+	  .def = "no", .help = "keep whole envelope sender addresses in the store (no: domains only)" },
+	{ .name = "report_host_id", .type = MW_CONF_STRING, .offset = S(report_host_id), .def = "",
+	  .help = "names this host's store files, unique per MX host (empty: the host name)" },
+	{ .name = "report_org_name", .type = MW_CONF_STRING, .offset = S(report_org_name), .def = "",
+	  .help = "org_name in the reports we send (empty: authserv_id)" },
+	{ .name = "report_email", .type = MW_CONF_STRING, .offset = S(report_email), .def = "",
+	  .help = "the address reports are sent from (needed by milter-auth-report send)" },
+	{ .name = "report_sendmail", .type = MW_CONF_STRING, .offset = S(report_sendmail),
+	  .def = "/usr/sbin/sendmail", .help = "the sendmail program reports are handed to" },
+	{ .name = "report_max_size", .type = MW_CONF_SIZE, .offset = S(report_max_size), .def = "10m",
+	  .min = 4096, .max = 1024ULL * 1024 * 1024,
+	  .help = "a report message larger than this is not sent (nor read, by ingest)" },
+	{ .name = "report_received_dir", .type = MW_CONF_STRING, .offset = S(report_received_dir), .def = "",
+	  .help = "where milter-auth-report ingest keeps the reports other receivers send us" },
 	MW_DNS_CONF_KEYS(struct ma_settings, dns),
 	MW_LOG_CONF_KEYS(struct ma_settings, log),
 	MW_DAEMON_CONF_KEYS(struct ma_settings, daemon, "mailward"),
@@ -242,12 +264,19 @@ int ma_conf_start(struct ma_conf *c, struct mw_buf *err)
 		if ((e->signer = ma_signer_new(&sc, err)) == NULL)
 			return -1;
 	}
+	if (s->report_store_dir[0] != '\0') {
+		e->reports = ma_report_store_open(s->report_store_dir, s->report_host_id,
+						  s->report_retention_ms / 1000, s->report_keep_localparts, err);
+		if (e->reports == NULL)
+			return -1;
+	}
 	return 0;
 }
 
 static void engines_free(struct ma_engines *e)
 {
 	ma_signer_free(e->signer);
+	ma_report_store_close(e->reports);
 	ma_dmarc_free(e->dmarc);
 	ma_dkim_free(e->dkim);
 	ma_spf_free(e->spf);

@@ -21,6 +21,7 @@ struct ma_spf;
 struct ma_dkim;
 struct ma_dmarc;
 struct ma_signer;
+struct ma_report_store;
 
 enum ma_quarantine_action { MA_QUARANTINE_HOLD, MA_QUARANTINE_HEADER };
 enum ma_malformed_action { MA_MALFORMED_REJECT, MA_MALFORMED_QUARANTINE, MA_MALFORMED_ACCEPT };
@@ -57,6 +58,16 @@ struct ma_settings {
 	char *sender_login_maps;
 	int originating_ip;            /* enum ma_originating_ip */
 	unsigned long long max_connections; /* inet: relay, read at start */
+	/* DMARC aggregate reports (report_store.h, milter-auth-report(8)) */
+	char *report_store_dir;        /* "": evaluations are not recorded */
+	unsigned long long report_retention_ms;
+	int report_keep_localparts;
+	char *report_host_id;          /* "": the host name */
+	char *report_org_name;         /* "": authserv_id */
+	char *report_email;            /* From: of the reports we send */
+	char *report_sendmail;
+	unsigned long long report_max_size;
+	char *report_received_dir;     /* reports others send us (ingest, summary) */
 	struct mw_dns_conf dns;
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;
@@ -69,6 +80,7 @@ struct ma_engines {
 	struct ma_dkim *dkim;
 	struct ma_dmarc *dmarc;
 	struct ma_signer *signer;  /* NULL: no dkim_key_table */
+	struct ma_report_store *reports; /* NULL unless report_store_dir is set */
 };
 
 struct ma_conf {

@@ -104,6 +104,10 @@ int ma_dmarc_parse(const char *text, const char *domain, struct ma_dmarc_record 
 	rec->adkim = adkim == DMARC_RECORD_A_STRICT ? 's' : 'r';
 	rec->aspf = aspf == DMARC_RECORD_A_STRICT ? 's' : 'r';
 	rec->psd = 'u';
+	/* rua= for aggregate reports: our parser reads it the same way */
+	struct ma_dmarc_record ours;
+	ma_dmarc_record_parse(text, strlen(text), &ours);
+	memcpy(rec->rua, ours.rua, sizeof(rec->rua));
 	if (rec->p == MA_DMARC_P_UNSPECIFIED) {
 		snprintf(rec->problem, sizeof(rec->problem), "DMARC record at %s has no valid p=", domain);
 		return -1;

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "masign.h"
 #include "pipeline.h"
+#include "report_store.h"
 
 #define MAX_SIGS 64
 
@@ -41,6 +42,7 @@ struct ma_msg {
 	int nsign;              /* signatures being made */
 	int origip;             /* X-Originating-IP fields seen */
 	struct mw_buf sign_note;
+	int is_report;          /* Subject of a DMARC aggregate report: not recorded */
 };
 
 /* ------------------------------------------------------------ outcome */
@@ -114,6 +116,7 @@ static void reset_message(struct ma_msg *m)
 	m->sign = NULL;
 	m->nsign = m->origip = 0;
 	mw_buf_reset(&m->sign_note);
+	m->is_report = 0;
 	if (m->dkim != NULL) {
 		ma_dkim_msg_free(m->dkim);
 		m->dkim = NULL;
@@ -217,6 +220,8 @@ void ma_msg_header(struct ma_msg *m, const char *name, const char *value)
 		char d[MA_DOMAIN_MAX];
 		if (m->dkim_headers++ == 0 && ma_dkim_tag(value, strlen(value), "d", d, sizeof(d)) == 0)
 			ma_domain_normalize(d, strlen(d), m->first_sig_d, sizeof(m->first_sig_d));
+	} else if (strcasecmp(name, "Subject") == 0) {
+		m->is_report |= ma_report_subject_is_report(value); /* no reports about reports */
 	}
 	if (skipped(m))
 		return;
@@ -600,6 +605,13 @@ void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *
 		mw_buf_putc(&ar, ' ');
 		build_ar(m, v, &ar);
 		decide(m, v, out);
+
+		/* DMARC aggregate reports: the evaluation recorded (report_store.h),
+		   except that of a genuine report (RFC 9990 asks them to pass) */
+		if (!v->from_problem && !(m->is_report && v->dmarc.result == MA_DMARC_PASS))
+			ma_report_store_note(m->e->reports, m->client_ip, mw_buf_str(&m->sender), &v->spf, v->sigs,
+					     v->nsigs, &v->dmarc, !s->dmarc_enforce || v->dmarc_override);
+
 		add_change(out, 1, "Authentication-Results", mw_buf_str(&ar), 0);
 		mw_buf_free(&ar);
 	}
