@@ -15,7 +15,8 @@ milter_pgp_libtlspol_la_SOURCES = \
 	milter-pgp/tlspol_decide.c milter-pgp/tlspol_decide.h
 milter_pgp_libtlspol_la_CFLAGS = $(TLSPOL_CFLAGS)
 
-nobase_dist_contrib_DATA += contrib/postfix/tlspolicyd.cf contrib/mailward/tlspolicyd.conf contrib/mailward/milter-tls.conf
+dist_ex_postfix_DATA += contrib/postfix/tlspolicyd.cf
+dist_ex_mailward_DATA += contrib/mailward/tlspolicyd.conf contrib/mailward/milter-tls.conf
 sbin_PROGRAMS += milter-pgp/tlspolicyd
 dist_man_MANS += man/tlspolicyd.8 man/milter-tls.8
 milter_pgp_tlspolicyd_SOURCES = milter-pgp/tlspolicyd.c \
