@@ -122,11 +122,11 @@ def run(conf, msg, client_ip="198.51.100.7", helo="mail.friend.example", mail_fr
 class Milter:
     """milter-auth as a daemon (-f), unprivileged (nobody) after binding socket,
     debug log in the sandbox; .write(text) replaces its config file."""
-    def __init__(self, dns, socket, conf_extra="", socket_group="postfix"):
+    def __init__(self, dns, socket, conf_extra="", socket_group="postfix", log_level="debug"):
         self.conf = sandbox.path("milter-auth-e2e-%d.conf" % abs(hash(socket)))
         self.base = ("authserv_id = mx.example.org\ndns_resolver = %s\ndns_timeout = 1s\n"
                      "trusted_networks = 127.0.0.1/32\nsocket = %s\nuser = nobody\n"
-                     "socket_group = %s\nsocket_mode = 0660\nlog_level = debug\n%s" % (dns.spec, socket, socket_group, conf_extra))
+                     "socket_group = %s\nsocket_mode = 0660\nlog_level = %s\n%s" % (dns.spec, socket, socket_group, log_level, conf_extra))
         self.write(self.base)
         self.log = sandbox.path("milter-auth-%d.log" % abs(hash(socket)))
         self.proc = sandbox.spawn([MILTER_AUTH, "-f", "-c", self.conf], log=self.log)
