@@ -47,40 +47,46 @@ def cache_dir():
     return d
 
 
-def binary():
-    """The sendmail binary: MW_SENDMAIL, an installed Sendmail, or the one
-    unpacked from Debian's sendmail-bin in the cache (fetched the first
-    time, under a lock: parallel tests fetch it once)."""
-    if os.environ.get("MW_SENDMAIL"):
-        return os.environ["MW_SENDMAIL"]
-    for p in ("/usr/libexec/sendmail/sendmail", "/usr/lib/sm.bin/sendmail"):
-        if os.access(p, os.X_OK):
-            return p
-    root = os.path.join(cache_dir(), "sendmail-bin")
-    exe = os.path.join(root, "usr/libexec/sendmail/sendmail")
-    with open(os.path.join(cache_dir(), "sendmail-bin.lock"), "a") as lock:
+def unpacked(package, exe):
+    """The file exe (a path inside the package) of a Debian package that is
+    not installed: fetched with apt-get download and unpacked into the
+    cache the first time, under a lock (parallel tests fetch it once)."""
+    root = os.path.join(cache_dir(), package)
+    path = os.path.join(root, exe)
+    with open(os.path.join(cache_dir(), package + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.access(exe, os.X_OK):
-            return exe
-        dl = os.path.join(cache_dir(), "sendmail-bin.download")
+        if os.access(path, os.X_OK):
+            return path
+        dl = os.path.join(cache_dir(), package + ".download")
         shutil.rmtree(dl, ignore_errors=True)
         os.makedirs(dl)
         os.chmod(dl, 0o777)  # apt-get download runs as _apt where it can
-        p = subprocess.run(["apt-get", "download", "-q", "sendmail-bin"], cwd=dl,
+        p = subprocess.run(["apt-get", "download", "-q", package], cwd=dl,
                            capture_output=True, text=True, timeout=600)
-        debs = glob.glob(os.path.join(dl, "sendmail-bin_*.deb"))
+        debs = glob.glob(os.path.join(dl, package + "_*.deb"))
         if p.returncode != 0 or not debs:
-            raise RuntimeError("apt-get download sendmail-bin failed (%d): %s%s"
-                               % (p.returncode, p.stdout, p.stderr))
+            raise RuntimeError("apt-get download %s failed (%d): %s%s"
+                               % (package, p.returncode, p.stdout, p.stderr))
         tmp = root + ".new"
         shutil.rmtree(tmp, ignore_errors=True)
         subprocess.run(["dpkg-deb", "-x", debs[0], tmp], check=True, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
         os.rename(tmp, root)  # complete or absent
         shutil.rmtree(dl, ignore_errors=True)
-        if not os.access(exe, os.X_OK):
+        if not os.access(path, os.X_OK):
             raise RuntimeError("%s has no %s" % (debs[0], exe))
-        return exe
+        return path
+
+
+def binary():
+    """The sendmail binary: MW_SENDMAIL, an installed Sendmail, or the one
+    unpacked from Debian's sendmail-bin in the cache."""
+    if os.environ.get("MW_SENDMAIL"):
+        return os.environ["MW_SENDMAIL"]
+    for p in ("/usr/libexec/sendmail/sendmail", "/usr/lib/sm.bin/sendmail"):
+        if os.access(p, os.X_OK):
+            return p
+    return unpacked("sendmail-bin", "usr/libexec/sendmail/sendmail")
 
 
 def unavailable():
@@ -126,6 +132,7 @@ class Sendmail:
         self._extra = [mc] if mc else []
         self.proc = None
         self.sink = None
+        self.sasl_dir = None
         for f, text in (("service.switch", "hosts files\naliases files\n"), ("aliases", ""),
                         ("relay-domains", ""), ("helpfile", "")):
             with open(os.path.join(self.dir, f), "w") as fh:
@@ -186,6 +193,25 @@ MAILER(`smtp')dnl
         self._extra.append(text)
         return text
 
+    def sasl_users(self, users):
+        """SMTP AUTH (PLAIN, LOGIN, no TLS) for users {name: password}: a
+        sasldb made with saslpasswd2 (sasl2-bin, unpacked like sendmail-bin
+        when not installed) and a Sendmail.conf for Cyrus SASL. Cyrus reads
+        that only from fixed directories (/etc/sasl2, ..., /usr/lib/sasl2):
+        Sendmail gets the sandbox's directory bind-mounted on /usr/lib/sasl2
+        in a mount namespace of its own. Takes effect at the next start."""
+        self.sasl_dir = sandbox.mkdir(self.name, "sasl2", mode=0o755)
+        db = os.path.join(self.sasl_dir, "sasldb2")
+        tool = shutil.which("saslpasswd2") or unpacked("sasl2-bin", "usr/sbin/saslpasswd2")
+        for user, password in users.items():
+            subprocess.run([tool, "-f", db, "-p", "-c", "-u", self.HOSTNAME, user],
+                           input=password.encode(), check=True, capture_output=True)
+        with open(os.path.join(self.sasl_dir, "Sendmail.conf"), "w") as f:
+            f.write("pwcheck_method: auxprop\nauxprop_plugin: sasldb\nsasldb_path: %s\n"
+                    "mech_list: PLAIN LOGIN\n" % db)
+        self._extra.append("define(`confAUTH_MECHANISMS', `PLAIN LOGIN')dnl\n"
+                           "TRUST_AUTH_MECH(`PLAIN LOGIN')dnl\n")
+
     def build_cf(self):
         text = self._base_mc() + "".join(t if t.endswith("\n") else t + "\n" for t in self._extra)
         with open(self.mc, "w") as f:
@@ -223,6 +249,11 @@ MAILER(`smtp')dnl
 
     def _argv(self):
         argv = [self.exe, "-C", self.cf, "-bD", "-X", os.path.join(self.dir, "traffic.log")]
+        if self.sasl_dir:
+            # its own mount namespace (and host name) for Cyrus SASL's config
+            return ["unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c",
+                    'hostname "$0" && mount --bind "$1" /usr/lib/sasl2 && shift && exec "$@"',
+                    self.HOSTNAME, self.sasl_dir] + argv
         if "." in os.uname().nodename:
             return argv
         # a host name of its own, so that it does not sleep 60 s first
