@@ -61,7 +61,7 @@ def main(t):
     sock = os.path.join(sockdir, "milter-auth.sock")
     ma = matest.Milter(dns, "unix:" + sock, socket_group="root")
     sm = sendmail.Sendmail()
-    sm.sasl_users({"alice": "alice-pw"})
+    no_auth = sm.sasl_users({"alice": "alice-pw"})
     snippet = sm.apply_snippet("contrib/sendmail/milter-auth.mc", replace={SNIPPET_SOCKET: "unix:" + sock})
     t.ok("unix:" + sock in snippet, "the snippet names the socket its comment says (replaced for the sandbox)")
     cf = sm.build_cf()
@@ -108,24 +108,30 @@ def main(t):
     t.ok(code != 0 and "451 4.7.1" in tr, "DMARC lookup timeout: 451 4.7.1, mail will be retried", tr)
 
     # {auth_authen}: an authenticated user's outbound mail is not verified
-    code, tr = swaks("--from", "alice@example.org", "--to", "friend@friend.example", "--data", "-",
-                     "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "alice-pw",
-                     "--local-interface", SPOOFER_IP, port=sm.port,
-                     input=message(frm="Alice <alice@example.org>", subject="outbound").encode())
-    t.ok(code == 0 and "235 2.0.0" in tr, "authenticated submission accepted", tr)
-    out = sm.wait_delivered(2)[1]
-    t.ok(header(out, "Authentication-Results") == [] and "skipped: authenticated as alice" in ma.text(),
-         "outbound mail of an authenticated user is not verified ({auth_authen} reaches the milter)")
+    delivered = 1
+    if no_auth:
+        t.skip("authenticated submission accepted", no_auth)
+        t.skip("outbound mail of an authenticated user is not verified", no_auth)
+    else:
+        code, tr = swaks("--from", "alice@example.org", "--to", "friend@friend.example", "--data", "-",
+                         "--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "alice-pw",
+                         "--local-interface", SPOOFER_IP, port=sm.port,
+                         input=message(frm="Alice <alice@example.org>", subject="outbound").encode())
+        t.ok(code == 0 and "235 2.0.0" in tr, "authenticated submission accepted", tr)
+        out = sm.wait_delivered(2)[1]
+        delivered = 2
+        t.ok(header(out, "Authentication-Results") == [] and "skipped: authenticated as alice" in ma.text(),
+             "outbound mail of an authenticated user is not verified ({auth_authen} reaches the milter)")
 
     # only the friend's message reached the next hop: nothing refused,
     # quarantined or deferred slipped through
-    t.eq(len(sm.wait_delivered(2)), 2, "nothing else was delivered")
+    t.eq(len(sm.wait_delivered(delivered)), delivered, "nothing else was delivered")
 
     # milter-auth down: F=T makes Sendmail defer, never accept unchecked
     ma.stop()
     code, tr = send(sm, good, FRIEND_IP, "friend@friend.example")
     t.ok(code != 0 and re.search(r"\b4\d\d 4\.", tr), "milter down: mail deferred (4xx), never accepted unchecked", tr)
-    t.eq(len(sm.wait_delivered(2)), 2, "and nothing delivered")
+    t.eq(len(sm.wait_delivered(delivered)), delivered, "and nothing delivered")
     sm.stop()
     dns.stop()
 

@@ -199,7 +199,12 @@ MAILER(`smtp')dnl
         when not installed) and a Sendmail.conf for Cyrus SASL. Cyrus reads
         that only from fixed directories (/etc/sasl2, ..., /usr/lib/sasl2):
         Sendmail gets the sandbox's directory bind-mounted on /usr/lib/sasl2
-        in a mount namespace of its own. Takes effect at the next start."""
+        in a mount namespace of its own. Takes effect at the next start.
+        Returns None, or why it cannot be done here (no namespaces)."""
+        probe = subprocess.run(["unshare", "--uts", "--mount", "--propagation", "private", "true"],
+                               capture_output=True, text=True)
+        if probe.returncode != 0:
+            return "no mount namespace for Cyrus SASL's config: %s" % probe.stderr.strip()
         self.sasl_dir = sandbox.mkdir(self.name, "sasl2", mode=0o755)
         db = os.path.join(self.sasl_dir, "sasldb2")
         tool = shutil.which("saslpasswd2") or unpacked("sasl2-bin", "usr/sbin/saslpasswd2")
@@ -211,6 +216,7 @@ MAILER(`smtp')dnl
                     "mech_list: PLAIN LOGIN\n" % db)
         self._extra.append("define(`confAUTH_MECHANISMS', `PLAIN LOGIN')dnl\n"
                            "TRUST_AUTH_MECH(`PLAIN LOGIN')dnl\n")
+        return None
 
     def build_cf(self):
         text = self._base_mc() + "".join(t if t.endswith("\n") else t + "\n" for t in self._extra)
