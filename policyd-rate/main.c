@@ -58,13 +58,18 @@ int main(int argc, char **argv)
 	}
 	if (mw_drop_privileges(conf->s.daemon.user, conf->s.daemon.group, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
+	/* the sockets to remove at exit, parsed now: a reload retires conf,
+	   and the server frees retired configurations */
+	struct mw_sockspec sock, control;
+	int unlink_sock = mw_sock_parse(conf->s.socket, &sock, &err) == 0 && sock.kind == MW_SOCK_UNIX;
+	int unlink_control = mw_sock_parse(conf->s.control_socket, &control, &err) == 0 &&
+			     control.kind == MW_SOCK_UNIX;
 	int rc = pr_server_run(conf, path);
 	mw_pidfile_remove();
-	struct mw_sockspec spec;
-	if (mw_sock_parse(conf->s.socket, &spec, &err) == 0 && spec.kind == MW_SOCK_UNIX)
-		(void)unlink(spec.path);
-	if (mw_sock_parse(conf->s.control_socket, &spec, &err) == 0 && spec.kind == MW_SOCK_UNIX)
-		(void)unlink(spec.path);
+	if (unlink_sock)
+		(void)unlink(sock.path);
+	if (unlink_control)
+		(void)unlink(control.path);
 	mw_buf_free(&err);
 	return rc;
 }

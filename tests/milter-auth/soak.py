@@ -15,6 +15,7 @@ import re
 import signal
 import smtplib
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -44,6 +45,12 @@ _dmarc.bank.example             TXT "v=DMARC1; p=reject"
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
+
+
+def sanitized(program):
+    """Built with ASan: it keeps freed memory in quarantine (RSS grows by
+    design) and LeakSanitizer reports leaks at exit instead."""
+    return "libasan" in subprocess.run(["readelf", "-d", program], capture_output=True, text=True).stdout
 
 
 def fds(pid):
@@ -127,7 +134,7 @@ def main(t):
     for th in threads:
         th.start()
     start = time.monotonic()
-    dns_down = (SECONDS * 0.3, SECONDS * 0.5)
+    dns_down = (SECONDS * 0.3, SECONDS * 0.3 + max(5, SECONDS * 0.2))
     dns_state = "up"
     try:
         while time.monotonic() - start < SECONDS:
@@ -201,11 +208,14 @@ def main(t):
     # allocator arenas fill first): the median of the last 30 % against
     # that of the 30 % before it; a leak of a few hundred bytes per message
     # over hundreds of messages shows
-    n = len(rss)
-    early, late = sorted(rss[int(n * 0.4):int(n * 0.7)]), sorted(rss[int(n * 0.7):])
-    growth = late[len(late) // 2] - early[len(early) // 2]
-    t.ok(growth < 4096, "RSS flat after warm-up: median grew %d kB (%d -> %d)"
-         % (growth, early[len(early) // 2], late[len(late) // 2]))
+    if sanitized(matest.MILTER_AUTH):
+        t.skip("RSS flat after warm-up", "ASan build: freed memory stays in quarantine; LeakSanitizer checks at exit")
+    else:
+        n = len(rss)
+        early, late = sorted(rss[int(n * 0.4):int(n * 0.7)]), sorted(rss[int(n * 0.7):])
+        growth = late[len(late) // 2] - early[len(early) // 2]
+        t.ok(growth < 4096, "RSS flat after warm-up: median grew %d kB (%d -> %d)"
+             % (growth, early[len(early) // 2], late[len(late) // 2]))
 
     try:
         sandbox.wait_for(lambda: fds(pid) <= fd_before, 60, interval=0.5, what="descriptors back")
