@@ -60,37 +60,43 @@ int main(int argc, char **argv)
 	mw_buf_putc(&line, '\n');
 
 	struct pr_conf *conf = NULL;
+	int failed = 1, fd = -1;
 	if (socket_spec == NULL) {
 		conf = pr_conf_load(path, &err);
 		if (conf == NULL) {
 			fprintf(stderr, "%s\n", mw_buf_str(&err));
-			return MW_EXIT_CONFIG;
+			failed = MW_EXIT_CONFIG;
+			goto out;
 		}
 		socket_spec = conf->s.control_socket;
 	}
 	struct mw_sockspec spec;
 	if (mw_sock_parse(socket_spec, &spec, &err) < 0) {
 		fprintf(stderr, "%s: %s\n", socket_spec, mw_buf_str(&err));
-		return MW_EXIT_CONFIG;
+		failed = MW_EXIT_CONFIG;
+		goto out;
 	}
-	int fd = mw_sock_connect(&spec, 5000, &err);
+	fd = mw_sock_connect(&spec, 5000, &err);
 	if (fd < 0) {
 		fprintf(stderr, "policyd-rate-ctl: %s (is policyd-rate running?)\n", mw_buf_str(&err));
-		return 1;
+		goto out;
 	}
 	if (write(fd, line.data, mw_buf_len(&line)) != (ssize_t)mw_buf_len(&line)) {
 		perror("write");
-		return 1;
+		goto out;
 	}
 	char buf[65536];
 	ssize_t n;
-	int failed = 0;
+	failed = 0;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		if (strncmp(buf, "ERROR", 5) == 0)
 			failed = 1;
 		fwrite(buf, 1, (size_t)n, stdout);
 	}
-	close(fd);
+out:
+	/* every path frees what it made: LeakSanitizer checks this tool too */
+	if (fd >= 0)
+		close(fd);
 	pr_conf_free(conf);
 	mw_buf_free(&line);
 	mw_buf_free(&err);

@@ -35,10 +35,15 @@ int main(int argc, char **argv)
 	if (pr_server_bind(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	mw_startup_begin(&conf->s.daemon, a.foreground);
+	/* the sockets to remove at exit, copied now: a reload retires conf,
+	   and the server frees retired configurations */
+	char *sock = mw_xstrdup(conf->s.socket), *control = mw_xstrdup(conf->s.control_socket);
 	int rc = pr_server_run(conf, a.config_path);
 	mw_pidfile_remove();
-	mw_startup_unlink_socket(conf->s.socket);
-	mw_startup_unlink_socket(conf->s.control_socket);
+	mw_startup_unlink_socket(sock);
+	mw_startup_unlink_socket(control);
+	free(sock);
+	free(control);
 	mw_buf_free(&err);
 	return rc;
 }

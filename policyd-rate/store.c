@@ -329,13 +329,25 @@ static void sha1_hex(const char *text, char out[41])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+static void free_conf_strings(struct pr_store *s)
+{
+	explicit_bzero(s->conf.password, strlen(s->conf.password));
+	free(s->conf.password);
+	free(s->conf.username);
+}
+
 struct pr_store *pr_store_redis(struct event_base *base, const struct mw_redis_conf *conf, int connections,
 				const char *prefix, struct mw_buf *err)
 {
 	struct pr_store *s = mw_xcalloc(1, sizeof(*s));
 	s->redis = 1;
 	s->base = base;
+	/* our own copy of the strings: a reload frees the configuration the
+	   caller passed, and the store lives on (store changes wait for a
+	   restart), reconnecting with these after every Redis outage */
 	s->conf = *conf;
+	s->conf.username = mw_xstrdup(conf->username != NULL ? conf->username : "");
+	s->conf.password = mw_xstrdup(conf->password != NULL ? conf->password : "");
 	s->timeout_ms = conf->timeout_ms;
 	snprintf(s->prefix, sizeof(s->prefix), "%s", prefix);
 	s->nconns = connections > 0 ? connections : 1;
@@ -346,6 +358,7 @@ struct pr_store *pr_store_redis(struct event_base *base, const struct mw_redis_c
 	sha1_hex(REFUND_LUA, s->refund_sha);
 	if (pipe2(s->wake, O_CLOEXEC) < 0) {
 		mw_buf_printf(err, "pipe: %s", strerror(errno));
+		free_conf_strings(s);
 		free(s->conns);
 		free(s);
 		return NULL;
@@ -375,6 +388,7 @@ void pr_store_free(struct pr_store *s)
 			event_free(s->wake_ev);
 		close(s->wake[0]);
 		close(s->wake[1]);
+		free_conf_strings(s);
 	}
 	pr_memstore_free(s->mem);
 	free(s);

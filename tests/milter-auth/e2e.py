@@ -38,31 +38,6 @@ shop.psd9989                    TXT "v=spf1 ip4:192.0.2.1 -all"
 """ % {"ip": FRIEND_IP, "rsa": RSA_PUB}
 
 
-class Milter:
-    def __init__(self, dns, socket, conf_extra=""):
-        self.conf = sandbox.path("milter-auth-e2e-%d.conf" % abs(hash(socket)))
-        self.base = ("authserv_id = mx.example.org\ndns_resolver = %s\ndns_timeout = 1s\n"
-                     "trusted_networks = 127.0.0.1/32\nsocket = %s\nuser = nobody\n"
-                     "socket_group = postfix\nsocket_mode = 0660\nlog_level = debug\n%s" % (dns.spec, socket, conf_extra))
-        self.write(self.base)
-        self.log = sandbox.path("milter-auth-%d.log" % abs(hash(socket)))
-        self.proc = sandbox.spawn([matest.MILTER_AUTH, "-f", "-c", self.conf], log=self.log)
-        sandbox.wait_for(lambda: "listening on" in self.text() or self.proc.poll() is not None, 15,
-                         what="milter-auth to listen")
-        if self.proc.poll() is not None:
-            raise RuntimeError("milter-auth exited: " + self.text())
-
-    def write(self, text):
-        with open(self.conf, "w") as f:
-            f.write(text)
-
-    def text(self):
-        return sandbox.read_text(self.log)
-
-    def stop(self):
-        sandbox.stop(self.proc)
-
-
 def send(pf, msg, client, mail_from, port=None, extra=()):
     return swaks("--from", mail_from, "--to", "alice@example.org", "--helo", "mail.friend.example",
                  "--local-interface", client, "--data", "-", *extra, port=port or pf.port,
@@ -82,7 +57,7 @@ def main(t):
     os.makedirs(sockdir, exist_ok=True)
     os.chmod(sockdir, 0o750)
     os.chown(sockdir, 0, pwd.getpwnam("postfix").pw_gid)
-    ma = Milter(dns, "unix:%s/milter-auth.sock" % sockdir)
+    ma = matest.Milter(dns, "unix:%s/milter-auth.sock" % sockdir)
     st = os.stat(os.path.join(sockdir, "milter-auth.sock"))
     t.ok(st.st_mode & 0o777 == 0o660 and st.st_uid == pwd.getpwnam("nobody").pw_uid,
          "socket mode 0660, owned by the daemon's user")
@@ -153,7 +128,7 @@ def main(t):
     t.ok(ma.proc.poll() is None and "bogus_key" in ma.text(), "a broken file on SIGHUP is logged, daemon keeps running")
 
     # The same through a loopback TCP socket (chrooted setups often use inet:)
-    port, ma2 = sandbox.with_free_port(lambda port: Milter(dns, "inet:%d@127.0.0.1" % port))
+    port, ma2 = sandbox.with_free_port(lambda port: matest.Milter(dns, "inet:%d@127.0.0.1" % port))
     pf.set(smtpd_milters="inet:127.0.0.1:%d" % port)
     code, tr = send(pf, good, FRIEND_IP, "friend@friend.example")
     got = pf.wait_delivered(4)[3]

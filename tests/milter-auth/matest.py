@@ -117,3 +117,30 @@ def run(conf, msg, client_ip="198.51.100.7", helo="mail.friend.example", mail_fr
     argv = [MILTER_AUTH, "-c", conf, "-t", path, "--client-ip", client_ip, "--helo", helo,
             "--mail-from", mail_from] + list(extra or [])
     return Outcome(subprocess.run(argv, capture_output=True, text=True, timeout=60))
+
+
+class Milter:
+    """milter-auth as a daemon (-f), unprivileged (nobody) after binding socket,
+    debug log in the sandbox; .write(text) replaces its config file."""
+    def __init__(self, dns, socket, conf_extra="", socket_group="postfix", log_level="debug"):
+        self.conf = sandbox.path("milter-auth-e2e-%d.conf" % abs(hash(socket)))
+        self.base = ("authserv_id = mx.example.org\ndns_resolver = %s\ndns_timeout = 1s\n"
+                     "trusted_networks = 127.0.0.1/32\nsocket = %s\nuser = nobody\n"
+                     "socket_group = %s\nsocket_mode = 0660\nlog_level = %s\n%s" % (dns.spec, socket, socket_group, log_level, conf_extra))
+        self.write(self.base)
+        self.log = sandbox.path("milter-auth-%d.log" % abs(hash(socket)))
+        self.proc = sandbox.spawn([MILTER_AUTH, "-f", "-c", self.conf], log=self.log)
+        sandbox.wait_for(lambda: "listening on" in self.text() or self.proc.poll() is not None, 15,
+                         what="milter-auth to listen")
+        if self.proc.poll() is not None:
+            raise RuntimeError("milter-auth exited: " + self.text())
+
+    def write(self, text):
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def text(self):
+        return sandbox.read_text(self.log)
+
+    def stop(self):
+        sandbox.stop(self.proc)
