@@ -59,11 +59,7 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
 	char ip[INET6_ADDRSTRLEN];
 	(void)hostname;
-	mw_milter_client_ip(hostaddr, ip, sizeof(ip));
-	if (ip[0] == '\0') {
-		const char *a = smfi_getsymval(ctx, "{client_addr}");
-		snprintf(ip, sizeof(ip), "%s", a != NULL ? a : "");
-	}
+	mw_milter_client_ip_or(hostaddr, smfi_getsymval(ctx, "{client_addr}"), ip, sizeof(ip));
 	struct mp_conf *c = get_conf();
 	struct mp_msg *m = mp_msg_new(c);
 	mp_conf_unref(c);
@@ -77,16 +73,8 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 	struct mp_msg *m = msg_of(ctx);
 	if (m == NULL)
 		return SMFIS_TEMPFAIL;
-	char sender[512] = "";
-	if (argv != NULL && argv[0] != NULL) {
-		const char *a = argv[0];
-		size_t n = strlen(a);
-		if (n >= 2 && a[0] == '<' && a[n - 1] == '>') {
-			a++;
-			n -= 2;
-		}
-		snprintf(sender, sizeof(sender), "%.*s", (int)n, a);
-	}
+	char sender[512];
+	mw_milter_sender(argv != NULL ? argv[0] : NULL, sender, sizeof(sender));
 	mp_msg_mail(m, sender, smfi_getsymval(ctx, "{auth_authen}"));
 	return SMFIS_CONTINUE;
 }
