@@ -226,8 +226,7 @@ int mp_milter_setup(struct mp_conf *conf, struct mw_buf *err)
 	}
 	if (spec.kind == MW_SOCK_UNIX) {
 		const struct mw_daemon_conf *d = &conf->s.daemon;
-		struct mw_sock_perms perms = { d->socket_owner[0] ? d->socket_owner : d->user,
-					       d->socket_group, (mode_t)d->socket_mode };
+		struct mw_sock_perms perms = mw_daemon_sock_perms(d);
 		if (mw_sock_set_perms(spec.path, &perms, err) < 0)
 			return -1;
 	}
