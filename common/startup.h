@@ -93,6 +93,14 @@ struct mw_reloadable {
 
 void mw_startup_reload(void *reloadable);
 
+/*
+ * A milter's life after mw_startup_begin(): mw_startup_run_worker() with
+ * SIGHUP reloading r, then, once stopped, the unix socket of the
+ * configuration in force (r->conf) and the pid file removed. The caller
+ * still owns r->conf.
+ */
+void mw_startup_run_milter(struct mw_reloadable *r, int (*run)(void), void (*stop)(void));
+
 /* Removes the socket file of a "unix:" socket spec; anything else: no-op. */
 void mw_startup_unlink_socket(const char *spec);
 

@@ -219,13 +219,8 @@ static int run_daemon(const char *path, int foreground)
 
 	mw_msg_info("listening on %s as %s (authserv-id %s)", conf->s.socket,
 		    conf->s.daemon.user[0] ? conf->s.daemon.user : "root", conf->s.authserv_id);
-	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
-	   runs in a thread of its own, signals come to this one. */
-	struct mw_daemon_signals sig = { mw_startup_reload, NULL, &r };
-	mw_startup_run_worker(ma_milter_run, ma_milter_stop, &sig, "libmilter");
+	mw_startup_run_milter(&r, ma_milter_run, ma_milter_stop);
 	conf = r.conf; /* the last one reloaded */
-	mw_startup_unlink_socket(conf->s.socket);
-	mw_pidfile_remove();
 	ma_conf_unref(conf);
 	mw_buf_free(&err);
 	return 0;

@@ -280,13 +280,8 @@ static int run_daemon(const char *path, int foreground)
 
 	mw_msg_info("listening on %s as %s (keyring %s)", conf->s.socket,
 		    conf->s.daemon.user[0] ? conf->s.daemon.user : "root", conf->s.keyring);
-	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
-	   runs in a thread of its own, signals come to this one. */
-	struct mw_daemon_signals sig = { mw_startup_reload, NULL, &r };
-	mw_startup_run_worker(mp_milter_run, mp_milter_stop, &sig, "libmilter");
+	mw_startup_run_milter(&r, mp_milter_run, mp_milter_stop);
 	conf = r.conf; /* the last one reloaded */
-	mw_startup_unlink_socket(conf->s.socket);
-	mw_pidfile_remove();
 	mp_milter_set_conf(NULL);
 	mp_conf_unref(conf);
 	mw_buf_free(&err);
