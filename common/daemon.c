@@ -205,3 +205,10 @@ int mw_daemon_signal_thread(const struct mw_daemon_signals *sig, struct mw_buf *
 	pthread_detach(tid);
 	return 0;
 }
+
+struct mw_sock_perms mw_daemon_sock_perms(const struct mw_daemon_conf *dc)
+{
+	struct mw_sock_perms p = { dc->socket_owner[0] ? dc->socket_owner : dc->user, dc->socket_group,
+				   (mode_t)dc->socket_mode };
+	return p;
+}

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "sock.h"
 
 /* The daemon-life keys of every daemon's configuration. */
 struct mw_daemon_conf {
@@ -28,6 +29,10 @@ struct mw_daemon_conf {
 	char *socket_group;           /* socket_group */
 	unsigned long long socket_mode; /* socket_mode: e.g. 0660 */
 };
+/* The owner (socket_owner, else user), group and mode dc asks of a listening
+   unix socket. The strings point into dc. */
+struct mw_sock_perms mw_daemon_sock_perms(const struct mw_daemon_conf *dc);
+
 #define MW_DAEMON_CONF_KEYS(T, M, default_user)                                   \
 	{ .name = "user", .type = MW_CONF_STRING, .offset = offsetof(T, M.user),   \
 	  .def = default_user, .help = "drop root to this user after binding sockets" },   \

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "milterutil.h"
@@ -13,6 +14,29 @@ void mw_milter_client_ip(const struct sockaddr *sa, char *ip, size_t size)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, ip, (socklen_t)size);
 	else if (sa != NULL && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, ip, (socklen_t)size);
+}
+
+void mw_milter_client_ip_or(const struct sockaddr *sa, const char *client_addr, char *ip, size_t size)
+{
+	mw_milter_client_ip(sa, ip, size);
+	if (ip[0] == '\0')
+		snprintf(ip, size, "%s", client_addr != NULL ? client_addr : "");
+}
+
+void mw_milter_sender(const char *arg, char *out, size_t size)
+{
+	out[0] = '\0';
+	if (arg == NULL)
+		return;
+	size_t n = strlen(arg);
+	if (n >= 2 && arg[0] == '<' && arg[n - 1] == '>') {
+		arg++;
+		n -= 2;
+	}
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, arg, n);
+	out[n] = '\0';
 }
 
 void mw_milter_reply_text(const char *in, struct mw_buf *out)

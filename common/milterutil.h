@@ -1,7 +1,8 @@
 /*
  * milterutil: what the milters (milter-auth, milter-pgp) share around
- * libmilter without linking it: the client address of a connection and SMTP
- * reply texts that smfi_setreply() accepts. Pure; nothing to free.
+ * libmilter without linking it: the client address of a connection, the
+ * sender of MAIL FROM and SMTP reply texts that smfi_setreply() accepts.
+ * Pure; nothing to free.
  */
 #ifndef MW_MILTERUTIL_H
 #define MW_MILTERUTIL_H
@@ -14,6 +15,15 @@
 /* The text form of an AF_INET/AF_INET6 address into ip (at least
    INET6_ADDRSTRLEN); "" for anything else (a unix socket, NULL). */
 void mw_milter_client_ip(const struct sockaddr *sa, char *ip, size_t size);
+
+/* As mw_milter_client_ip(), but where the connection gives none (the MTA
+   connects over a unix socket) the {client_addr} macro's value (may be NULL)
+   instead, cut at size - 1 bytes. */
+void mw_milter_client_ip_or(const struct sockaddr *sa, const char *client_addr, char *ip, size_t size);
+
+/* The sender from MAIL FROM's first argument (may be NULL: ""), without the
+   angle brackets around it, cut at size - 1 bytes, into out. */
+void mw_milter_sender(const char *arg, char *out, size_t size);
 
 /* in as an SMTP reply text: printable ASCII only, '%' doubled (libmilter
    formats it), at most about 900 bytes. Appended to out. */

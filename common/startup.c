@@ -151,3 +151,38 @@ void mw_startup_unlink_socket(const char *spec_text)
 		(void)unlink(spec.path);
 	mw_buf_free(&err);
 }
+
+void mw_startup_reload(void *reloadable)
+{
+	struct mw_reloadable *r = reloadable;
+	struct mw_buf err = MW_BUF_INIT;
+	void *fresh = r->load(r->path, &err);
+	if (fresh == NULL) {
+		mw_msg_error("reload failed, keeping the running configuration: %s", mw_buf_str(&err));
+		mw_buf_free(&err);
+		return;
+	}
+	struct mw_reload_parts now, then;
+	r->parts(fresh, &now);
+	r->parts(r->conf, &then);
+	if (strcmp(now.socket, then.socket) != 0 || strcmp(now.daemon->user, then.daemon->user) != 0)
+		mw_msg_warn("socket and user changes take effect at the next restart");
+	mw_log_apply_conf(now.log);
+	r->apply(fresh);
+	r->unref(r->conf);
+	r->conf = fresh;
+	mw_msg_info("configuration reloaded from %s", r->path);
+	mw_buf_free(&err);
+}
+
+void mw_startup_run_milter(struct mw_reloadable *r, int (*run)(void), void (*stop)(void))
+{
+	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
+	   runs in a thread of its own, signals come to this one. */
+	struct mw_daemon_signals sig = { mw_startup_reload, NULL, r };
+	mw_startup_run_worker(run, stop, &sig, "libmilter");
+	struct mw_reload_parts now;
+	r->parts(r->conf, &now);
+	mw_startup_unlink_socket(now.socket);
+	mw_pidfile_remove();
+}

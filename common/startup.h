@@ -18,6 +18,7 @@
 #include <getopt.h>
 
 #include "daemon.h"
+#include "log.h"
 
 struct mw_startup_args {
 	const char *config_path; /* -c, or the daemon's default */
@@ -64,6 +65,41 @@ void mw_startup_stop(void);
  */
 void mw_startup_run_worker(int (*run)(void), void (*stop)(void), const struct mw_daemon_signals *sig,
 			   const char *what);
+
+/*
+ * A configuration that SIGHUP reloads: mw_startup_reload() is a
+ * mw_daemon_signals reload function taking a struct mw_reloadable. It loads
+ * path afresh with load (which also starts it: NULL with the reason in err,
+ * nothing kept); on failure the running one stays and the reason is logged.
+ * Otherwise it warns when the socket or user changed (they need a restart),
+ * applies the fresh log settings, hands the fresh configuration to apply,
+ * drops the reference to the old one with unref and keeps the fresh one in
+ * conf. parts tells where a configuration keeps these settings.
+ */
+struct mw_reload_parts {
+	const char *socket;
+	const struct mw_daemon_conf *daemon;
+	const struct mw_log_conf *log;
+};
+
+struct mw_reloadable {
+	const char *path;
+	void *conf; /* the running configuration: one reference, ours */
+	void *(*load)(const char *path, struct mw_buf *err);
+	void (*unref)(void *conf);
+	void (*apply)(void *conf);
+	void (*parts)(const void *conf, struct mw_reload_parts *out);
+};
+
+void mw_startup_reload(void *reloadable);
+
+/*
+ * A milter's life after mw_startup_begin(): mw_startup_run_worker() with
+ * SIGHUP reloading r, then, once stopped, the unix socket of the
+ * configuration in force (r->conf) and the pid file removed. The caller
+ * still owns r->conf.
+ */
+void mw_startup_run_milter(struct mw_reloadable *r, int (*run)(void), void (*stop)(void));
 
 /* Removes the socket file of a "unix:" socket spec; anything else: no-op. */
 void mw_startup_unlink_socket(const char *spec);

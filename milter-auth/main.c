@@ -174,38 +174,39 @@ static int test_mode(const char *config_path, const struct test_args *t)
 
 /* ------------------------------------------------------------ daemon */
 
-struct running {
-	const char *path;
-	struct ma_conf *conf;
-};
-
-static void reload(void *ctx)
+/* The reload pieces for mw_startup_reload(). */
+static void *conf_load(const char *path, struct mw_buf *err)
 {
-	struct running *r = ctx;
-	struct mw_buf err = MW_BUF_INIT;
-	struct ma_conf *fresh = ma_conf_load(r->path, &err);
-	if (fresh == NULL || ma_conf_start(fresh, &err) < 0) {
-		mw_msg_error("reload failed, keeping the running configuration: %s", mw_buf_str(&err));
-		if (fresh != NULL)
-			ma_conf_unref(fresh);
-		mw_buf_free(&err);
-		return;
+	struct ma_conf *c = ma_conf_load(path, err);
+	if (c != NULL && ma_conf_start(c, err) < 0) {
+		ma_conf_unref(c);
+		return NULL;
 	}
-	if (strcmp(fresh->s.socket, r->conf->s.socket) != 0 ||
-	    strcmp(fresh->s.daemon.user, r->conf->s.daemon.user) != 0)
-		mw_msg_warn("socket and user changes take effect at the next restart");
-	mw_log_apply_conf(&fresh->s.log);
-	ma_milter_set_conf(fresh);
-	ma_conf_unref(r->conf);
-	r->conf = fresh;
-	mw_msg_info("configuration reloaded from %s", r->path);
-	mw_buf_free(&err);
+	return c;
+}
+
+static void conf_unref(void *c)
+{
+	ma_conf_unref(c);
+}
+
+static void conf_apply(void *c)
+{
+	ma_milter_set_conf(c);
+}
+
+static void conf_parts(const void *conf, struct mw_reload_parts *out)
+{
+	const struct ma_conf *c = conf;
+	out->socket = c->s.socket;
+	out->daemon = &c->s.daemon;
+	out->log = &c->s.log;
 }
 
 static int run_daemon(const char *path, int foreground)
 {
-	struct running r = { path, ma_conf_load_cli(path, 0) };
-	struct ma_conf *conf = r.conf;
+	struct ma_conf *conf = ma_conf_load_cli(path, 0);
+	struct mw_reloadable r = { path, conf, conf_load, conf_unref, conf_apply, conf_parts };
 	struct mw_buf err = MW_BUF_INIT;
 
 	mw_log_apply_conf(&conf->s.log);
@@ -218,13 +219,9 @@ static int run_daemon(const char *path, int foreground)
 
 	mw_msg_info("listening on %s as %s (authserv-id %s)", conf->s.socket,
 		    conf->s.daemon.user[0] ? conf->s.daemon.user : "root", conf->s.authserv_id);
-	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
-	   runs in a thread of its own, signals come to this one. */
-	struct mw_daemon_signals sig = { reload, NULL, &r };
-	mw_startup_run_worker(ma_milter_run, ma_milter_stop, &sig, "libmilter");
-	mw_startup_unlink_socket(r.conf->s.socket);
-	mw_pidfile_remove();
-	ma_conf_unref(r.conf);
+	mw_startup_run_milter(&r, ma_milter_run, ma_milter_stop);
+	conf = r.conf; /* the last one reloaded */
+	ma_conf_unref(conf);
 	mw_buf_free(&err);
 	return 0;
 }

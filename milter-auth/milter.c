@@ -72,11 +72,7 @@ static sfsistat cont(SMFICTX *ctx, unsigned long nr_flag)
 static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
 	char ip[INET6_ADDRSTRLEN];
-	mw_milter_client_ip(hostaddr, ip, sizeof(ip));
-	if (ip[0] == '\0') {
-		const char *a = smfi_getsymval(ctx, "{client_addr}");
-		snprintf(ip, sizeof(ip), "%s", a != NULL ? a : "");
-	}
+	mw_milter_client_ip_or(hostaddr, smfi_getsymval(ctx, "{client_addr}"), ip, sizeof(ip));
 	struct ma_conf *c = get_conf();
 	struct ma_msg *m = ma_msg_new(c);
 	ma_conf_unref(c);
@@ -98,19 +94,8 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 	struct ma_msg *m = msg_of(ctx);
 	if (m == NULL)
 		return SMFIS_TEMPFAIL;
-	char sender[1024] = "";
-	if (argv != NULL && argv[0] != NULL) {
-		const char *a = argv[0];
-		size_t n = strlen(a);
-		if (n >= 2 && a[0] == '<' && a[n - 1] == '>') {
-			a++;
-			n -= 2;
-		}
-		if (n >= sizeof(sender))
-			n = sizeof(sender) - 1;
-		memcpy(sender, a, n);
-		sender[n] = '\0';
-	}
+	char sender[1024];
+	mw_milter_sender(argv != NULL ? argv[0] : NULL, sender, sizeof(sender));
 	ma_msg_mail(m, sender, smfi_getsymval(ctx, "{auth_authen}"));
 	return cont(ctx, SMFIP_NR_MAIL);
 }
@@ -287,8 +272,7 @@ int ma_milter_setup(struct ma_conf *conf, struct mw_buf *err)
 	mw_buf_free(&canon);
 	if (spec.kind == MW_SOCK_UNIX) {
 		const struct mw_daemon_conf *d = &conf->s.daemon;
-		struct mw_sock_perms perms = { d->socket_owner[0] ? d->socket_owner : d->user,
-					       d->socket_group, (mode_t)d->socket_mode };
+		struct mw_sock_perms perms = mw_daemon_sock_perms(d);
 		if (mw_sock_set_perms(spec.path, &perms, err) < 0)
 			return -1;
 	}

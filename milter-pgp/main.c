@@ -232,32 +232,33 @@ static int test_mode(const char *config_path, const struct test_args *t)
 
 /* ------------------------------------------------------------ daemon */
 
-struct running {
-	const char *path;
-	struct mp_conf *conf;
-};
-
-static void reload(void *ctx)
+/* The reload pieces for mw_startup_reload(). */
+static void *conf_load(const char *path, struct mw_buf *err)
 {
-	struct running *r = ctx;
-	struct mw_buf err = MW_BUF_INIT;
-	struct mp_conf *fresh = mp_conf_load(r->path, &err);
-	if (fresh == NULL || mp_conf_start(fresh, &err) < 0) {
-		mw_msg_error("reload failed, keeping the running configuration: %s", mw_buf_str(&err));
-		if (fresh != NULL)
-			mp_conf_unref(fresh);
-		mw_buf_free(&err);
-		return;
+	struct mp_conf *c = mp_conf_load(path, err);
+	if (c != NULL && mp_conf_start(c, err) < 0) {
+		mp_conf_unref(c);
+		return NULL;
 	}
-	if (strcmp(fresh->s.socket, r->conf->s.socket) != 0 ||
-	    strcmp(fresh->s.daemon.user, r->conf->s.daemon.user) != 0)
-		mw_msg_warn("socket and user changes take effect at the next restart");
-	mw_log_apply_conf(&fresh->s.log);
-	mp_milter_set_conf(fresh);
-	mp_conf_unref(r->conf);
-	r->conf = fresh;
-	mw_msg_info("configuration reloaded from %s", r->path);
-	mw_buf_free(&err);
+	return c;
+}
+
+static void conf_unref(void *c)
+{
+	mp_conf_unref(c);
+}
+
+static void conf_apply(void *c)
+{
+	mp_milter_set_conf(c);
+}
+
+static void conf_parts(const void *conf, struct mw_reload_parts *out)
+{
+	const struct mp_conf *c = conf;
+	out->socket = c->s.socket;
+	out->daemon = &c->s.daemon;
+	out->log = &c->s.log;
 }
 
 static int run_daemon(const char *path, int foreground)
@@ -266,26 +267,23 @@ static int run_daemon(const char *path, int foreground)
 	/* GPGME wants this before any thread starts */
 	if (mp_gpg_global_init(&err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
-	struct running r = { path, mp_conf_load_cli(path, 0) };
+	struct mp_conf *conf = mp_conf_load_cli(path, 0);
+	struct mw_reloadable r = { path, conf, conf_load, conf_unref, conf_apply, conf_parts };
 
-	mw_log_apply_conf(&r.conf->s.log);
-	if (mp_milter_setup(r.conf, &err) < 0)
+	mw_log_apply_conf(&conf->s.log);
+	if (mp_milter_setup(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
-	mw_startup_begin(&r.conf->s.daemon, foreground);
-	if (mp_conf_start(r.conf, &err) < 0)
+	mw_startup_begin(&conf->s.daemon, foreground);
+	if (mp_conf_start(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
-	mp_milter_set_conf(r.conf);
+	mp_milter_set_conf(conf);
 
-	mw_msg_info("listening on %s as %s (keyring %s)", r.conf->s.socket,
-		    r.conf->s.daemon.user[0] ? r.conf->s.daemon.user : "root", r.conf->s.keyring);
-	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
-	   runs in a thread of its own, signals come to this one. */
-	struct mw_daemon_signals sig = { reload, NULL, &r };
-	mw_startup_run_worker(mp_milter_run, mp_milter_stop, &sig, "libmilter");
-	mw_startup_unlink_socket(r.conf->s.socket);
-	mw_pidfile_remove();
+	mw_msg_info("listening on %s as %s (keyring %s)", conf->s.socket,
+		    conf->s.daemon.user[0] ? conf->s.daemon.user : "root", conf->s.keyring);
+	mw_startup_run_milter(&r, mp_milter_run, mp_milter_stop);
+	conf = r.conf; /* the last one reloaded */
 	mp_milter_set_conf(NULL);
-	mp_conf_unref(r.conf);
+	mp_conf_unref(conf);
 	mw_buf_free(&err);
 	return 0;
 }

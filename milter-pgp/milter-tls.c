@@ -169,8 +169,7 @@ int main(int argc, char **argv)
 		mw_msg_fatal("cannot listen on %s", settings.socket);
 	if (spec.kind == MW_SOCK_UNIX) {
 		const struct mw_daemon_conf *d = &settings.daemon;
-		struct mw_sock_perms perms = { d->socket_owner[0] ? d->socket_owner : d->user, d->socket_group,
-					       (mode_t)d->socket_mode };
+		struct mw_sock_perms perms = mw_daemon_sock_perms(d);
 		if (mw_sock_set_perms(spec.path, &perms, &err) < 0)
 			mw_msg_fatal("%s", mw_buf_str(&err));
 	}

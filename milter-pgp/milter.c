@@ -59,11 +59,7 @@ static sfsistat on_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 {
 	char ip[INET6_ADDRSTRLEN];
 	(void)hostname;
-	mw_milter_client_ip(hostaddr, ip, sizeof(ip));
-	if (ip[0] == '\0') {
-		const char *a = smfi_getsymval(ctx, "{client_addr}");
-		snprintf(ip, sizeof(ip), "%s", a != NULL ? a : "");
-	}
+	mw_milter_client_ip_or(hostaddr, smfi_getsymval(ctx, "{client_addr}"), ip, sizeof(ip));
 	struct mp_conf *c = get_conf();
 	struct mp_msg *m = mp_msg_new(c);
 	mp_conf_unref(c);
@@ -77,16 +73,8 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 	struct mp_msg *m = msg_of(ctx);
 	if (m == NULL)
 		return SMFIS_TEMPFAIL;
-	char sender[512] = "";
-	if (argv != NULL && argv[0] != NULL) {
-		const char *a = argv[0];
-		size_t n = strlen(a);
-		if (n >= 2 && a[0] == '<' && a[n - 1] == '>') {
-			a++;
-			n -= 2;
-		}
-		snprintf(sender, sizeof(sender), "%.*s", (int)n, a);
-	}
+	char sender[512];
+	mw_milter_sender(argv != NULL ? argv[0] : NULL, sender, sizeof(sender));
 	mp_msg_mail(m, sender, smfi_getsymval(ctx, "{auth_authen}"));
 	return SMFIS_CONTINUE;
 }
@@ -238,8 +226,7 @@ int mp_milter_setup(struct mp_conf *conf, struct mw_buf *err)
 	}
 	if (spec.kind == MW_SOCK_UNIX) {
 		const struct mw_daemon_conf *d = &conf->s.daemon;
-		struct mw_sock_perms perms = { d->socket_owner[0] ? d->socket_owner : d->user,
-					       d->socket_group, (mode_t)d->socket_mode };
+		struct mw_sock_perms perms = mw_daemon_sock_perms(d);
 		if (mw_sock_set_perms(spec.path, &perms, err) < 0)
 			return -1;
 	}

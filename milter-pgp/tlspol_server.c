@@ -82,8 +82,7 @@ int tlspol_server_bind(struct tlspol_conf *conf, struct mw_buf *err)
 	if (mw_sock_parse(conf->s.socket, &spec, err) < 0)
 		return -1;
 	const struct mw_daemon_conf *d = &conf->s.daemon;
-	struct mw_sock_perms perms = { d->socket_owner[0] ? d->socket_owner : d->user, d->socket_group,
-				       (mode_t)d->socket_mode };
+	struct mw_sock_perms perms = mw_daemon_sock_perms(d);
 	srv.fd = mw_sock_listen(&spec, &perms, 1024, err);
 	return srv.fd < 0 ? -1 : 0;
 }

@@ -100,8 +100,7 @@ static int bind_one(const char *spec_text, const struct mw_daemon_conf *d, int u
 	struct mw_sockspec spec;
 	if (mw_sock_parse(spec_text, &spec, err) < 0)
 		return -1;
-	struct mw_sock_perms perms = { d->socket_owner[0] ? d->socket_owner : d->user, d->socket_group,
-				       (mode_t)d->socket_mode };
+	struct mw_sock_perms perms = mw_daemon_sock_perms(d);
 	/* the control socket is for root and the daemon's user only */
 	struct mw_sock_perms ctl = { d->user, "", 0600 };
 	return mw_sock_listen(&spec, unix_socket_perms ? &perms : &ctl, 1024, err);
