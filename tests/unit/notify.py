@@ -2,8 +2,9 @@
 """systemd readiness (Type=notify, common/notify.c): with $NOTIFY_SOCKET set,
 a daemon sends READY=1 only once its socket accepts connections and root is
 dropped, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1 on
-SIGTERM; without it, nothing. On mw-testd (common/ only) and policyd-rate
-(its own libevent loop), through a path socket and an abstract one."""
+SIGTERM; without it, nothing. On mw-testd (common/ only), policyd-rate (its
+own libevent loop) and milter-tls (libmilter, common/startup.c's signal
+wait), through a path socket and an abstract one."""
 import os
 import pwd
 import signal
@@ -16,6 +17,7 @@ from mwtest.tap import Tap  # noqa: E402
 
 TESTD = os.path.join(sandbox.top_builddir(), "tests/unit/mw-testd")
 POLICYD = os.path.join(sandbox.top_builddir(), "policyd-rate/policyd-rate")
+MILTER_TLS = os.path.join(sandbox.top_builddir(), "milter-pgp/milter-tls")
 NOBODY = pwd.getpwnam("nobody")
 WAIT = 30  # seconds: a loaded 2-core machine
 
@@ -122,6 +124,18 @@ def policyd(t):
     lifecycle(t, "policyd-rate", [POLICYD, "-f", "-c", conf], sock, "configuration reloaded", False, os.getuid())
 
 
+def milter(t):
+    """A libmilter daemon: readiness from common/startup.c's signal wait."""
+    if not os.access(MILTER_TLS, os.X_OK):
+        t.skip("milter-tls", "not built")
+        return
+    d = sandbox.mkdir("mt", mode=0o755)
+    sock = os.path.join(d, "milter-tls.sock")
+    conf = write("mt.conf", "socket = unix:%s\nuser =\n" % sock)
+    # milter-tls has nothing to re-read: the reload is only the notifications
+    lifecycle(t, "milter-tls", [MILTER_TLS, "-f", "-c", conf], sock, "", False, os.getuid())
+
+
 def without_socket(t):
     """No NOTIFY_SOCKET (not under systemd): nothing sent, the daemon lives as before."""
     s, addr = listener(False)
@@ -143,5 +157,6 @@ t = Tap()
 t.run(testd)
 t.run(testd_abstract)
 t.run(policyd)
+t.run(milter)
 t.run(without_socket)
 t.done()
