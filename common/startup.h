@@ -47,8 +47,7 @@ void mw_startup_begin(const struct mw_daemon_conf *dc, int foreground);
  * For daemons whose work runs in other threads (libmilter): call before
  * creating them. Catches SIGHUP, SIGTERM and SIGINT in this thread and waits:
  * each SIGHUP calls sig->reload here; SIGTERM, SIGINT or mw_startup_stop()
- * returns. Tells systemd (notify.h) READY=1 on entry, RELOADING=1 and READY=1
- * around each reload, STOPPING=1 on the way out. Linux delivers a process signal to a thread that does not block
+ * returns. Linux delivers a process signal to a thread that does not block
  * it, so libmilter's own signal thread (which stops on SIGHUP) never sees
  * one: SIGHUP reloads instead of stopping.
  */
