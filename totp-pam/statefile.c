@@ -143,23 +143,30 @@ static int set_secret(unsigned char *secret, size_t *secret_len, const char *v, 
 	return r;
 }
 
-static int parse_app(struct tp_state *st, const char *v, size_t n, struct mw_buf *err, unsigned lineno)
+/* Splits a value into exactly four fields at single spaces; 0, or -1 when
+   there are more or fewer. */
+static int split4(const char *v, size_t n, const char *f[4], size_t fl[4])
 {
-	const char *f[4];
-	size_t fl[4];
 	int k = 0;
 	size_t start = 0;
 	for (size_t i = 0; i <= n; i++) {
 		if (i == n || v[i] == ' ') {
 			if (k == 4)
-				goto bad;
+				return -1;
 			f[k] = v + start;
 			fl[k] = i - start;
 			k++;
 			start = i + 1;
 		}
 	}
-	if (k != 4)
+	return k == 4 ? 0 : -1;
+}
+
+static int parse_app(struct tp_state *st, const char *v, size_t n, struct mw_buf *err, unsigned lineno)
+{
+	const char *f[4];
+	size_t fl[4];
+	if (split4(v, n, f, fl) < 0)
 		goto bad;
 	if (st->napp == TP_MAX_APPS) {
 		mw_buf_setf(err, "line %u: more than %d app passwords", lineno, TP_MAX_APPS);
@@ -191,19 +198,7 @@ static int parse_rhost(struct tp_state *st, const char *v, size_t n, struct mw_b
 {
 	const char *f[4];
 	size_t fl[4];
-	int k = 0;
-	size_t start = 0;
-	for (size_t i = 0; i <= n; i++) {
-		if (i == n || v[i] == ' ') {
-			if (k == 4)
-				goto bad;
-			f[k] = v + start;
-			fl[k] = i - start;
-			k++;
-			start = i + 1;
-		}
-	}
-	if (k != 4)
+	if (split4(v, n, f, fl) < 0)
 		goto bad;
 	if (st->nrhost == TP_MAX_RHOSTS) {
 		mw_buf_setf(err, "line %u: more than %d rhost lines", lineno, TP_MAX_RHOSTS);
