@@ -33,6 +33,7 @@ struct job {
 	struct job *next;       /* in the pending map bucket (loop thread) */
 	struct job *qnext;      /* in the work or done queue */
 	char *dest;
+	int refresh;            /* a background MTA-STS refresh: no waiters, not in the pending map */
 	struct confref *conf;
 	struct tlspol_verdict v;
 	struct client **waiters;
@@ -87,6 +88,7 @@ static struct {
 	pthread_cond_t cond;
 	struct job *work_head, *work_tail, *done_head;
 	struct event *done_ev;
+	struct event *refresh_ev; /* the periodic background refresh of MTA-STS policies */
 	pthread_t *threads;
 	size_t nthreads;
 	int stopping;
@@ -220,7 +222,10 @@ static void *worker(void *arg)
 			srv.work_tail = NULL;
 		pthread_mutex_unlock(&srv.mu);
 
-		tlspol_lookup(srv.env, j->conf->conf, j->dest, &j->v);
+		if (j->refresh)
+			tlspol_refresh(srv.env, j->conf->conf, j->dest, &j->v);
+		else
+			tlspol_lookup(srv.env, j->conf->conf, j->dest, &j->v);
 
 		pthread_mutex_lock(&srv.mu);
 		j->qnext = srv.done_head;
@@ -314,8 +319,68 @@ static int send_reply(struct client *c, const char *payload, size_t len)
 	return rc;
 }
 
+static void queue_job(struct job *j)
+{
+	pthread_mutex_lock(&srv.mu);
+	if (srv.work_tail != NULL)
+		srv.work_tail->qnext = j;
+	else
+		srv.work_head = j;
+	srv.work_tail = j;
+	pthread_cond_signal(&srv.cond);
+	pthread_mutex_unlock(&srv.mu);
+}
+
+static void answer_drop(const char *dest)
+{
+	for (struct answer **pp = &srv.answers[answer_bucket(dest)]; *pp != NULL; pp = &(*pp)->next) {
+		struct answer *a = *pp;
+		if (strcmp(a->dest, dest) == 0) {
+			*pp = a->next;
+			free(a->dest);
+			free(a->reply);
+			free(a);
+			srv.nanswers--;
+			return;
+		}
+	}
+}
+
+/* Fetches dest's MTA-STS policy again in a worker; nobody waits for it. */
+static void queue_refresh(const char *dest)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (j == NULL || (j->dest = strdup(dest)) == NULL) {
+		free(j);
+		mw_msg_error("out of memory: no background refresh for %s", dest);
+		return;
+	}
+	j->refresh = 1;
+	tlspol_verdict_init(&j->v);
+	j->conf = srv.conf;
+	srv.conf->refs++;
+	queue_job(j);
+}
+
+static void refresh_done(struct job *j)
+{
+	/* a new policy: the next lookup answers from it, not from a kept answer */
+	if (j->v.answer == TLSPOL_ANSWER_OK)
+		answer_drop(j->dest);
+	confref_put(j->conf);
+	tlspol_verdict_free(&j->v);
+	free(j->dest);
+	free(j);
+}
+
 static void job_done(struct job *j)
 {
+	if (j->refresh) {
+		refresh_done(j);
+		return;
+	}
+	if (j->v.refresh)
+		queue_refresh(j->dest);
 	struct mw_buf reply = MW_BUF_INIT;
 	tlspol_verdict_reply(&j->v, &reply);
 	mw_msg_info("%s: %s; reason: %s%s", j->dest, mw_buf_str(&reply), mw_buf_str(&j->v.reason),
@@ -428,14 +493,7 @@ static int submit(struct client *c, const char *dest)
 	j->next = srv.pending[b];
 	srv.pending[b] = j;
 	c->busy = 1;
-	pthread_mutex_lock(&srv.mu);
-	if (srv.work_tail != NULL)
-		srv.work_tail->qnext = j;
-	else
-		srv.work_head = j;
-	srv.work_tail = j;
-	pthread_cond_signal(&srv.cond);
-	pthread_mutex_unlock(&srv.mu);
+	queue_job(j);
 	return 0;
 oom:
 	mw_msg_error("out of memory");
@@ -566,6 +624,31 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 /* ------------------------------------------------------------ signals */
 
+/* The policies due for a refresh (RFC 8461 10.2), a batch per tick. */
+static void on_refresh_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	const struct tlspol_conf *conf = srv.conf->conf;
+	if (!conf->s.mta_sts)
+		return;
+	char due[64][256];
+	size_t n = tlspol_cache_take_due(srv.env->cache, time(NULL), (time_t)(conf->s.mta_sts_refresh_ms / 1000),
+					 tlspol_refresh_retry(conf), due, sizeof(due) / sizeof(due[0]));
+	for (size_t i = 0; i < n; i++)
+		queue_refresh(due[i]);
+}
+
+/* Every tenth of mta_sts_refresh, at least every minute, at most every second. */
+static void set_refresh_tick(const struct tlspol_conf *c)
+{
+	unsigned long long ms = c->s.mta_sts_refresh_ms / 10;
+	ms = ms < 1000 ? 1000 : ms > 60000 ? 60000 : ms;
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	event_add(srv.refresh_ev, &tv);
+}
+
 /* New connections get client_timeout from the configuration in force. */
 static void set_client_timeout(const struct tlspol_conf *c)
 {
@@ -598,6 +681,7 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 	r->refs = 1;
 	mw_log_apply_conf(&c->s.log);
 	set_client_timeout(c);
+	set_refresh_tick(c);
 	confref_put(srv.conf);
 	srv.conf = r;
 	answers_clear();
@@ -628,12 +712,14 @@ int tlspol_server_run(struct tlspol_conf *conf, const char *conf_path, struct tl
 	srv.env = env;
 	set_client_timeout(conf);
 	srv.done_ev = event_new(srv.base, -1, 0, on_done, NULL);
+	srv.refresh_ev = event_new(srv.base, -1, EV_PERSIST, on_refresh_tick, NULL);
 	srv.listener = evconnlistener_new(srv.base, on_accept, NULL, LEV_OPT_CLOSE_ON_FREE, -1, srv.fd);
 	struct event *hup = evsignal_new(srv.base, SIGHUP, on_reload, NULL);
 	struct event *term = evsignal_new(srv.base, SIGTERM, on_stop, NULL);
 	struct event *intr = evsignal_new(srv.base, SIGINT, on_stop, NULL);
-	if (srv.done_ev == NULL || srv.listener == NULL || hup == NULL || term == NULL || intr == NULL)
+	if (srv.done_ev == NULL || srv.refresh_ev == NULL || srv.listener == NULL || hup == NULL || term == NULL || intr == NULL)
 		mw_msg_fatal("libevent: cannot set up the event loop");
+	set_refresh_tick(conf);
 	event_add(hup, NULL);
 	event_add(term, NULL);
 	event_add(intr, NULL);
@@ -669,6 +755,7 @@ int tlspol_server_run(struct tlspol_conf *conf, const char *conf_path, struct tl
 	event_free(term);
 	event_free(intr);
 	event_free(srv.done_ev);
+	event_free(srv.refresh_ev);
 	event_base_free(srv.base);
 	answers_clear();
 	confref_put(srv.conf);
