@@ -220,12 +220,14 @@ static void *worker(void *arg)
 		srv.work_head = j->qnext;
 		if (srv.work_head == NULL)
 			srv.work_tail = NULL;
+		int stopping = srv.stopping;
 		pthread_mutex_unlock(&srv.mu);
 
-		if (j->refresh)
-			tlspol_refresh(srv.env, j->conf->conf, j->dest, &j->v);
-		else
+		/* a refresh nobody waits for is dropped when stopping: no fetch delays the stop */
+		if (!j->refresh)
 			tlspol_lookup(srv.env, j->conf->conf, j->dest, &j->v);
+		else if (!stopping)
+			tlspol_refresh(srv.env, j->conf->conf, j->dest, &j->v);
 
 		pthread_mutex_lock(&srv.mu);
 		j->qnext = srv.done_head;
@@ -750,6 +752,7 @@ int tlspol_server_run(struct tlspol_conf *conf, const char *conf_path, struct tl
 	for (size_t i = 0; i < srv.nthreads; i++)
 		pthread_join(srv.threads[i], NULL);
 	free(srv.threads);
+	on_done(-1, 0, NULL); /* the jobs the workers finished last */
 	evconnlistener_free(srv.listener);
 	event_free(hup);
 	event_free(term);
