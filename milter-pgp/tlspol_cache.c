@@ -11,6 +11,7 @@
 
 #include "strnum.h"
 #include "tlspol_cache.h"
+#include "tlspol_decide.h"
 
 #define NBUCKETS 4096
 
@@ -142,6 +143,40 @@ out:
 	if (rc < 0)
 		tlspol_cache_entry_free(&copy);
 	return rc;
+}
+
+size_t tlspol_cache_take_due(struct tlspol_cache *c, time_t now, time_t refresh_s, time_t retry_s,
+			     char (*out)[256], size_t max)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < NBUCKETS && n < max; i++) {
+		for (struct node *e = c->b[i]; e != NULL && n < max; e = e->next) {
+			if (!tlspol_sts_refresh_due(&e->e, now, refresh_s, retry_s))
+				continue;
+			e->e.attempted = now;
+			memcpy(out[n++], e->e.domain, sizeof(e->e.domain));
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+int tlspol_cache_claim_refresh(struct tlspol_cache *c, const char *domain, time_t now, time_t retry_s)
+{
+	int claimed = 0;
+	pthread_mutex_lock(&c->mu);
+	for (struct node *n = c->b[hash(domain)]; n != NULL; n = n->next) {
+		if (strcmp(n->e.domain, domain) == 0) {
+			if (n->e.attempted == 0 || now - n->e.attempted >= retry_s) {
+				n->e.attempted = now;
+				claimed = 1;
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+	return claimed;
 }
 
 size_t tlspol_cache_count(struct tlspol_cache *c)

@@ -32,6 +32,7 @@ struct tlspol_cache_entry {
 	char domain[256];
 	char id[TLSPOL_STS_ID_MAX + 1];
 	time_t fetched, expires;
+	time_t attempted; /* last background refresh started (memory only, not in the file) */
 	struct tlspol_sts_policy policy;
 };
 
@@ -46,6 +47,18 @@ int tlspol_cache_get(struct tlspol_cache *c, const char *domain, struct tlspol_c
 /* Adds or replaces (the entry is copied). 0, or -1 when full. */
 int tlspol_cache_put(struct tlspol_cache *c, const struct tlspol_cache_entry *e);
 size_t tlspol_cache_count(struct tlspol_cache *c);
+
+/*
+ * Background refresh (RFC 8461 10.2): the domains whose policy is due
+ * (tlspol_sts_refresh_due()), up to max of them copied to out; each is
+ * marked as tried now, so it is not handed out again before retry_s.
+ * Returns how many.
+ */
+size_t tlspol_cache_take_due(struct tlspol_cache *c, time_t now, time_t refresh_s, time_t retry_s,
+			     char (*out)[256], size_t max);
+/* 1 and marks domain as tried now when it has an entry not tried in the
+   last retry_s seconds; 0 otherwise (a refresh runs or failed lately). */
+int tlspol_cache_claim_refresh(struct tlspol_cache *c, const char *domain, time_t now, time_t retry_s);
 void tlspol_cache_entry_free(struct tlspol_cache_entry *e);
 
 /* The file format, for the daemon and the fuzz target. Lines that do not

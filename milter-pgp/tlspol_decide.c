@@ -8,6 +8,7 @@
 void tlspol_verdict_init(struct tlspol_verdict *v)
 {
 	v->answer = TLSPOL_ANSWER_NOTFOUND;
+	v->refresh = 0;
 	mw_buf_init(&v->policy, 4096);
 	mw_buf_init(&v->reason, 4096);
 }
@@ -67,6 +68,16 @@ enum tlspol_sts_step tlspol_sts_plan(enum tlspol_txt_status txt, const char *txt
 	if (now - cached->fetched >= refresh_s)
 		return TLSPOL_STEP_FETCH;
 	return TLSPOL_STEP_CACHED;
+}
+
+int tlspol_sts_refresh_due(const struct tlspol_cache_entry *e, time_t now, time_t refresh_s, time_t retry_s)
+{
+	if (!tlspol_cache_entry_valid(e, now))
+		return 0; /* expired: the next lookup fetches it, and waits */
+	if (e->attempted != 0 && now - e->attempted < retry_s)
+		return 0;
+	time_t age = now - e->fetched;
+	return age >= refresh_s || (unsigned long long)age >= e->policy.max_age / 2;
 }
 
 void tlspol_decide_sts(const struct tlspol_cache_entry *e, const char *how, const char *default_policy,

@@ -27,6 +27,7 @@ struct tlspol_verdict {
 	enum tlspol_answer answer;
 	struct mw_buf policy; /* OK: what Postfix gets; TEMP: the reason Postfix logs */
 	struct mw_buf reason; /* which rule, which records (the log line, -t) */
+	int refresh;          /* a cached MTA-STS policy was applied: fetch it again in the background */
 };
 
 void tlspol_verdict_init(struct tlspol_verdict *v);
@@ -66,6 +67,14 @@ enum tlspol_sts_step {
  */
 enum tlspol_sts_step tlspol_sts_plan(enum tlspol_txt_status txt, const char *txt_id,
 				     const struct tlspol_cache_entry *cached, time_t now, time_t refresh_s);
+
+/*
+ * Proactive refresh (RFC 8461 10.2), so that no lookup waits on HTTPS: a
+ * policy in force is fetched again in the background once it is
+ * refresh_s old or past half its max_age, and, after a failed try, not
+ * again before retry_s.
+ */
+int tlspol_sts_refresh_due(const struct tlspol_cache_entry *e, time_t now, time_t refresh_s, time_t retry_s);
 
 /* A cached policy is in force until it expires. */
 int tlspol_cache_entry_valid(const struct tlspol_cache_entry *cached, time_t now);

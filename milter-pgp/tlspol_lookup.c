@@ -155,11 +155,88 @@ static enum tlspol_txt_status sts_txt(struct tlspol_env *env, const char *domain
 	return st;
 }
 
+time_t tlspol_refresh_retry(const struct tlspol_conf *conf)
+{
+	/* never while the last try may still run: no two fetches of one policy */
+	time_t refresh_s = (time_t)(conf->s.mta_sts_refresh_ms / 1000);
+	time_t fetch_s = (time_t)(conf->s.mta_sts_timeout_ms / 1000) + 1;
+	time_t retry = refresh_s < 300 ? refresh_s : 300;
+	return retry > fetch_s ? retry : fetch_s;
+}
+
+/* Fetches and parses domain's policy, keeps it (memory and cache_file) in
+   *fresh. 0, or -1 with err. */
+static int fetch_keep(struct tlspol_env *env, const struct tlspol_conf *conf, const char *domain, const char *id,
+		      time_t now, struct tlspol_cache_entry *fresh, struct mw_buf *err)
+{
+	struct tlspol_fetch_conf fc = { conf->s.mta_sts_ca_file, conf->s.mta_sts_timeout_ms, conf->s.mta_sts_max_size,
+					(unsigned)conf->s.mta_sts_port };
+	struct mw_buf body = MW_BUF_INIT;
+	int rc = -1;
+	if (tlspol_fetch(env->dns, &fc, domain, &body, err) == 0 &&
+	    tlspol_sts_policy_parse(mw_buf_str(&body), mw_buf_len(&body), &fresh->policy, err) == 0) {
+		snprintf(fresh->domain, sizeof(fresh->domain), "%s", domain);
+		snprintf(fresh->id, sizeof(fresh->id), "%s", id);
+		fresh->fetched = now;
+		fresh->expires = now + (time_t)fresh->policy.max_age;
+		fresh->attempted = 0;
+		if (tlspol_cache_put(env->cache, fresh) < 0)
+			mw_msg_warn("%s: MTA-STS cache full (cache_max_entries): policy used but not kept", domain);
+		else if (env->save_cache && conf->s.cache_file[0] != '\0') {
+			struct mw_buf serr = MW_BUF_INIT;
+			if (tlspol_cache_save(env->cache, conf->s.cache_file, &serr) < 0)
+				mw_msg_warn("cannot write the MTA-STS cache: %s", mw_buf_str(&serr));
+			mw_buf_free(&serr);
+		}
+		rc = 0;
+	}
+	mw_buf_free(&body);
+	return rc;
+}
+
+void tlspol_refresh(struct tlspol_env *env, const struct tlspol_conf *conf, const char *domain,
+		    struct tlspol_verdict *v)
+{
+	char id[TLSPOL_STS_ID_MAX + 1] = "";
+	struct mw_buf why = MW_BUF_INIT, err = MW_BUF_INIT;
+	struct tlspol_cache_entry fresh;
+	memset(&fresh, 0, sizeof(fresh));
+	switch (sts_txt(env, domain, id, &why)) {
+	case TLSPOL_TXT_TEMP:
+		mw_msg_warn("%s: MTA-STS background refresh failed, the cached policy stays in force: %s", domain,
+			    mw_buf_str(&why));
+		tlspol_verdict_set(v, TLSPOL_ANSWER_TEMP, "refresh failed", "%s", mw_buf_str(&why));
+		break;
+	case TLSPOL_TXT_NONE:
+		/* RFC 8461 5.1: the cached policy stays in force until it expires */
+		tlspol_verdict_set(v, TLSPOL_ANSWER_TEMP, "no record",
+				   "MTA-STS background refresh: %s; the cached policy stays in force until it expires",
+				   mw_buf_str(&why));
+		mw_msg_info("%s: %s", domain, mw_buf_str(&v->reason));
+		break;
+	case TLSPOL_TXT_FOUND:
+		if (fetch_keep(env, conf, domain, id, time(NULL), &fresh, &err) == 0) {
+			tlspol_verdict_set(v, TLSPOL_ANSWER_OK, "",
+					   "MTA-STS policy refreshed in the background: id=%s, mode %s, max_age=%llu", id,
+					   tlspol_sts_mode_name(fresh.policy.mode), fresh.policy.max_age);
+			mw_msg_info("%s: %s", domain, mw_buf_str(&v->reason));
+		} else {
+			mw_msg_warn("%s: MTA-STS background refresh failed (id=%s), the cached policy stays in force: %s",
+				    domain, id, mw_buf_str(&err));
+			tlspol_verdict_set(v, TLSPOL_ANSWER_TEMP, "refresh failed", "%s", mw_buf_str(&err));
+		}
+		break;
+	}
+	tlspol_cache_entry_free(&fresh);
+	mw_buf_free(&why);
+	mw_buf_free(&err);
+}
+
 static void try_sts(struct tlspol_env *env, const struct tlspol_conf *conf, const char *domain,
 		    struct tlspol_verdict *v)
 {
 	char id[TLSPOL_STS_ID_MAX + 1] = "";
-	struct mw_buf why = MW_BUF_INIT, body = MW_BUF_INIT, err = MW_BUF_INIT;
+	struct mw_buf why = MW_BUF_INIT, err = MW_BUF_INIT;
 	struct tlspol_cache_entry cached, fresh;
 	int have_cached = tlspol_cache_get(env->cache, domain, &cached);
 	memset(&fresh, 0, sizeof(fresh));
@@ -180,22 +257,18 @@ static void try_sts(struct tlspol_env *env, const struct tlspol_conf *conf, cons
 				  conf->s.default_policy, v);
 		break;
 	case TLSPOL_STEP_FETCH: {
-		struct tlspol_fetch_conf fc = { conf->s.mta_sts_ca_file, conf->s.mta_sts_timeout_ms,
-						conf->s.mta_sts_max_size, (unsigned)conf->s.mta_sts_port };
-		if (tlspol_fetch(env->dns, &fc, domain, &body, &err) == 0 &&
-		    tlspol_sts_policy_parse(mw_buf_str(&body), mw_buf_len(&body), &fresh.policy, &err) == 0) {
-			snprintf(fresh.domain, sizeof(fresh.domain), "%s", domain);
-			memcpy(fresh.id, id, sizeof(fresh.id));
-			fresh.fetched = now;
-			fresh.expires = now + (time_t)fresh.policy.max_age;
-			if (tlspol_cache_put(env->cache, &fresh) < 0)
-				mw_msg_warn("%s: MTA-STS cache full (cache_max_entries): policy used but not kept", domain);
-			else if (env->save_cache && conf->s.cache_file[0] != '\0') {
-				struct mw_buf serr = MW_BUF_INIT;
-				if (tlspol_cache_save(env->cache, conf->s.cache_file, &serr) < 0)
-					mw_msg_warn("cannot write the MTA-STS cache: %s", mw_buf_str(&serr));
-				mw_buf_free(&serr);
-			}
+		if (env->background_refresh && tlspol_cache_entry_valid(have_cached ? &cached : NULL, now)) {
+			/* a new id or a refresh due, a policy in force: applied now,
+			   fetched again behind this answer (RFC 8461 10.2) */
+			int claimed = tlspol_cache_claim_refresh(env->cache, domain, now, tlspol_refresh_retry(conf));
+			const char *how = !claimed ? "cached, its refresh runs or failed lately"
+					  : strcmp(cached.id, id) != 0 ? "cached, the new id being fetched"
+					  : "cached, being refreshed";
+			tlspol_decide_sts(&cached, how, conf->s.default_policy, v);
+			v->refresh = claimed;
+			break;
+		}
+		if (fetch_keep(env, conf, domain, id, now, &fresh, &err) == 0) {
 			tlspol_decide_sts(&fresh, "fetched", conf->s.default_policy, v);
 			break;
 		}
@@ -222,7 +295,6 @@ static void try_sts(struct tlspol_env *env, const struct tlspol_conf *conf, cons
 		tlspol_cache_entry_free(&cached);
 	tlspol_cache_entry_free(&fresh);
 	mw_buf_free(&why);
-	mw_buf_free(&body);
 	mw_buf_free(&err);
 }
 

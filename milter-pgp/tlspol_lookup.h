@@ -19,6 +19,10 @@ struct tlspol_env {
 	struct mw_dns *dns;
 	struct tlspol_cache *cache;
 	int save_cache; /* write cache_file after a fetch (the daemon; not -t) */
+	/* the daemon: a cached policy due for a fetch (new id, refresh age) is
+	   applied and v->refresh set, the fetch runs later (tlspol_refresh());
+	   -t fetches at once */
+	int background_refresh;
 };
 
 /* What needs no lookup (the policy file, parent-domain keys, [host] next
@@ -28,5 +32,17 @@ int tlspol_lookup_local(const struct tlspol_conf *conf, const char *dest, struct
 /* dest as Postfix sent it, normalized (tlspol_dest_normalize). */
 void tlspol_lookup(struct tlspol_env *env, const struct tlspol_conf *conf, const char *dest,
 		   struct tlspol_verdict *v);
+
+/*
+ * The background refresh of domain's cached MTA-STS policy: the TXT record,
+ * then the policy, kept when it parses. A failure leaves the cached policy
+ * in force (logged). v: OK with what was done in v->reason, or TEMP.
+ */
+void tlspol_refresh(struct tlspol_env *env, const struct tlspol_conf *conf, const char *domain,
+		    struct tlspol_verdict *v);
+
+/* How long after a background refresh started it may be tried again:
+   mta_sts_refresh up to 5 minutes, and longer than mta_sts_timeout. */
+time_t tlspol_refresh_retry(const struct tlspol_conf *conf);
 
 #endif

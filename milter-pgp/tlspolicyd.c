@@ -131,6 +131,7 @@ int main(int argc, char **argv)
 	struct tlspol_env env;
 	env_init(&env, conf);
 	env.save_cache = 1;
+	env.background_refresh = 1;
 	cache_check_writable(conf);
 	cache_load(&env, conf);
 	/* the server may swap conf on SIGHUP; the socket stays the one bound */

@@ -37,11 +37,12 @@ check_PROGRAMS += tests/tlspolicyd/test_pure
 tests_tlspolicyd_test_pure_SOURCES = tests/tlspolicyd/test_pure.c
 tests_tlspolicyd_test_pure_CFLAGS = $(TLSPOL_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/milter-pgp
 tests_tlspolicyd_test_pure_LDADD = milter-pgp/libtlspol.la $(TLSPOL_LIBS) $(CMOCKA_LIBS)
-TESTS += tests/tlspolicyd/test_pure tests/tlspolicyd/protocol.py tests/tlspolicyd/decisions.py tests/tlspolicyd/e2e.py \
-	tests/tlspolicyd/crosscheck.py
+TESTS += tests/tlspolicyd/test_pure tests/tlspolicyd/protocol.py tests/tlspolicyd/decisions.py tests/tlspolicyd/e2e.py tests/tlspolicyd/refresh.py \
+	tests/tlspolicyd/crosscheck.py tests/tlspolicyd/e2e_dane.py
 EXTRA_DIST += tests/tlspolicyd/tptest.py tests/tlspolicyd/protocol.py tests/tlspolicyd/decisions.py \
-	bench/tlspolicyd/run bench/tlspolicyd/tpload.c bench/tlspolicyd/RESULTS.md \
-	tests/tlspolicyd/signzone.py tests/tlspolicyd/stsserver.py tests/tlspolicyd/tlssink.py tests/tlspolicyd/e2e.py tests/tlspolicyd/crosscheck.py
+	bench/tlspolicyd/run bench/tlspolicyd/tpload.c bench/tlspolicyd/tpecho.c bench/tlspolicyd/RESULTS.md tests/tlspolicyd/refresh.py \
+	tests/tlspolicyd/signzone.py tests/tlspolicyd/stsserver.py tests/tlspolicyd/tlssink.py tests/tlspolicyd/e2e.py tests/tlspolicyd/crosscheck.py \
+	tests/tlspolicyd/e2e_dane.py tests/tlspolicyd/adresolver.py
 
 if ENABLE_FUZZERS
 TLSPOL_FUZZERS = tests/fuzz/fuzz_tlspol_netstring tests/fuzz/fuzz_tlspol_policy \

@@ -9,9 +9,9 @@ from the snippet refuses MAIL FROM without STARTTLS; milter-tls refuses it
 too on a service that left TLS optional, and logs the TLS version and
 cipher of a submission over TLS.
 
-Not covered here: a DANE destination with a wrong TLSA record (Postfix
-would need a DNSSEC-validating system resolver pointed at the test zone);
-decisions.py covers tlspolicyd's side of DANE."""
+DANE (a wrong TLSA record deferred, a right one delivered) is in
+e2e_dane.py: Postfix needs a validating system resolver and port 25 there,
+hence its own network namespace."""
 import os
 import pwd
 import smtplib

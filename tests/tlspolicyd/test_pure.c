@@ -357,6 +357,43 @@ static void test_sts_plan(void **state)
 	tlspol_cache_entry_free(&e);
 }
 
+/* The background refresh: when a policy in force is due, and the cache's
+   hand-out that marks it tried. */
+static void test_refresh_due(void **state)
+{
+	(void)state;
+	struct tlspol_cache_entry e;
+	make_entry(&e, "a.example", "id1", 1000 + 86400); /* fetched at 1000, max_age 86400 */
+	const time_t day = 86400, retry = 300;
+	assert_false(tlspol_sts_refresh_due(&e, 1000 + 3600, day, retry));
+	/* mta_sts_refresh old */
+	assert_true(tlspol_sts_refresh_due(&e, 1000 + 3600, 3600, retry));
+	/* past half its max_age, even with a long mta_sts_refresh */
+	assert_false(tlspol_sts_refresh_due(&e, 1000 + 43199, 7 * day, retry));
+	assert_true(tlspol_sts_refresh_due(&e, 1000 + 43200, 7 * day, retry));
+	/* expired: not refreshed behind a lookup (the next lookup fetches and waits) */
+	assert_false(tlspol_sts_refresh_due(&e, 1000 + day, 3600, retry));
+	/* tried lately: not again before retry */
+	e.attempted = 1000 + 3600;
+	assert_false(tlspol_sts_refresh_due(&e, 1000 + 3600 + 299, 3600, retry));
+	assert_true(tlspol_sts_refresh_due(&e, 1000 + 3600 + 300, 3600, retry));
+	e.attempted = 0;
+
+	struct tlspol_cache *c = tlspol_cache_new(10);
+	assert_int_equal(tlspol_cache_put(c, &e), 0);
+	char due[4][256];
+	assert_int_equal(tlspol_cache_take_due(c, 1000 + 60, 3600, retry, due, 4), 0);
+	assert_int_equal(tlspol_cache_take_due(c, 1000 + 3600, 3600, retry, due, 4), 1);
+	assert_string_equal(due[0], "a.example");
+	/* handed out once: not again while it may run */
+	assert_int_equal(tlspol_cache_take_due(c, 1000 + 3601, 3600, retry, due, 4), 0);
+	assert_int_equal(tlspol_cache_claim_refresh(c, "a.example", 1000 + 3601, retry), 0);
+	assert_int_equal(tlspol_cache_claim_refresh(c, "a.example", 1000 + 3900, retry), 1);
+	assert_int_equal(tlspol_cache_claim_refresh(c, "b.example", 1000 + 3900, retry), 0);
+	tlspol_cache_free(c);
+	tlspol_cache_entry_free(&e);
+}
+
 static void test_decide_sts_and_reply(void **state)
 {
 	(void)state;
@@ -426,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_cache_roundtrip),
 		cmocka_unit_test(test_cache_full),
 		cmocka_unit_test(test_sts_plan),
+		cmocka_unit_test(test_refresh_due),
 		cmocka_unit_test(test_decide_sts_and_reply),
 		cmocka_unit_test(test_dest_normalize),
 	};

@@ -2,7 +2,7 @@
 """A minimal SMTP next hop for tests: accepts every message and keeps it
 in DIR as one file, with a first line saying whether it came over TLS.
 
-    tlssink.py --port N --dir DIR [--cert FILE --key FILE]
+    tlssink.py --port N --dir DIR [--cert FILE --key FILE] [--addr 127.0.0.1]
 
 With --cert it offers STARTTLS; without, it offers none (a server that
 cannot do TLS). smtp-sink (Postfix) has no STARTTLS, hence this."""
@@ -19,6 +19,7 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--addr", default="127.0.0.1")
     args = ap.parse_args()
     ctx = None
     if args.cert:
@@ -74,7 +75,7 @@ def main():
                     self.reply("502 5.5.2 not here")
 
     socketserver.ThreadingTCPServer.allow_reuse_address = True
-    srv = socketserver.ThreadingTCPServer(("127.0.0.1", args.port), Handler)
+    srv = socketserver.ThreadingTCPServer((args.addr, args.port), Handler)
     srv.daemon_threads = True
     srv.serve_forever()
 
