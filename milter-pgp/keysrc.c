@@ -243,6 +243,16 @@ static int store_key(const struct mp_keysrc *ks, const char *fpr, const unsigned
 	return rc;
 }
 
+static void forget(const struct mp_keysrc *ks, const char *fpr)
+{
+	struct mw_buf path = MW_BUF_INIT;
+	if (fpr == NULL || strchr(fpr, '/') != NULL)
+		return;
+	mw_buf_printf(&path, "%s/%s/%s.pgp", ks->c.keyring, FOUND_DIR, fpr);
+	(void)unlink(mw_buf_str(&path));
+	mw_buf_free(&path);
+}
+
 /*
  * The best usable key for addr in data (a WKD reply or OPENPGPKEY rdata):
  * 1 and the key stored (out FOUND), 0 none usable (out->detail says why),
@@ -297,6 +307,8 @@ static int choose(struct mp_keysrc *ks, const char *addr, const unsigned char *d
 				}
 			} else {
 				last_why = w;
+				/* a key found before and now revoked or expired: gone for good */
+				forget(ks, k->fpr);
 			}
 			gpgme_key_unref(k);
 		}
