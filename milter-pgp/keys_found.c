@@ -109,7 +109,8 @@ int mp_keys_refresh(struct mp_conf *conf, gpgme_ctx_t ctx, int argc, char **argv
 		return 1;
 	}
 	char *save = NULL;
-	for (char *line = strtok_r(pins.data, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+	for (char *line = pins.data != NULL ? strtok_r(pins.data, "\n", &save) : NULL; line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
 		line[strcspn(line, " ")] = '\0';
 		mw_buf_printf(&addrs, "%s\n", line);
 	}
@@ -130,7 +131,8 @@ int mp_keys_refresh(struct mp_conf *conf, gpgme_ctx_t ctx, int argc, char **argv
 	int bad = 0;
 	struct mw_buf done = MW_BUF_INIT;
 	save = NULL;
-	for (char *a = strtok_r(addrs.data, "\n", &save); a != NULL; a = strtok_r(NULL, "\n", &save)) {
+	for (char *a = addrs.data != NULL ? strtok_r(addrs.data, "\n", &save) : NULL; a != NULL;
+	     a = strtok_r(NULL, "\n", &save)) {
 		if (listed(mw_buf_str(&done), a))
 			continue;
 		mw_buf_printf(&done, "%s\n", a);
@@ -365,7 +367,8 @@ int mp_keys_publish_wkd(struct mp_conf *conf, gpgme_ctx_t ctx, int argc, char **
 	}
 	/* each domain's policy file (empty: the draft's defaults) */
 	char *save = NULL;
-	for (char *dom = strtok_r(domains.data, "\n", &save); dom != NULL && !bad; dom = strtok_r(NULL, "\n", &save)) {
+	for (char *dom = domains.data != NULL ? strtok_r(domains.data, "\n", &save) : NULL; dom != NULL && !bad;
+	     dom = strtok_r(NULL, "\n", &save)) {
 		struct mw_buf a = MW_BUF_INIT, b = MW_BUF_INIT;
 		mw_buf_printf(&a, "%s/advanced/.well-known/openpgpkey/%s", root, dom);
 		mw_buf_printf(&b, "%s/direct/%s/.well-known/openpgpkey", root, dom);
