@@ -412,8 +412,10 @@ static int from_wkd(struct mp_keysrc *ks, const char *addr, const struct timespe
 	mw_buf_init(&body, ks->c.max_size + 1);
 	if (tlspol_fetch_https(ks->dns, &fc, host, path, NULL, &status, &body, &err) < 0) {
 		mw_buf_setf(&out->detail, "%s: %s", method, mw_buf_str(&err));
-		/* the directory answered that it has no such key */
-		rc = status == 404 || status == 410 ? 0 : -1;
+		/* the directory answered that it has no such key; or, for the
+		   direct method, the domain's web site (often no WKD at all)
+		   refused the connection or has a certificate for other names */
+		rc = status == 404 || status == 410 || (!adv && status == -1) ? 0 : -1;
 		goto out;
 	}
 	rc = choose(ks, addr, (const unsigned char *)body.data, mw_buf_len(&body), method, out, expires);

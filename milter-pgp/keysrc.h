@@ -5,7 +5,11 @@
  *  1. WKD (draft-koch-openpgp-webkey-service): the advanced method at
  *     openpgpkey.DOMAIN when that name exists, else the direct method at
  *     DOMAIN, over HTTPS with certificate checks (tlspol_fetch.c, the
- *     names resolved through common/dns), a size and a time limit;
+ *     names resolved through common/dns), a size and a time limit; a 404
+ *     is "no key", and so is, on the direct method's host only (the
+ *     domain's web site, which often has no WKD), a refused connection or
+ *     a certificate not valid for it; on the advanced method's host, set
+ *     up for WKD, those are failures;
  *  2. DNS OPENPGPKEY (RFC 7929) through common/dns, used only when the
  *     answer is DNSSEC-secure.
  *

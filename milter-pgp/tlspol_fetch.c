@@ -140,6 +140,8 @@ int tlspol_fetch_https(struct mw_dns *dns, const struct tlspol_fetch_conf *fc, c
 		goto out;
 	}
 	if (cc != CURLE_OK) {
+		if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR)
+			*status_r = -1;
 		mw_buf_printf(err, "%s (%s): %s", mw_buf_str(&url), mw_buf_str(&addr),
 			      curl_err[0] ? curl_err : curl_easy_strerror(cc));
 		goto out;

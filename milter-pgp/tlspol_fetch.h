@@ -33,7 +33,8 @@ int tlspol_fetch(struct mw_dns *dns, const struct tlspol_fetch_conf *fc, const c
 
 /* GET https://HOST/PATH (PATH starts with "/", may hold a query) under the
    same rules; media_type NULL accepts any. 0 on HTTP 200, else -1 with
-   err, and *status the HTTP status (0 when no HTTP answer came). */
+   err, and *status the HTTP status: 0 when no HTTP answer came, -1 when
+   the connection was refused or TLS failed (a certificate not valid). */
 int tlspol_fetch_https(struct mw_dns *dns, const struct tlspol_fetch_conf *fc, const char *host,
 		       const char *path, const char *media_type, long *status, struct mw_buf *body,
 		       struct mw_buf *err);

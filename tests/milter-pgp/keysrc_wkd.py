@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kstest import (BADCERT, BIG, MSG, NOBODY, OLD, PAULA, PETE, REVOKED, SLOW, WALT, WANDA, conf_for,  # noqa: E402
+from kstest import (BADCERT, BIG, DBADCERT, MSG, NOBODY, OLD, PAULA, PETE, REVOKED, SLOW, WALT, WANDA, conf_for,  # noqa: E402
                     decrypts, fetches, https, keys, mptest, new_ring, sandbox, static, zbase32_sha1)
 from mwtest.tap import Tap  # noqa: E402
 
@@ -41,6 +41,9 @@ def main(t):
     o = mptest.run(MSG, [BADCERT], conf=anyconf)
     t.ok(o.action == "tempfail" and "451" in o.action_line and "certificate" in o.log.lower(),
          "a bad certificate: the key is not used, the message tempfails (never sent in clear)", o.stdout + o.log)
+    o = mptest.run(MSG, [DBADCERT], conf=anyconf)
+    t.ok(o.action == "accept" and o.rcpts == {DBADCERT: "plaintext"} and "certificate" in o.log.lower(),
+         "a bad certificate on the direct method's host (the domain's web site): no key there", o.stdout + o.log)
     o = mptest.run(MSG, [BIG], conf=anyconf)
     t.ok(o.action == "tempfail" and "larger than 65536 bytes" in o.log,
          "an oversized WKD answer is cut off: tempfail", o.stdout + o.log)

@@ -27,6 +27,7 @@ MSG = "From: alice@example.org\r\nTo: x\r\nSubject: keys\r\nContent-Type: text/p
 WANDA, WALT, NOBODY = "wanda@wkd-adv.example", "walt@wkd-direct.example", "nobody@wkd-adv.example"
 OLD, REVOKED = "old@wkd-adv.example", "rev@wkd-adv.example"
 BIG, SLOW, BADCERT = "big@wkd-big.example", "slow@wkd-slow.example", "bc@wkd-badcert.example"
+DBADCERT = "dbc@wkd-dbadcert.example"  # the direct method's host, its certificate not for that name
 TOM = "tom@wkd-adv.example"
 DORA, DBOG, DUNS = "dora@dnssec.example", "dbog@dnssec.example", "duns@unsigned.example"
 PAULA, PETE = "paula@wkd-pub.example", "pete@wkd-pubd.example"
@@ -101,7 +102,7 @@ def wkd_direct(addr, data):
 
 
 fpr = {}
-for a in (WANDA, WALT, BIG, SLOW, BADCERT, DORA, DBOG, DUNS):
+for a in (WANDA, WALT, BIG, SLOW, BADCERT, DBADCERT, DORA, DBOG, DUNS):
     fpr[a] = new_key(a)
 fpr[OLD] = new_key(OLD, faked_time="20210101T000000", expire="1d")
 fpr[REVOKED] = new_key(REVOKED)
@@ -117,6 +118,7 @@ wkd_adv(REVOKED, export(fpr[REVOKED]))
 wkd_adv(BIG, export(fpr[BIG]) + b"\xb4\x01x" * 30000)  # a user attribute padding it past 64 KB
 wkd_adv(SLOW, export(fpr[SLOW]))
 wkd_adv(BADCERT, export(fpr[BADCERT]))
+wkd_direct(DBADCERT, export(fpr[DBADCERT]))
 wkd_adv(TOM, tom1_data)
 with open(os.path.join(static, "openpgpkey.wkd-slow.example.delay"), "w") as f:
     f.write("20")
@@ -136,11 +138,11 @@ uns_key = export(fpr[DUNS])
 plain = "".join("%s A 127.0.0.1\n" % h for h in (
     "openpgpkey.wkd-adv.example", "wkd-adv.example", "wkd-direct.example", "openpgpkey.wkd-big.example",
     "openpgpkey.wkd-slow.example", "openpgpkey.wkd-badcert.example", "openpgpkey.wkd-pub.example",
-    "wkd-pubd.example"))
+    "wkd-pubd.example", "wkd-dbadcert.example"))
 plain += "%s OPENPGPKEY \\# %d %s\n" % (openpgpkey_name(DUNS), len(uns_key), uns_key.hex())
 dns = DnsServer(plain, files=[os.path.join(zdir, "signed.zone")], ttl=1)
 
-# openpgpkey.wkd-badcert.example is left out of the certificate
+# openpgpkey.wkd-badcert.example and wkd-dbadcert.example are left out of the certificate
 ca = TestCA(["openpgpkey.wkd-adv.example", "wkd-adv.example", "wkd-direct.example", "openpgpkey.wkd-big.example",
              "openpgpkey.wkd-slow.example", "openpgpkey.wkd-pub.example", "wkd-pubd.example"])
 https = StsServer(ca, name="wkd", static=static)
