@@ -230,10 +230,14 @@ void mp_msg_rcpt(struct mp_msg *m, const char *rcpt, struct mp_reply *r)
 	if (outbound(m) && mp_conf_mixed_for(m->conf, mw_buf_str(&m->sender)) == MP_MIXED_REJECT) {
 		struct mp_gpg *g = gpg_of(m, &err);
 		int k = g != NULL ? mp_gpg_recipient(g, addr, 0, &err) : -1;
+		int local = k;
 		if (k == 0)
 			k = discovered(m, addr, NULL, &err); /* a failed lookup is 451, never 550 */
 		if (k < 0) {
-			mw_msg_error("keyring %s: %s", m->conf->s.keyring, mw_buf_str(&err));
+			if (local < 0)
+				mw_msg_error("keyring %s: %s", m->conf->s.keyring, mw_buf_str(&err));
+			else
+				mw_msg_warn("key lookup failed: %s", mw_buf_str(&err));
 			set_reply(r, MP_TEMPFAIL, "451", "4.7.0", "Cannot look up the OpenPGP key of %s, try again later",
 				  addr);
 		} else if (k == 0) {
