@@ -102,8 +102,10 @@ def wkd_direct(addr, data):
 
 
 fpr = {}
-for a in (WANDA, WALT, BIG, SLOW, BADCERT, DBADCERT, DORA, DBOG, DUNS):
+for a in (WANDA, WALT, DORA, DBOG, DUNS):
     fpr[a] = new_key(a)
+for a in (BIG, SLOW, BADCERT, DBADCERT):  # refused before their contents count: any key will do
+    fpr[a] = fpr[WANDA]
 fpr[OLD] = new_key(OLD, faked_time="20210101T000000", expire="1d")
 fpr[REVOKED] = new_key(REVOKED)
 rev = open(os.path.join(web, "openpgp-revocs.d", fpr[REVOKED] + ".rev")).read()
