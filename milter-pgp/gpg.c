@@ -50,6 +50,9 @@ struct mp_gpg {
 	gpgme_ctx_t ctx;
 	gpgme_key_t keys[MAX_RECIPIENTS + 1];
 	int nkeys;
+	struct mw_buf files;  /* "--file\nPATH\n..." of keys found elsewhere */
+	struct mw_buf file_fprs;
+	int nfiles;
 	int signer;
 };
 
@@ -213,6 +216,8 @@ struct mp_gpg *mp_gpg_new(struct mp_gpg_home *h, struct mw_buf *err)
 	struct mp_gpg *g = mw_xcalloc(1, sizeof(*g));
 	gpgme_error_t e;
 	g->h = h;
+	mw_buf_init(&g->files, 1u << 20);
+	mw_buf_init(&g->file_fprs, 1u << 20);
 	if ((e = gpgme_new(&g->ctx)) != 0) {
 		fail(err, "GPGME context", e);
 		mp_gpg_free(g);
@@ -245,6 +250,8 @@ void mp_gpg_free(struct mp_gpg *g)
 		return;
 	for (int i = 0; i < g->nkeys; i++)
 		gpgme_key_release(g->keys[i]);
+	mw_buf_free(&g->files);
+	mw_buf_free(&g->file_fprs);
 	if (g->ctx != NULL)
 		gpgme_release(g->ctx);
 	free(g);
@@ -252,7 +259,48 @@ void mp_gpg_free(struct mp_gpg *g)
 
 int mp_gpg_nrecipients(const struct mp_gpg *g)
 {
-	return g->nkeys;
+	return g->nkeys + g->nfiles;
+}
+
+int mp_gpg_recipient_file(struct mp_gpg *g, const char *path, const char *fpr, struct mw_buf *err)
+{
+	for (int i = 0; i < g->nkeys; i++)
+		if (strcasecmp(g->keys[i]->fpr, fpr) == 0)
+			return 1;
+	if (g->nfiles > 0 && strstr(mw_buf_str(&g->file_fprs), fpr) != NULL)
+		return 1;
+	if (strchr(path, '\n') != NULL) {
+		mw_buf_puts(err, "a key file name with a line feed");
+		return -1;
+	}
+	if (g->nkeys + g->nfiles >= MAX_RECIPIENTS) {
+		mw_buf_printf(err, "more than %d recipient keys", MAX_RECIPIENTS);
+		return -1;
+	}
+	mw_buf_printf(&g->files, "%s\n", path);
+	mw_buf_printf(&g->file_fprs, "%s\n", fpr);
+	if (mw_buf_failed(&g->files) || mw_buf_failed(&g->file_fprs)) {
+		mw_buf_puts(err, "out of memory");
+		return -1;
+	}
+	g->nfiles++;
+	return 1;
+}
+
+/* The keyring's keys by fingerprint, then the files: gpgme's extended
+   encryption takes them all as one string (and the key array NULL). */
+static char *recipient_string(const struct mp_gpg *g)
+{
+	struct mw_buf b = MW_BUF_INIT;
+	for (int i = 0; i < g->nkeys; i++)
+		mw_buf_printf(&b, "%s\n", g->keys[i]->fpr);
+	mw_buf_puts(&b, "--file\n--\n");
+	mw_buf_puts(&b, mw_buf_str(&g->files));
+	if (mw_buf_failed(&b)) {
+		mw_buf_free(&b);
+		return NULL;
+	}
+	return mw_buf_steal(&b);
 }
 
 int mp_gpg_has_signer(const struct mp_gpg *g)
@@ -504,15 +552,28 @@ int mp_gpg_encrypt(struct mp_gpg *g, int hide, const char *head, size_t headlen,
 	struct source src;
 	struct gpgme_data_cbs cbs;
 	gpgme_data_t in, out;
-	if (g->nkeys == 0) {
+	if (g->nkeys + g->nfiles == 0) {
 		mw_buf_puts(err, "no recipient key");
 		return -1;
 	}
-	if (open_data(&src, head, headlen, in_fd, out_fd, &in, &out, &cbs, err) < 0)
+	char *recp = NULL;
+	if (g->nfiles > 0 && (recp = recipient_string(g)) == NULL) {
+		mw_buf_puts(err, "out of memory");
 		return -1;
+	}
+	if (open_data(&src, head, headlen, in_fd, out_fd, &in, &out, &cbs, err) < 0) {
+		free(recp);
+		return -1;
+	}
 	gpgme_encrypt_flags_t flags = GPGME_ENCRYPT_ALWAYS_TRUST | (hide ? GPGME_ENCRYPT_THROW_KEYIDS : 0);
-	gpgme_error_t e = g->signer ? gpgme_op_encrypt_sign(g->ctx, g->keys, flags, in, out)
-				    : gpgme_op_encrypt(g->ctx, g->keys, flags, in, out);
+	gpgme_error_t e;
+	if (recp != NULL)
+		e = g->signer ? gpgme_op_encrypt_sign_ext(g->ctx, NULL, recp, flags, in, out)
+			      : gpgme_op_encrypt_ext(g->ctx, NULL, recp, flags, in, out);
+	else
+		e = g->signer ? gpgme_op_encrypt_sign(g->ctx, g->keys, flags, in, out)
+			      : gpgme_op_encrypt(g->ctx, g->keys, flags, in, out);
+	free(recp);
 	int r = 0;
 	if (e != 0) {
 		r = fail(err, g->signer ? "sign and encrypt" : "encrypt", e);

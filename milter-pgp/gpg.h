@@ -41,6 +41,9 @@ int mp_gpg_recipient(struct mp_gpg *g, const char *addr, int add, struct mw_buf 
 /* 1 when addr has a usable secret signing key (its default one, see
    milter-pgp-keys default): it signs from now on; 0 when not; -1. */
 int mp_gpg_signer(struct mp_gpg *g, const char *addr, struct mw_buf *err);
+/* A recipient key found elsewhere (keysrc.h), in a file gpg reads at
+   encryption (its --recipient-file); fpr identifies it for duplicates. */
+int mp_gpg_recipient_file(struct mp_gpg *g, const char *path, const char *fpr, struct mw_buf *err);
 int mp_gpg_nrecipients(const struct mp_gpg *g);
 int mp_gpg_has_signer(const struct mp_gpg *g);
 

@@ -7,6 +7,8 @@
  *   milter-pgp-keys [-c FILE] delete FPR           a key (and its secret part)
  *   milter-pgp-keys [-c FILE] generate ADDR [ed25519|rsa3072|rsa4096]
  *   milter-pgp-keys [-c FILE] default ADDR FPR     the key pair ADDR signs with
+ *   milter-pgp-keys [-c FILE] refresh | pin ADDR [FPR] | accept ADDR | publish-wkd DIR [DOMAIN...]
+ *                                                  (keys_found.h)
  *
  * Run as root, it works as the owner of the keyring directory, so the files
  * it writes stay readable by milter-pgp after its privilege drop.
@@ -29,6 +31,7 @@
 
 #include "daemon.h"
 #include "gpg.h"
+#include "keys_found.h"
 #include "log.h"
 #include "pgpconf.h"
 
@@ -41,7 +44,11 @@ static const char usage_text[] =
 	"       milter-pgp-keys [-c FILE] list\n"
 	"       milter-pgp-keys [-c FILE] delete FPR\n"
 	"       milter-pgp-keys [-c FILE] generate ADDR [ed25519|rsa3072|rsa4096]\n"
-	"       milter-pgp-keys [-c FILE] default ADDR FPR\n";
+	"       milter-pgp-keys [-c FILE] default ADDR FPR\n"
+	"       milter-pgp-keys [-c FILE] refresh\n"
+	"       milter-pgp-keys [-c FILE] pin ADDR [FPR]\n"
+	"       milter-pgp-keys [-c FILE] accept ADDR\n"
+	"       milter-pgp-keys [-c FILE] publish-wkd DIR [DOMAIN...]\n";
 
 static struct mp_conf *conf;
 static gpgme_ctx_t ctx;
@@ -253,6 +260,7 @@ static int cmd_list(int argc, char **argv)
 		die("list", e);
 	mw_buf_free(&secret);
 	mw_buf_free(&defaults);
+	mp_keys_list_pins(conf);
 	return 0;
 }
 
@@ -396,6 +404,11 @@ static int cmd_generate(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_refresh(int argc, char **argv) { return mp_keys_refresh(conf, ctx, argc, argv); }
+static int cmd_pin(int argc, char **argv) { return mp_keys_pin(conf, ctx, argc, argv); }
+static int cmd_accept(int argc, char **argv) { return mp_keys_accept(conf, ctx, argc, argv); }
+static int cmd_publish_wkd(int argc, char **argv) { return mp_keys_publish_wkd(conf, ctx, argc, argv); }
+
 int main(int argc, char **argv)
 {
 	const char *config_path = DEFAULT_CONFIG;
@@ -418,6 +431,8 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "import", cmd_import }, { "export", cmd_export }, { "list", cmd_list },
 		{ "delete", cmd_delete }, { "generate", cmd_generate }, { "default", cmd_default },
+		{ "refresh", cmd_refresh }, { "pin", cmd_pin }, { "accept", cmd_accept },
+		{ "publish-wkd", cmd_publish_wkd },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

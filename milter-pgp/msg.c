@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "gpg.h"
+#include "keysrc.h"
 #include "log.h"
 #include "mime.h"
 #include "msg.h"
@@ -178,6 +179,31 @@ static struct mp_gpg *gpg_of(struct mp_msg *m, struct mw_buf *err)
 	return m->gpg;
 }
 
+/*
+ * A key for addr beyond the keyring (key_trust tofu or any): 1 found (and
+ * added to g's recipients when g is given), 0 none, -1 the lookup failed
+ * (err says why; the caller decides between tempfail and plaintext).
+ */
+static int discovered(struct mp_msg *m, const char *addr, struct mp_gpg *g, struct mw_buf *err)
+{
+	struct mp_key_found f;
+	int r;
+	if (m->conf->keysrc == NULL)
+		return 0;
+	mp_key_found_init(&f);
+	mp_keysrc_get(m->conf->keysrc, addr, &f);
+	if (f.state == MP_KEY_FOUND)
+		r = g != NULL ? mp_gpg_recipient_file(g, mw_buf_str(&f.path), f.fpr, err) : 1;
+	else if (f.state == MP_KEY_NONE)
+		r = 0;
+	else {
+		mw_buf_setf(err, "<%s>: %s", addr, mw_buf_str(&f.detail));
+		r = -1;
+	}
+	mp_key_found_free(&f);
+	return r;
+}
+
 /* An address without angle brackets, at most ADDR_MAX. */
 static char *bare(const char *addr)
 {
@@ -204,14 +230,25 @@ void mp_msg_rcpt(struct mp_msg *m, const char *rcpt, struct mp_reply *r)
 	if (outbound(m) && mp_conf_mixed_for(m->conf, mw_buf_str(&m->sender)) == MP_MIXED_REJECT) {
 		struct mp_gpg *g = gpg_of(m, &err);
 		int k = g != NULL ? mp_gpg_recipient(g, addr, 0, &err) : -1;
+		int local = k;
+		if (k == 0)
+			k = discovered(m, addr, NULL, &err); /* a failed lookup is 451, never 550 */
 		if (k < 0) {
-			mw_msg_error("keyring %s: %s", m->conf->s.keyring, mw_buf_str(&err));
+			if (local < 0)
+				mw_msg_error("keyring %s: %s", m->conf->s.keyring, mw_buf_str(&err));
+			else
+				mw_msg_warn("key lookup failed: %s", mw_buf_str(&err));
 			set_reply(r, MP_TEMPFAIL, "451", "4.7.0", "Cannot look up the OpenPGP key of %s, try again later",
 				  addr);
 		} else if (k == 0) {
 			set_reply(r, MP_REJECT, "550", "5.7.1",
 				  "No OpenPGP key for %s: mail from this sender is sent encrypted only", addr);
 		}
+	} else if (outbound(m) && m->conf->keysrc != NULL) {
+		/* the lookup runs while the message comes in */
+		struct mp_gpg *g = gpg_of(m, &err);
+		if (g != NULL && mp_gpg_recipient(g, addr, 0, &err) == 0)
+			mp_keysrc_prefetch(m->conf->keysrc, addr);
 	}
 	m->rcpts = mw_xrealloc(m->rcpts, sizeof(*m->rcpts) * (size_t)(m->nrcpts + 1));
 	m->rcpts[m->nrcpts].addr = addr;
@@ -497,6 +534,17 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 		if (k < 0) {
 			tempfail(o, "cannot look up the recipients' keys", mw_buf_str(&err));
 			goto out;
+		}
+		if (k == 0 && control != CONTROL_NONE && (k = discovered(m, m->rcpts[i].addr, g, &err)) < 0) {
+			if (s->key_lookup_failure == 0) {
+				tempfail(o, "cannot look up the recipients' keys", mw_buf_str(&err));
+				goto out;
+			}
+			mw_buf_printf(&o->log, " key_lookup_failed=<%s>", m->rcpts[i].addr);
+			mw_msg_warn("key lookup failed, sent as without a key (key_lookup_failure = plaintext): %s",
+				    mw_buf_str(&err));
+			mw_buf_reset(&err);
+			k = 0;
 		}
 		if (k == 0 && missing++ == 0)
 			first_missing = m->rcpts[i].addr;

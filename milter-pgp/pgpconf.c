@@ -8,7 +8,10 @@
 
 #include "cli.h"
 #include "gpg.h"
+#include "keysrc.h"
 #include "pgpconf.h"
+
+MW_DNS_CONF_DEFINE(struct mp_settings, dns)
 
 static int parse_trusted(void *target, const char *value, struct mw_buf *err)
 {
@@ -23,6 +26,8 @@ static void release_trusted(void *target)
 }
 
 static const char *const mixed_modes[] = { "plaintext", "reject", NULL };
+static const char *const trust_modes[] = { "local", "tofu", "any", NULL };
+static const char *const failure_modes[] = { "tempfail", "plaintext", NULL };
 
 #define S(field) offsetof(struct mp_settings, field)
 const struct mw_conf_key mp_conf_schema[] = {
@@ -60,6 +65,27 @@ const struct mw_conf_key mp_conf_schema[] = {
 	{ .name = "max_message_size", .type = MW_CONF_SIZE, .offset = S(max_message_size),
 	  .def = "64m", .min = 1024, .max = 1ULL << 34,
 	  .help = "larger messages are refused with 552 (encrypting adds about a third)" },
+	{ .name = "key_trust", .type = MW_CONF_ENUM, .offset = S(key_trust), .def = "local",
+	  .choices = trust_modes,
+	  .help = "local (keyring only), tofu (also discovered keys, the first one pinned) or any discovered key" },
+	{ .name = "key_lookup", .type = MW_CONF_LIST, .offset = S(key_lookup), .def = "wkd openpgpkey",
+	  .help = "where keys are looked for after the keyring, in order (key_trust tofu or any)" },
+	{ .name = "key_lookup_failure", .type = MW_CONF_ENUM, .offset = S(key_lookup_failure), .def = "tempfail",
+	  .choices = failure_modes,
+	  .help = "a lookup that failed or timed out: tempfail (451, the MTA retries) or plaintext (as without a key)" },
+	{ .name = "key_lookup_timeout", .type = MW_CONF_DURATION, .offset = S(key_lookup_timeout_ms), .def = "10s",
+	  .min = 500, .max = 120000, .help = "one address, every source together" },
+	{ .name = "key_cache_ttl", .type = MW_CONF_DURATION, .offset = S(key_cache_ttl_ms), .def = "6h",
+	  .min = 1000, .max = 7ULL * 86400 * 1000, .help = "a discovered key is looked up again after this" },
+	{ .name = "key_cache_negative_ttl", .type = MW_CONF_DURATION, .offset = S(key_cache_negative_ttl_ms),
+	  .def = "30m", .min = 1000, .max = 86400 * 1000, .help = "\"no key\" is remembered this long" },
+	{ .name = "wkd_ca_file", .type = MW_CONF_STRING, .offset = S(wkd_ca_file), .def = "",
+	  .help = "CA certificates for WKD servers (empty: the system store)" },
+	{ .name = "wkd_max_size", .type = MW_CONF_SIZE, .offset = S(wkd_max_size), .def = "256k", .min = 1024,
+	  .max = 16 << 20, .help = "a larger WKD reply is refused" },
+	{ .name = "wkd_port", .type = MW_CONF_UINT, .offset = S(wkd_port), .def = "443", .min = 1, .max = 65535,
+	  .help = "HTTPS port of WKD servers (only tests change it)" },
+	MW_DNS_CONF_KEYS(struct mp_settings, dns),
 	MW_LOG_CONF_KEYS(struct mp_settings, log),
 	MW_DAEMON_CONF_KEYS(struct mp_settings, daemon, "mailward"),
 	{ .name = NULL },
@@ -83,6 +109,13 @@ int mp_conf_validate(struct mw_conf *cfg, void *target)
 			return mw_conf_fail(cfg, "passphrase_file", "%s: readable by others (chmod 0600)",
 					    s->passphrase_file);
 	}
+	for (char **p = s->key_lookup; p != NULL && *p != NULL; p++)
+		if (strcmp(*p, "wkd") != 0 && strcmp(*p, "openpgpkey") != 0)
+			return mw_conf_fail(cfg, "key_lookup", "%s: not wkd or openpgpkey", *p);
+	if (s->wkd_ca_file[0] != '\0' && access(s->wkd_ca_file, R_OK) < 0)
+		return mw_conf_fail(cfg, "wkd_ca_file", "%s: cannot read it", s->wkd_ca_file);
+	if (s->key_cache_negative_ttl_ms > s->key_cache_ttl_ms)
+		return mw_conf_fail(cfg, "key_cache_negative_ttl", "longer than key_cache_ttl");
 	if (s->control_header[0] == '\0')
 		return mw_conf_fail(cfg, "control_header", "empty");
 	for (const char *p = s->control_header; *p != '\0'; p++)
@@ -115,10 +148,38 @@ struct mp_conf *mp_conf_load_cli(const char *path, unsigned cli_flags)
 	return c;
 }
 
+static int uses(char **list, const char *what)
+{
+	for (char **p = list; p != NULL && *p != NULL; p++)
+		if (strcmp(*p, what) == 0)
+			return 1;
+	return 0;
+}
+
 int mp_conf_start(struct mp_conf *c, struct mw_buf *err)
 {
-	c->home = mp_gpg_home_new(c->s.keyring, c->s.passphrase_file, err);
-	return c->home != NULL ? 0 : -1;
+	const struct mp_settings *s = &c->s;
+	c->home = mp_gpg_home_new(s->keyring, s->passphrase_file, err);
+	if (c->home == NULL)
+		return -1;
+	if (s->key_trust == MP_TRUST_LOCAL || s->key_lookup == NULL || s->key_lookup[0] == NULL)
+		return 0;
+	struct mp_keysrc_conf kc = {
+		.trust = s->key_trust,
+		.wkd = uses(s->key_lookup, "wkd"),
+		.openpgpkey = uses(s->key_lookup, "openpgpkey"),
+		.keyring = s->keyring,
+		.gpg_home = mp_gpg_home_path(c->home),
+		.timeout_ms = s->key_lookup_timeout_ms,
+		.ttl_ms = s->key_cache_ttl_ms,
+		.negative_ttl_ms = s->key_cache_negative_ttl_ms,
+		.ca_file = s->wkd_ca_file,
+		.max_size = s->wkd_max_size,
+		.port = (unsigned)s->wkd_port,
+		.dns = &s->dns,
+	};
+	c->keysrc = mp_keysrc_new(&kc, err);
+	return c->keysrc != NULL ? 0 : -1;
 }
 
 struct mp_conf *mp_conf_ref(struct mp_conf *c)
@@ -130,6 +191,7 @@ struct mp_conf *mp_conf_ref(struct mp_conf *c)
 void mp_conf_unref(struct mp_conf *c)
 {
 	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
+		mp_keysrc_unref(c->keysrc);
 		mp_gpg_home_free(c->home);
 		mw_conf_free(c->owner);
 		free(c);

@@ -14,6 +14,7 @@
 #include "cidr.h"
 #include "conf.h"
 #include "daemon.h"
+#include "dns.h"
 #include "log.h"
 
 enum mp_mixed { MP_MIXED_PLAINTEXT, MP_MIXED_REJECT };
@@ -33,16 +34,28 @@ struct mp_settings {
 	int hide_recipients;           /* throw key ids */
 	char *control_header;          /* X-Mailward-Encrypt */
 	unsigned long long max_message_size;
+	/* recipient keys beyond the keyring (keysrc.h) */
+	int key_trust;                 /* enum mp_key_trust */
+	char **key_lookup;             /* wkd, openpgpkey */
+	int key_lookup_failure;        /* 0 tempfail, 1 plaintext */
+	unsigned long long key_lookup_timeout_ms;
+	unsigned long long key_cache_ttl_ms, key_cache_negative_ttl_ms;
+	char *wkd_ca_file;
+	unsigned long long wkd_max_size;
+	unsigned long long wkd_port;
+	struct mw_dns_conf dns;
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;
 };
 
 struct mp_gpg_home;
+struct mp_keysrc;
 
 struct mp_conf {
 	struct mp_settings s;
 	struct mw_conf *owner;    /* owns the strings in s */
 	struct mp_gpg_home *home; /* built by mp_conf_start() */
+	struct mp_keysrc *keysrc; /* key_trust tofu|any: built by mp_conf_start() */
 	atomic_int refs;
 };
 

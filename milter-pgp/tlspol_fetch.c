@@ -81,12 +81,26 @@ static int resolve(struct mw_dns *dns, const char *host, struct mw_buf *addr, st
 int tlspol_fetch(struct mw_dns *dns, const struct tlspol_fetch_conf *fc, const char *domain,
 		 struct mw_buf *body, struct mw_buf *err)
 {
+	struct mw_buf host = MW_BUF_INIT;
+	long status = 0;
+	mw_buf_printf(&host, "mta-sts.%s", domain);
+	int rc = tlspol_fetch_https(dns, fc, mw_buf_str(&host), "/.well-known/mta-sts.txt", "text/plain", &status,
+				    body, err);
+	mw_buf_free(&host);
+	return rc;
+}
+
+int tlspol_fetch_https(struct mw_dns *dns, const struct tlspol_fetch_conf *fc, const char *hostname,
+		       const char *path, const char *media_type, long *status_r, struct mw_buf *body,
+		       struct mw_buf *err)
+{
 	struct mw_buf host = MW_BUF_INIT, url = MW_BUF_INIT, connect_to = MW_BUF_INIT, addr = MW_BUF_INIT;
 	struct curl_slist *pin = NULL;
 	CURL *h = NULL;
 	int rc = -1;
-	mw_buf_printf(&host, "mta-sts.%s", domain);
-	mw_buf_printf(&url, "https://%s/.well-known/mta-sts.txt", mw_buf_str(&host));
+	*status_r = 0;
+	mw_buf_puts(&host, hostname);
+	mw_buf_printf(&url, "https://%s%s", mw_buf_str(&host), path);
 	if (resolve(dns, mw_buf_str(&host), &addr, err) < 0)
 		goto out;
 	mw_buf_printf(&connect_to, "%s:443:%s:%u", mw_buf_str(&host), mw_buf_str(&addr), fc->port);
@@ -106,7 +120,7 @@ int tlspol_fetch(struct mw_dns *dns, const struct tlspol_fetch_conf *fc, const c
 	curl_easy_setopt(h, CURLOPT_URL, mw_buf_str(&url));
 	curl_easy_setopt(h, CURLOPT_CONNECT_TO, pin);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* RFC 8461 3.3: no redirects */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L); /* RFC 8461 3.3 (and WKD here): no redirects */
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)fc->timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)fc->timeout_ms);
@@ -119,28 +133,32 @@ int tlspol_fetch(struct mw_dns *dns, const struct tlspol_fetch_conf *fc, const c
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "tlspolicyd/" PACKAGE_VERSION);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "mailward/" PACKAGE_VERSION);
 	CURLcode cc = curl_easy_perform(h);
 	if (sink.too_big || cc == CURLE_FILESIZE_EXCEEDED) {
-		mw_buf_printf(err, "%s: policy larger than %llu bytes", mw_buf_str(&url), fc->max_size);
+		mw_buf_printf(err, "%s: larger than %llu bytes", mw_buf_str(&url), fc->max_size);
 		goto out;
 	}
 	if (cc != CURLE_OK) {
+		if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CONNECT_ERROR)
+			*status_r = -1;
 		mw_buf_printf(err, "%s (%s): %s", mw_buf_str(&url), mw_buf_str(&addr),
 			      curl_err[0] ? curl_err : curl_easy_strerror(cc));
 		goto out;
 	}
 	long status = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	*status_r = status;
 	if (status != 200) {
 		mw_buf_printf(err, "%s: HTTP status %ld", mw_buf_str(&url), status);
 		goto out;
 	}
 	char *ctype = NULL;
+	size_t mlen = media_type != NULL ? strlen(media_type) : 0;
 	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ctype);
-	if (ctype == NULL || strncasecmp(ctype, "text/plain", 10) != 0 ||
-	    (ctype[10] != '\0' && ctype[10] != ';' && ctype[10] != ' ')) {
-		mw_buf_printf(err, "%s: media type is not text/plain", mw_buf_str(&url));
+	if (media_type != NULL && (ctype == NULL || strncasecmp(ctype, media_type, mlen) != 0 ||
+				   (ctype[mlen] != '\0' && ctype[mlen] != ';' && ctype[mlen] != ' '))) {
+		mw_buf_printf(err, "%s: media type is not %s", mw_buf_str(&url), media_type);
 		goto out;
 	}
 	rc = 0;

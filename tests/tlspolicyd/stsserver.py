@@ -6,7 +6,11 @@
 GET /.well-known/mta-sts.txt answers DIR/HOST (HOST from the Host header)
 as text/plain, or 404. DIR/HOST.delay holds seconds to wait before
 answering (a slow server); DIR/HOST.type a Content-Type to send instead.
-Every request is appended to DIR/requests.log as "HOST PATH"."""
+Every request is appended to DIR/requests.log as "HOST PATH".
+
+--static ROOT (milter-pgp's WKD tests): GET /P?Q answers the file ROOT/HOST/P
+(any path, the query ignored) as application/octet-stream, or 404;
+ROOT/HOST.delay holds seconds to wait first."""
 import argparse
 import http.server
 import os
@@ -21,6 +25,7 @@ def main():
     ap.add_argument("--key", required=True)
     ap.add_argument("--dir", required=True)
     ap.add_argument("--ready-file", required=True)
+    ap.add_argument("--static")
     args = ap.parse_args()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -34,6 +39,28 @@ def main():
             with open(os.path.join(args.dir, "requests.log"), "a") as f:
                 f.write("%s %s\n" % (host, self.path))
             base = os.path.join(args.dir, os.path.basename(host))
+            if args.static:
+                base = os.path.join(args.static, os.path.basename(host))
+                path = self.path.split("?", 1)[0]
+                target = os.path.realpath(os.path.join(base, path.lstrip("/")))
+                if os.path.exists(base + ".delay"):
+                    with open(base + ".delay") as f:
+                        time.sleep(float(f.read()))
+                if ".." in path.split("/") or not os.path.isfile(target):
+                    self.send_response(404)
+                    body = b"not found\n"
+                else:
+                    self.send_response(200)
+                    with open(target, "rb") as f:
+                        body = f.read()
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                return
             if os.path.exists(base + ".delay"):
                 with open(base + ".delay") as f:
                     time.sleep(float(f.read()))

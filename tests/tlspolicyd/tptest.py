@@ -173,8 +173,9 @@ class TestCA:
 class StsServer:
     """tests/tlspolicyd/stsserver.py on a free loopback port."""
 
-    def __init__(self, ca, name="sts", port=None):
+    def __init__(self, ca, name="sts", port=None, static=None):
         self.dir = sandbox.mkdir(name)
+        self.static = static  # a ROOT for --static (see stsserver.py)
         self.ca = ca
         self.port = port or sandbox.free_port()
         self.proc = None
@@ -186,7 +187,8 @@ class StsServer:
             os.unlink(ready)
         self.proc = sandbox.spawn(["/usr/bin/python3", os.path.join(HERE, "stsserver.py"), "--port", str(self.port),
                                    "--cert", self.ca.cert, "--key", self.ca.key, "--dir", self.dir,
-                                   "--ready-file", ready], log=os.path.join(self.dir, "server.log"))
+                                   "--ready-file", ready] + (["--static", self.static] if self.static else []),
+                                  log=os.path.join(self.dir, "server.log"))
         sandbox.wait_for(lambda: os.path.exists(ready) or self.proc.poll() is not None, 20, what="the HTTPS server")
         if self.proc.poll() is not None:
             raise RuntimeError(sandbox.read_text(os.path.join(self.dir, "server.log")))
