@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "sock.h"
@@ -56,6 +57,18 @@ int mw_metrics_check_listen(const char *spec_text, struct mw_buf *err)
 		return -1;
 	}
 	return 0;
+}
+
+int mw_metrics_validate_listen(struct mw_conf *cfg, const char *key, const char *value)
+{
+	if (value == NULL || value[0] == '\0')
+		return 0;
+	struct mw_buf err = MW_BUF_INIT;
+	int r = 0;
+	if (mw_metrics_check_listen(value, &err) < 0)
+		r = mw_conf_fail(cfg, key, "%s", mw_buf_str(&err));
+	mw_buf_free(&err);
+	return r;
 }
 
 int mw_metrics_request_complete(const char *data, size_t len)

@@ -41,6 +41,10 @@ void mw_metrics_histogram(struct mw_buf *out, const char *name, const char *help
 
 /* metrics_listen must be an inet socket (HTTP); 0, or -1 with err. */
 int mw_metrics_check_listen(const char *spec, struct mw_buf *err);
+/* The same from a conf.h validate callback: 0, or mw_conf_fail()'s value
+   naming key. An empty value (off) is fine. */
+struct mw_conf;
+int mw_metrics_validate_listen(struct mw_conf *cfg, const char *key, const char *value);
 /* Has the HTTP request in data ended (its empty line)? */
 int mw_metrics_request_complete(const char *data, size_t len);
 /* The HTTP/1.0 response carrying body, appended to out. */

@@ -223,15 +223,8 @@ int ma_conf_validate(struct mw_conf *cfg, void *target)
 			memcpy(*d, norm, strlen(norm) + 1); /* normalizing never lengthens */
 		}
 	}
-	if (s->metrics_listen[0] != '\0') {
-		struct mw_buf err = MW_BUF_INIT;
-		if (mw_metrics_check_listen(s->metrics_listen, &err) < 0) {
-			int r = mw_conf_fail(cfg, "metrics_listen", "%s", mw_buf_str(&err));
-			mw_buf_free(&err);
-			return r;
-		}
-		mw_buf_free(&err);
-	}
+	if (mw_metrics_validate_listen(cfg, "metrics_listen", s->metrics_listen) < 0)
+		return -1;
 	if (access(s->public_suffix_list, R_OK) < 0)
 		return mw_conf_fail(cfg, "public_suffix_list", "cannot read %s (install the Debian "
 				    "package publicsuffix)", s->public_suffix_list);

@@ -442,6 +442,16 @@ out:
 	return rc;
 }
 
+static void sort_days(unsigned *days, int n)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && days[j - 1] > days[j]; j--) {
+			unsigned t = days[j];
+			days[j] = days[j - 1];
+			days[j - 1] = t;
+		}
+}
+
 /* The days that have store files, in ascending order (at most max). */
 static int store_days(const struct send_opts *o, unsigned *days, int max)
 {
@@ -462,12 +472,7 @@ static int store_days(const struct send_opts *o, unsigned *days, int max)
 		}
 		closedir(d);
 	}
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && days[j - 1] > days[j]; j--) {
-			unsigned t = days[j];
-			days[j] = days[j - 1];
-			days[j - 1] = t;
-		}
+	sort_days(days, n);
 	return n;
 }
 
@@ -490,12 +495,7 @@ static int redis_days(struct redisContext *rc, const struct ma_settings *s, time
 		if (e && !seen)
 			days[n++] = day;
 	}
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && days[j - 1] > days[j]; j--) {
-			unsigned t = days[j];
-			days[j] = days[j - 1];
-			days[j - 1] = t;
-		}
+	sort_days(days, n);
 	return n;
 }
 

@@ -195,15 +195,8 @@ static int validate(struct mw_conf *cfg, void *target)
 	struct pr_settings *s = target;
 	if (s->nrules == 0)
 		return mw_conf_fail(cfg, "rule", "no rule: nothing would be limited");
-	if (s->metrics_listen[0] != '\0') {
-		struct mw_buf err = MW_BUF_INIT;
-		if (mw_metrics_check_listen(s->metrics_listen, &err) < 0) {
-			int r = mw_conf_fail(cfg, "metrics_listen", "%s", mw_buf_str(&err));
-			mw_buf_free(&err);
-			return r;
-		}
-		mw_buf_free(&err);
-	}
+	if (mw_metrics_validate_listen(cfg, "metrics_listen", s->metrics_listen) < 0)
+		return -1;
 	return 0;
 }
 
