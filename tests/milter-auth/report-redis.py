@@ -73,6 +73,16 @@ def value(text, name):
     return float(m.group(1)) if m else None
 
 
+SANITIZER = re.compile(r"Sanitizer|runtime error")
+sanitizer_reports = []
+
+
+def watch(what, text):
+    """Keeps what a sanitizer build reported (none expected)."""
+    if SANITIZER.search(text):
+        sanitizer_reports.append("%s:\n%s" % (what, text[-3000:]))
+
+
 def tcp_listeners(pid):
     out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "pid=%d," % pid in line]
@@ -88,6 +98,7 @@ def part1(t, dns):
     for host, m, ip, times in plan:
         for _ in range(times):
             o = run(confs[host], m, client_ip=ip, mail_from="bounce-4711@rep.example")
+            watch("test mode", o.log)
             t.ok(o.rc == 0, "mx%d evaluates a message from %s" % (host + 1, ip), repr(o))
             verdicts[(m, ip)] = o.action_line
     key = "mailward:dmarc:eval:" + today()
@@ -103,6 +114,7 @@ def part1(t, dns):
     out = sandbox.mkdir("redis-dry-run")
     p = subprocess.run([REPORT, "-c", confs[1], "send", "--dry-run", out, "--day", "today"],
                        capture_output=True, text=True, timeout=120)
+    watch("send", p.stderr)
     t.eq(p.returncode, 0, "send --dry-run from Redis") or t.diag(p.stdout + p.stderr)
     files = os.listdir(out)
     t.eq(len(files), 1, "one report for rep.example, not one per host") or t.diag(repr(files))
@@ -139,6 +151,7 @@ def part1(t, dns):
     for (m, ip), line in verdicts.items():
         t0 = time.monotonic()
         o = run(confs[0], m, client_ip=ip, mail_from="bounce-4711@rep.example")
+        watch("test mode, Redis down", o.log)
         t.eq(o.action_line, line, "Redis down: the verdict is unchanged (%s)" % ip)
         t.contains(o.log, "DMARC report store (redis)", "the store failure is logged")
         t.diag("with Redis down: %.2f s" % (time.monotonic() - t0))
@@ -229,6 +242,7 @@ def part2(t, dns):
                      what="the evaluation in Redis")
     t.eq(redis.cli("LLEN", "mailward:dmarc:eval:" + today()).strip(), "1", "Redis back: the evaluation recorded")
     ma.stop()
+    watch("daemon", ma.text())
 
     # a Redis that accepts and never answers (hung, or a black-holed
     # network): each write waits redis_timeout (10 s here) in the store's
@@ -268,6 +282,7 @@ def main(t):
     part1(t, dns)
     part2(t, dns)
     dns.stop()
+    t.eq(sanitizer_reports, [], "no sanitizer report from any run (sanitizer build)")
 
 
 t = Tap()
