@@ -11,10 +11,12 @@
 #include "madkim.h"
 #include "madmarc.h"
 #include "masign.h"
+#include "metrics.h"
 #include "report_store.h"
 #include "spf.h"
 
 MW_DNS_CONF_DEFINE(struct ma_settings, dns)
+MW_REDIS_CONF_DEFINE(struct ma_settings, redis)
 
 static int parse_trusted(void *target, const char *value, struct mw_buf *err)
 {
@@ -35,6 +37,7 @@ static const char *const dmarc_standards[] = { "rfc9989", "rfc7489", NULL };
 static const char *const canon_names[] = { "relaxed/relaxed", "relaxed/simple", "simple/relaxed",
 					   "simple/simple", NULL };
 static const char *const origip_names[] = { "strip", "add", "keep", NULL };
+static const char *const report_store_names[] = { "file", "redis", NULL };
 #define DKIM_SIGN_HEADERS "From Reply-To Subject Date Message-ID To Cc MIME-Version Content-Type " \
 	"Content-Transfer-Encoding Content-ID Content-Description Content-Disposition In-Reply-To " \
 	"References Resent-Date Resent-From Resent-To Resent-Cc List-Id List-Help List-Unsubscribe " \
@@ -113,6 +116,10 @@ const struct mw_conf_key ma_conf_schema[] = {
 	  .min = 1, .max = 100000,
 	  .help = "inet: sockets: MTA connections served at once, more are closed (read at start)" },
 	/* DMARC aggregate reports */
+	{ .name = "report_store", .type = MW_CONF_ENUM, .offset = S(report_store), .def = "file",
+	  .choices = report_store_names,
+	  .help = "where evaluations are recorded: file (report_store_dir) or redis (redis_servers, "
+	  "shared by every MX host)" },
 	{ .name = "report_store_dir", .type = MW_CONF_STRING, .offset = S(report_store_dir), .def = "",
 	  .help = "record inbound DMARC evaluations here for milter-auth-report (empty: do not record)" },
 	{ .name = "report_retention", .type = MW_CONF_DURATION, .offset = S(report_retention_ms),
@@ -133,6 +140,9 @@ const struct mw_conf_key ma_conf_schema[] = {
 	  .help = "a report message larger than this is not sent (nor read, by ingest)" },
 	{ .name = "report_received_dir", .type = MW_CONF_STRING, .offset = S(report_received_dir), .def = "",
 	  .help = "where milter-auth-report ingest keeps the reports other receivers send us" },
+	MW_REDIS_CONF_KEYS(struct ma_settings, redis, "127.0.0.1:6379"),
+	{ .name = "metrics_listen", .type = MW_CONF_STRING, .offset = S(metrics_listen), .def = "",
+	  .help = "inet:port@host serving Prometheus metrics over HTTP (empty: off; read at start)" },
 	MW_DNS_CONF_KEYS(struct ma_settings, dns),
 	MW_LOG_CONF_KEYS(struct ma_settings, log),
 	MW_DAEMON_CONF_KEYS(struct ma_settings, daemon, "mailward"),
@@ -213,6 +223,8 @@ int ma_conf_validate(struct mw_conf *cfg, void *target)
 			memcpy(*d, norm, strlen(norm) + 1); /* normalizing never lengthens */
 		}
 	}
+	if (mw_metrics_validate_listen(cfg, "metrics_listen", s->metrics_listen) < 0)
+		return -1;
 	if (access(s->public_suffix_list, R_OK) < 0)
 		return mw_conf_fail(cfg, "public_suffix_list", "cannot read %s (install the Debian "
 				    "package publicsuffix)", s->public_suffix_list);
@@ -264,7 +276,12 @@ int ma_conf_start(struct ma_conf *c, struct mw_buf *err)
 		if ((e->signer = ma_signer_new(&sc, err)) == NULL)
 			return -1;
 	}
-	if (s->report_store_dir[0] != '\0') {
+	if (s->report_store == MA_REPORT_STORE_REDIS) {
+		e->reports = ma_report_store_open_redis(&s->redis, s->report_host_id, s->report_retention_ms / 1000,
+							s->report_keep_localparts, err);
+		if (e->reports == NULL)
+			return -1;
+	} else if (s->report_store_dir[0] != '\0') {
 		e->reports = ma_report_store_open(s->report_store_dir, s->report_host_id,
 						  s->report_retention_ms / 1000, s->report_keep_localparts, err);
 		if (e->reports == NULL)

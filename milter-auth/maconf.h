@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "dns.h"
 #include "log.h"
+#include "redis.h"
 
 struct ma_spf;
 struct ma_dkim;
@@ -28,6 +29,7 @@ enum ma_malformed_action { MA_MALFORMED_REJECT, MA_MALFORMED_QUARANTINE, MA_MALF
 enum ma_canon { MA_CANON_RELAXED_RELAXED, MA_CANON_RELAXED_SIMPLE, MA_CANON_SIMPLE_RELAXED,
 		MA_CANON_SIMPLE_SIMPLE };
 enum ma_originating_ip { MA_ORIGIP_STRIP, MA_ORIGIP_ADD, MA_ORIGIP_KEEP };
+enum ma_report_store_kind { MA_REPORT_STORE_FILE, MA_REPORT_STORE_REDIS };
 
 struct ma_settings {
 	char *socket;
@@ -59,7 +61,9 @@ struct ma_settings {
 	int originating_ip;            /* enum ma_originating_ip */
 	unsigned long long max_connections; /* inet: relay, read at start */
 	/* DMARC aggregate reports (report_store.h, milter-auth-report(8)) */
-	char *report_store_dir;        /* "": evaluations are not recorded */
+	int report_store;              /* enum ma_report_store_kind */
+	char *report_store_dir;        /* file: "": evaluations are not recorded; redis: sent-day markers */
+	struct mw_redis_conf redis;    /* report_store = redis */
 	unsigned long long report_retention_ms;
 	int report_keep_localparts;
 	char *report_host_id;          /* "": the host name */
@@ -71,6 +75,7 @@ struct ma_settings {
 	struct mw_dns_conf dns;
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;
+	char *metrics_listen;          /* "": no Prometheus endpoint (read at start) */
 };
 
 /* The engines a configuration runs with (their settings come from it). */
@@ -80,7 +85,7 @@ struct ma_engines {
 	struct ma_dkim *dkim;
 	struct ma_dmarc *dmarc;
 	struct ma_signer *signer;  /* NULL: no dkim_key_table */
-	struct ma_report_store *reports; /* NULL unless report_store_dir is set */
+	struct ma_report_store *reports; /* NULL unless evaluations are recorded */
 };
 
 struct ma_conf {

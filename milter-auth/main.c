@@ -26,6 +26,8 @@
 #include "daemon.h"
 #include "log.h"
 #include "maconf.h"
+#include "mametrics.h"
+#include "metrics.h"
 #include "milter.h"
 #include "pipeline.h"
 #include "sock.h"
@@ -212,7 +214,19 @@ static int run_daemon(const char *path, int foreground)
 	mw_log_apply_conf(&conf->s.log);
 	if (ma_milter_setup(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
+	/* metrics_listen: bound before the privilege drop, served after the
+	   fork (threads do not survive it) */
+	int metrics_fd = -1;
+	if (conf->s.metrics_listen[0] != '\0') {
+		struct mw_sockspec spec;
+		struct mw_sock_perms perms = mw_daemon_sock_perms(&conf->s.daemon);
+		if (mw_sock_parse(conf->s.metrics_listen, &spec, &err) < 0 ||
+		    (metrics_fd = mw_sock_listen(&spec, &perms, 64, &err)) < 0)
+			mw_msg_fatal("metrics_listen: %s", mw_buf_str(&err));
+	}
 	mw_startup_begin(&conf->s.daemon, foreground);
+	if (metrics_fd >= 0 && mw_metrics_serve(metrics_fd, ma_metrics_text, NULL, &err) < 0)
+		mw_msg_fatal("%s", mw_buf_str(&err));
 	if (ma_conf_start(conf, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	ma_milter_set_conf(conf);

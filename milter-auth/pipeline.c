@@ -11,6 +11,7 @@
 #include "log.h"
 #include "masign.h"
 #include "pipeline.h"
+#include "mametrics.h"
 #include "report_store.h"
 
 #define MAX_SIGS 64
@@ -538,13 +539,40 @@ static unsigned long long now_ns(void)
 	return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
 }
 
+/* The metrics (mametrics.h) of one message. */
+static void count(const struct verdicts *v, int skip, int too_many, const struct ma_outcome *out,
+		  unsigned long long start)
+{
+	int verified = !skip && !too_many, dns_error = 0, signatures = 0;
+	for (int i = 0; i < out->nchanges; i++)
+		signatures += out->changes[i].add && strcasecmp(out->changes[i].name, "DKIM-Signature") == 0;
+	for (int i = 0; verified && i < v->nsigs; i++)
+		dns_error |= v->sigs[i].result == MA_DKIM_TEMPERROR;
+	if (verified)
+		dns_error |= v->spf.result == MA_SPF_TEMPERROR || v->spf_helo.result == MA_SPF_TEMPERROR ||
+			     (!v->from_problem && v->dmarc.result == MA_DMARC_TEMPERROR);
+	struct ma_metrics_msg mm = {
+		.verdict = too_many ? MA_M_TOO_MANY_HEADERS : skip ? MA_M_SKIPPED : MA_M_VERIFIED,
+		.spf = verified ? (int)v->spf.result : -1,
+		.dmarc = !verified ? -1 : v->from_problem ? (int)MA_DMARC_PERMERROR : (int)v->dmarc.result,
+		.sigs = v->sigs,
+		.nsigs = verified ? v->nsigs : 0,
+		.action = (int)out->action,
+		.signatures = signatures,
+		.dns_error = dns_error,
+		.us = (now_ns() - start) / 1000,
+	};
+	ma_metrics_message(&mm);
+}
+
 void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *out)
 {
 	unsigned long long t0 = now_ns(), t1;
 	const struct ma_settings *s = &m->conf->s;
 	struct verdicts *v = mw_xcalloc(1, sizeof(*v));
 	struct mw_dns_budget budget;
-	int skip = skipped(m);
+	int skip = skipped(m), too_many = 0;
+	unsigned long long start = t0;
 
 	if (qid == NULL || qid[0] == '\0')
 		qid = "NOQUEUE";
@@ -558,6 +586,7 @@ void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *
 		add_change(out, 0, "Authentication-Results", NULL, m->forged[i]);
 
 	if (too_many_headers(m)) {
+		too_many = 1;
 		/* Refused, not tempfailed: the same message would be refused again
 		   on every retry. Never accepted unchecked. */
 		set_action(out, MA_REJECT, "552", "5.3.4");
@@ -622,6 +651,7 @@ void ma_msg_eom(struct ma_msg *m, const char *qid, int dice, struct ma_outcome *
 		mw_buf_append_printable(&out->log, m->sign_note.data, mw_buf_len(&m->sign_note), 2000);
 	}
 	out->total_ns = out->spf_ns + out->dkim_ns + out->dmarc_ns + (now_ns() - t0);
+	count(v, skip, too_many, out, start);
 	ma_spf_verdict_free(&v->spf);
 	ma_spf_verdict_free(&v->spf_helo);
 	free(v);

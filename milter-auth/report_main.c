@@ -46,12 +46,15 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <hiredis/hiredis.h>
+
 #include "cli.h"
 #include "dmarc_report.h"
 #include "log.h"
 #include "maconf.h"
 #include "madmarc.h"
 #include "report_ingest.h"
+#include "report_redis.h"
 #include "report_store.h"
 #include "strnum.h"
 
@@ -94,7 +97,29 @@ static void evals_free(struct evals *a)
 	a->n = a->cap = 0;
 }
 
-/* Reads one store file's lines into a; malformed lines are counted, not fatal. */
+/* One store line into a; a malformed one is counted, not fatal. */
+static void add_line(struct evals *a, const char *line, size_t len, const char *where, unsigned long lineno,
+		     unsigned long *bad)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	struct ma_report_eval *e = mw_xcalloc(1, sizeof(*e));
+	if (a->n >= MAX_EVALS_PER_DAY || ma_report_eval_parse(line, len, e, &err) < 0) {
+		if ((*bad)++ < 10)
+			mw_msg_warn("%s:%lu: skipped: %s", where, lineno,
+				    a->n >= MAX_EVALS_PER_DAY ? "too many evaluations" : mw_buf_str(&err));
+		free(e);
+		mw_buf_free(&err);
+		return;
+	}
+	/* domains compare case-insensitively */
+	for (char *p = e->policy_domain; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+	evals_add(a, e);
+	mw_buf_free(&err);
+}
+
+/* Reads one store file's lines into a. */
 static void read_store_file(const char *path, struct evals *a, unsigned long *bad)
 {
 	FILE *f = fopen(path, "r");
@@ -105,28 +130,37 @@ static void read_store_file(const char *path, struct evals *a, unsigned long *ba
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	struct mw_buf err = MW_BUF_INIT;
 	unsigned long lineno = 0;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		lineno++;
-		struct ma_report_eval *e = mw_xcalloc(1, sizeof(*e));
-		mw_buf_reset(&err);
-		if (a->n >= MAX_EVALS_PER_DAY || ma_report_eval_parse(line, (size_t)len, e, &err) < 0) {
-			if ((*bad)++ < 10)
-				mw_msg_warn("%s:%lu: skipped: %s", path, lineno,
-					    a->n >= MAX_EVALS_PER_DAY ? "too many evaluations" : mw_buf_str(&err));
-			free(e);
-			continue;
-		}
-		/* domains compare case-insensitively */
-		for (char *p = e->policy_domain; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p + 32);
-		evals_add(a, e);
-	}
+	while ((len = getline(&line, &cap, f)) > 0)
+		add_line(a, line, (size_t)len, path, ++lineno, bad);
 	free(line);
-	mw_buf_free(&err);
 	fclose(f);
+}
+
+/* report_store = redis: the lines of one day's list */
+struct redis_lines {
+	struct evals *a;
+	unsigned long *bad;
+	unsigned long n;
+	char where[64];
+};
+
+static void redis_line(void *ctx, const char *line, size_t len)
+{
+	struct redis_lines *r = ctx;
+	add_line(r->a, line, len, r->where, ++r->n, r->bad);
+}
+
+/* Does key exist? 1, 0, or -1 with err. */
+static int redis_exists(struct redisContext *rc, const char *key, struct mw_buf *err)
+{
+	const char *argv[] = { "EXISTS", key };
+	redisReply *r = mw_redis_command(rc, 2, argv, err);
+	if (r == NULL)
+		return -1;
+	int yes = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+	freeReplyObject(r);
+	return yes;
 }
 
 static int cmp_domain(const void *x, const void *y)
@@ -408,6 +442,16 @@ out:
 	return rc;
 }
 
+static void sort_days(unsigned *days, int n)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && days[j - 1] > days[j]; j--) {
+			unsigned t = days[j];
+			days[j] = days[j - 1];
+			days[j - 1] = t;
+		}
+}
+
 /* The days that have store files, in ascending order (at most max). */
 static int store_days(const struct send_opts *o, unsigned *days, int max)
 {
@@ -428,12 +472,30 @@ static int store_days(const struct send_opts *o, unsigned *days, int max)
 		}
 		closedir(d);
 	}
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && days[j - 1] > days[j]; j--) {
-			unsigned t = days[j];
-			days[j] = days[j - 1];
-			days[j - 1] = t;
-		}
+	sort_days(days, n);
+	return n;
+}
+
+/* report_store = redis: the days of the retention window with a list,
+   added to days (kept unique and ascending). */
+static int redis_days(struct redisContext *rc, const struct ma_settings *s, time_t now, unsigned *days, int n,
+		      int max, struct mw_buf *err)
+{
+	for (time_t t = now - (time_t)(s->report_retention_ms / 1000); t <= now + 86400 && n < max; t += 86400) {
+		unsigned day = ma_report_day_of(t), seen = 0;
+		char key[64];
+		if (t > now && day != ma_report_day_of(now))
+			break;
+		ma_report_redis_eval_key(day, key, sizeof(key));
+		int e = redis_exists(rc, key, err);
+		if (e < 0)
+			return -1;
+		for (int j = 0; j < n; j++)
+			seen |= days[j] == day;
+		if (e && !seen)
+			days[n++] = day;
+	}
+	sort_days(days, n);
 	return n;
 }
 
@@ -441,7 +503,8 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 {
 	const struct ma_settings *s = &c->s;
 	struct mw_buf err = MW_BUF_INIT;
-	if (s->report_store_dir[0] == '\0' && o->nstores == 0) {
+	int redis = s->report_store == MA_REPORT_STORE_REDIS;
+	if (!redis && s->report_store_dir[0] == '\0' && o->nstores == 0) {
 		fprintf(stderr, "milter-auth-report: report_store_dir is not set in the configuration\n");
 		return 2;
 	}
@@ -449,8 +512,15 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 		fprintf(stderr, "milter-auth-report: report_email (the address reports come from) is not set\n");
 		return 2;
 	}
-	if (s->report_store_dir[0] != '\0' && o->nstores < MAX_STORES)
+	if (!redis && s->report_store_dir[0] != '\0' && o->nstores < MAX_STORES)
 		o->stores[o->nstores++] = s->report_store_dir;
+	struct redisContext *rconn = NULL;
+	if (redis && (rconn = mw_redis_connect(&s->redis, &err)) == NULL) {
+		/* the evaluations stay in Redis: the next run sends them */
+		fprintf(stderr, "milter-auth-report: report_store = redis: %s\n", mw_buf_str(&err));
+		mw_buf_free(&err);
+		return 1;
+	}
 	struct mw_dns *dns = mw_dns_new(&s->dns, &err);
 	struct ma_dmarc *dm = dns != NULL ? ma_dmarc_new(dns, s->public_suffix_list, &err) : NULL;
 	if (dm == NULL) {
@@ -465,16 +535,40 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 	int ndays = o->day ? 1 : store_days(o, days, 400);
 	if (o->day)
 		days[0] = o->day;
+	else if (rconn != NULL && (ndays = redis_days(rconn, s, now, days, ndays, 400, &err)) < 0) {
+		fprintf(stderr, "milter-auth-report: report_store = redis: %s\n", mw_buf_str(&err));
+		redisFree(rconn);
+		ma_dmarc_free(dm);
+		mw_dns_free(dns);
+		mw_buf_free(&err);
+		return 1;
+	}
 	unsigned today = ma_report_day_of(now);
 	int rc = 0;
 	for (int di = 0; di < ndays; di++) {
 		unsigned day = days[di];
-		char marker[4096];
-		snprintf(marker, sizeof(marker), "%s/sent-%08u", o->stores[0], day);
-		if (!o->day && (day >= today || access(marker, F_OK) == 0))
-			continue; /* the day is not over, or was sent */
+		char marker[4096] = "", sent_key[64];
+		if (rconn != NULL)
+			ma_report_redis_sent_key(day, sent_key, sizeof(sent_key));
+		else
+			snprintf(marker, sizeof(marker), "%s/sent-%08u", o->stores[0], day);
+		if (!o->day && (day >= today || (rconn != NULL ? redis_exists(rconn, sent_key, &err) != 0
+							     : access(marker, F_OK) == 0)))
+			continue; /* the day is not over, or was sent (or Redis cannot say) */
 		struct evals a = { 0 };
 		unsigned long bad = 0;
+		if (rconn != NULL) {
+			struct redis_lines rl = { &a, &bad, 0, "" };
+			snprintf(rl.where, sizeof(rl.where), "redis day %08u", day);
+			if (ma_report_redis_read_day(rconn, day, redis_line, &rl, &err) < 0) {
+				/* nothing sent for the day: the next run tries again */
+				mw_msg_error("report_store = redis: day %u: %s", day, mw_buf_str(&err));
+				mw_buf_reset(&err);
+				evals_free(&a);
+				rc = 1;
+				continue;
+			}
+		}
 		for (int i = 0; i < o->nstores; i++) {
 			DIR *d = opendir(o->stores[i]);
 			if (d == NULL) {
@@ -505,13 +599,27 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 			i = j;
 		}
 		evals_free(&a);
-		if (day_rc == 0 && o->dry_run == NULL && !o->day) {
+		if (day_rc == 0 && o->dry_run == NULL && !o->day && rconn != NULL) {
+			/* the day's mark expires with the day's evaluations */
+			char ttl[32];
+			snprintf(ttl, sizeof(ttl), "%llu", s->report_retention_ms / 1000 + 86400);
+			const char *argv[] = { "SET", sent_key, "1", "EX", ttl };
+			redisReply *r = mw_redis_command(rconn, 5, argv, &err);
+			if (r == NULL) {
+				mw_msg_error("report_store = redis: cannot mark day %u sent: %s", day, mw_buf_str(&err));
+				mw_buf_reset(&err);
+			} else {
+				freeReplyObject(r);
+			}
+		} else if (day_rc == 0 && o->dry_run == NULL && !o->day) {
 			int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
 			if (fd >= 0)
 				close(fd);
 		}
 		rc |= day_rc;
 	}
+	if (rconn != NULL)
+		redisFree(rconn);
 	ma_dmarc_free(dm);
 	mw_dns_free(dns);
 	mw_buf_free(&err);

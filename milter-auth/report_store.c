@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mametrics.h"
+#include "report_redis.h"
 #include "report_store.h"
 
 struct ma_report_store {
+	struct ma_report_redis *redis; /* report_store = redis; else the file store: */
 	char *dir;
 	char host[64];
 	unsigned long long retention_s;
@@ -74,20 +77,9 @@ int ma_report_store_expire(const char *dir, unsigned long long retention_s, time
 	return n;
 }
 
-struct ma_report_store *ma_report_store_open(const char *dir, const char *host, unsigned long long retention_s,
-					     int keep_localparts, struct mw_buf *err)
+static struct ma_report_store *new_store(const char *host, unsigned long long retention_s, int keep_localparts)
 {
-	struct stat sb;
-	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-		mw_buf_printf(err, "report_store_dir %s: not a directory", dir);
-		return NULL;
-	}
-	if (access(dir, W_OK | X_OK) < 0) {
-		mw_buf_printf(err, "report_store_dir %s: not writable by this user (%s)", dir, strerror(errno));
-		return NULL;
-	}
 	struct ma_report_store *st = mw_xcalloc(1, sizeof(*st));
-	st->dir = mw_xstrdup(dir);
 	char name[256] = "";
 	if (host == NULL || host[0] == '\0') {
 		if (gethostname(name, sizeof(name)) < 0)
@@ -110,10 +102,40 @@ struct ma_report_store *ma_report_store_open(const char *dir, const char *host, 
 	return st;
 }
 
+struct ma_report_store *ma_report_store_open(const char *dir, const char *host, unsigned long long retention_s,
+					     int keep_localparts, struct mw_buf *err)
+{
+	struct stat sb;
+	if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		mw_buf_printf(err, "report_store_dir %s: not a directory", dir);
+		return NULL;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		mw_buf_printf(err, "report_store_dir %s: not writable by this user (%s)", dir, strerror(errno));
+		return NULL;
+	}
+	struct ma_report_store *st = new_store(host, retention_s, keep_localparts);
+	st->dir = mw_xstrdup(dir);
+	return st;
+}
+
+struct ma_report_store *ma_report_store_open_redis(const struct mw_redis_conf *conf, const char *host,
+						   unsigned long long retention_s, int keep_localparts,
+						   struct mw_buf *err)
+{
+	struct ma_report_redis *r = ma_report_redis_new(conf, retention_s, err);
+	if (r == NULL)
+		return NULL;
+	struct ma_report_store *st = new_store(host, retention_s, keep_localparts);
+	st->redis = r;
+	return st;
+}
+
 void ma_report_store_close(struct ma_report_store *st)
 {
 	if (st == NULL)
 		return;
+	ma_report_redis_free(st->redis);
 	if (st->fd >= 0)
 		close(st->fd);
 	pthread_mutex_destroy(&st->lock);
@@ -140,6 +162,11 @@ void ma_report_store_add(struct ma_report_store *st, const struct ma_report_eval
 	}
 	time_t now = (time_t)e->ts;
 	unsigned day = ma_report_day_of(now);
+	if (st->redis != NULL) {
+		ma_report_redis_push(st->redis, day, mw_buf_str(&line), mw_buf_len(&line));
+		mw_buf_free(&line);
+		return;
+	}
 	pthread_mutex_lock(&st->lock);
 	if (st->fd < 0 || st->day != day) {
 		char path[4096];
@@ -152,6 +179,7 @@ void ma_report_store_add(struct ma_report_store *st, const struct ma_report_eval
 			char why[256];
 			snprintf(why, sizeof(why), "cannot open %s: %s", path, strerror(errno));
 			warn_limited(st, now, why);
+			ma_metrics_report_store_error(1);
 		}
 		ma_report_store_expire(st->dir, st->retention_s, now);
 	}
@@ -161,6 +189,7 @@ void ma_report_store_add(struct ma_report_store *st, const struct ma_report_eval
 			char why[256];
 			snprintf(why, sizeof(why), "write failed: %s", w < 0 ? strerror(errno) : "short write");
 			warn_limited(st, now, why);
+			ma_metrics_report_store_error(1);
 		}
 	}
 	pthread_mutex_unlock(&st->lock);

@@ -23,8 +23,11 @@
  * one, and a DMARC pass as RFC 9990 requires of reports: a spoof that
  * borrows the Subject is still recorded; the pipeline decides).
  *
- * A failure to write is logged (at most once a minute) and never touches
- * the mail. Thread-safe.
+ * With report_store = redis the same lines go into one Redis shared by
+ * every MX host instead (report_redis.h), written by a thread of their own.
+ *
+ * A failure to write is logged (at most once a minute), counted in the
+ * metrics, and never touches the mail. Thread-safe.
  */
 #ifndef MA_REPORT_STORE_H
 #define MA_REPORT_STORE_H
@@ -35,6 +38,7 @@
 #include "dmarc_report.h"
 #include "madkim.h"
 #include "madmarc.h"
+#include "redis.h"
 #include "spf.h"
 
 struct ma_report_store;
@@ -43,6 +47,12 @@ struct ma_report_store;
    NULL with err. */
 struct ma_report_store *ma_report_store_open(const char *dir, const char *host, unsigned long long retention_s,
 					     int keep_localparts, struct mw_buf *err);
+/* report_store = redis (report_redis.h): the same evaluations, in the
+   Redis of conf, whose strings must outlive the store. NULL with err. */
+struct ma_report_store *ma_report_store_open_redis(const struct mw_redis_conf *conf, const char *host,
+						   unsigned long long retention_s, int keep_localparts,
+						   struct mw_buf *err);
+/* Redis: writes what is still queued first (bounded by redis_timeout). */
 void ma_report_store_close(struct ma_report_store *st);
 
 /* Appends one evaluation. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "metrics.h"
 #include "prconf.h"
 #include "sock.h"
 
@@ -194,17 +195,8 @@ static int validate(struct mw_conf *cfg, void *target)
 	struct pr_settings *s = target;
 	if (s->nrules == 0)
 		return mw_conf_fail(cfg, "rule", "no rule: nothing would be limited");
-	if (s->metrics_listen[0] != '\0') {
-		struct mw_sockspec spec;
-		struct mw_buf err = MW_BUF_INIT;
-		if (mw_sock_parse(s->metrics_listen, &spec, &err) < 0 || spec.kind == MW_SOCK_UNIX) {
-			int r = mw_conf_fail(cfg, "metrics_listen", "%s", mw_buf_len(&err) ? mw_buf_str(&err)
-										      : "expected inet:port@host");
-			mw_buf_free(&err);
-			return r;
-		}
-		mw_buf_free(&err);
-	}
+	if (mw_metrics_validate_listen(cfg, "metrics_listen", s->metrics_listen) < 0)
+		return -1;
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 
 #include "decide.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "sock.h"
 #include "store.h"
@@ -41,12 +42,12 @@
 
 /* Latency buckets for the metrics, microseconds. */
 static const unsigned long long buckets_us[] = { 100, 250, 500, 1000, 2500, 5000, 10000, 50000 };
-#define NBUCKETS (sizeof(buckets_us) / sizeof(buckets_us[0]))
+static struct mw_histogram latency = { .bounds_us = buckets_us,
+				       .nbounds = sizeof(buckets_us) / sizeof(buckets_us[0]) };
 
 struct counters {
 	unsigned long long requests, dunno, defer, reject, hold, exempt, bad_requests;
 	unsigned long long store_errors, store_fallbacks, connections, connections_total;
-	unsigned long long latency_count, latency_sum_us, latency_bucket[NBUCKETS];
 };
 
 struct server {
@@ -173,11 +174,7 @@ static void record_latency(const struct client *c)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	unsigned long long us = (unsigned long long)(t1.tv_sec - c->t0.tv_sec) * 1000000ULL +
 				(unsigned long long)((t1.tv_nsec - c->t0.tv_nsec) / 1000);
-	srv.n.latency_count++;
-	srv.n.latency_sum_us += us;
-	for (size_t i = 0; i < NBUCKETS; i++)
-		if (us <= buckets_us[i])
-			srv.n.latency_bucket[i]++;
+	mw_histogram_observe(&latency, us);
 }
 
 static void process_input(struct client *c);
@@ -548,20 +545,12 @@ static void metrics_text(struct mw_buf *out)
 		      "policyd_rate_store_fallbacks_total %llu\n"
 		      "policyd_rate_store_up %d\n"
 		      "policyd_rate_connections %llu\n"
-		      "policyd_rate_connections_total %llu\n"
-		      "# HELP policyd_rate_latency_seconds Time from request to answer.\n"
-		      "# TYPE policyd_rate_latency_seconds histogram\n",
+		      "policyd_rate_connections_total %llu\n",
 		      srv.n.requests, srv.n.dunno, srv.n.defer, srv.n.reject, srv.n.hold, srv.n.exempt,
 		      srv.n.bad_requests, srv.n.store_errors, srv.n.store_fallbacks,
 		      pr_store_is_redis(srv.store) ? (st.connected > 0 && !srv.store_down) : 1,
 		      srv.n.connections, srv.n.connections_total);
-	for (size_t i = 0; i < NBUCKETS; i++)
-		mw_buf_printf(out, "policyd_rate_latency_seconds_bucket{le=\"%g\"} %llu\n",
-			      (double)buckets_us[i] / 1e6, srv.n.latency_bucket[i]);
-	mw_buf_printf(out, "policyd_rate_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
-			   "policyd_rate_latency_seconds_sum %.6f\n"
-			   "policyd_rate_latency_seconds_count %llu\n",
-		      srv.n.latency_count, (double)srv.n.latency_sum_us / 1e6, srv.n.latency_count);
+	mw_metrics_histogram(out, "policyd_rate_latency_seconds", "Time from request to answer.", &latency);
 }
 
 /* One command per control connection:
@@ -655,12 +644,11 @@ static void on_side_read(struct bufferevent *bev, void *arg)
 	struct mw_buf out = MW_BUF_INIT, body = MW_BUF_INIT;
 	if (s->metrics) {
 		/* any request: wait for its end, answer the metrics */
-		if (evbuffer_search(in, "\r\n\r\n", 4, NULL).pos < 0)
+		size_t inlen = evbuffer_get_length(in);
+		if (!mw_metrics_request_complete((const char *)evbuffer_pullup(in, -1), inlen))
 			return;
 		metrics_text(&body);
-		mw_buf_printf(&out, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-				    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", mw_buf_len(&body),
-			      mw_buf_str(&body));
+		mw_metrics_http_answer(&body, &out);
 	} else {
 		char *line = evbuffer_readln(in, NULL, EVBUFFER_EOL_ANY);
 		if (line == NULL)
