@@ -38,11 +38,13 @@ struct mp_settings {
 };
 
 struct mp_gpg_home;
+struct mp_inject;
 
 struct mp_conf {
 	struct mp_settings s;
 	struct mw_conf *owner;    /* owns the strings in s */
 	struct mp_gpg_home *home; /* built by mp_conf_start() */
+	struct mp_inject *inject; /* built by mp_conf_start(): "reinject" (inject.h) */
 	atomic_int refs;
 };
 
