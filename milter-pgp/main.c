@@ -5,7 +5,7 @@
  *   milter-pgp [-f] [-c FILE]            run the milter
  *   milter-pgp -n | -C [-c FILE]         print / check the configuration
  *   milter-pgp -c FILE -t MESSAGE --mail-from A --rcpt B [--rcpt C]...
- *              [--auth USER] [--client-ip IP] [-o OUT]
+ *              [--auth USER [--tls]] [--client-ip IP] [-o OUT]
  *                                         what the milter would do, no MTA
  */
 #include "config.h"
@@ -25,6 +25,7 @@
 #include "log.h"
 #include "milter.h"
 #include "msg.h"
+#include "pem.h"
 #include "pgpconf.h"
 #include "startup.h"
 #include "testmode.h"
@@ -37,12 +38,13 @@
 	"usage: milter-pgp [-f] [-c FILE]\n"                                                   \
 	"       milter-pgp -n | -C [-c FILE]\n"                                                \
 	"       milter-pgp -c FILE -t MESSAGE --mail-from ADDR --rcpt ADDR [--rcpt ADDR]...\n" \
-	"                  [--auth USER] [--client-ip IP] [-o OUT]\n"
+	"                  [--auth USER [--tls]] [--client-ip IP] [-o OUT]\n"
 
 struct test_args {
 	const char *message;
 	const char *mail_from;
 	const char *auth;
+	int tls;
 	const char *client_ip;
 	const char *out;
 	const char *rcpts[MAX_TEST_RCPTS];
@@ -128,9 +130,16 @@ static void write_output(const char *path, const char *text, size_t len, const s
 		if (o->changes[i].add)
 			continue;
 		int seen = 0;
-		for (size_t k = 0; k < nf; k++)
-			if (strcasecmp(fs[k].name, o->changes[i].name) == 0 && ++seen == o->changes[i].index)
+		for (size_t k = 0; k < nf; k++) {
+			if (strcasecmp(fs[k].name, o->changes[i].name) != 0 || ++seen != o->changes[i].index)
+				continue;
+			if (o->changes[i].value == NULL) {
 				fs[k].deleted = 1;
+			} else {
+				free(fs[k].value);
+				fs[k].value = mw_xstrdup(o->changes[i].value);
+			}
+		}
 	}
 	FILE *out = fopen(path, "we");
 	if (out == NULL)
@@ -158,7 +167,7 @@ static void write_output(const char *path, const char *text, size_t len, const s
 	mw_buf_free(&fields);
 }
 
-static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected" };
+static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected", "password" };
 
 static int test_mode(const char *config_path, const struct test_args *t)
 {
@@ -167,7 +176,7 @@ static int test_mode(const char *config_path, const struct test_args *t)
 		return MW_EXIT_CONFIG;
 	}
 	struct mw_buf err = MW_BUF_INIT;
-	if (mp_gpg_global_init(&err) < 0)
+	if (mp_gpg_global_init(&err) < 0 || mp_pem_global_init(&err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	struct mp_conf *conf = mp_conf_load_cli(config_path, 0);
 	mw_log_apply_conf(&conf->s.log);
@@ -181,6 +190,7 @@ static int test_mode(const char *config_path, const struct test_args *t)
 	struct mp_msg *m = mp_msg_new(conf);
 	mp_msg_connect(m, t->client_ip != NULL ? t->client_ip : "127.0.0.1");
 	mp_msg_mail(m, sender, t->auth);
+	mp_msg_tls(m, t->tls ? "TLSv1.3" : NULL);
 	for (int i = 0; i < t->nrcpts; i++) {
 		struct mp_reply r;
 		mp_reply_init(&r);
@@ -209,6 +219,10 @@ static int test_mode(const char *config_path, const struct test_args *t)
 		if (o.changes[i].add) {
 			char prefix[300];
 			snprintf(prefix, sizeof(prefix), "add-header: %s:", o.changes[i].name);
+			mw_test_print_folded(prefix, o.changes[i].value);
+		} else if (o.changes[i].value != NULL) {
+			char prefix[300];
+			snprintf(prefix, sizeof(prefix), "change-header: %s:", o.changes[i].name);
 			mw_test_print_folded(prefix, o.changes[i].value);
 		} else {
 			printf("delete-header: %s\n", o.changes[i].name);
@@ -265,7 +279,7 @@ static int run_daemon(const char *path, int foreground)
 {
 	struct mw_buf err = MW_BUF_INIT;
 	/* GPGME wants this before any thread starts */
-	if (mp_gpg_global_init(&err) < 0)
+	if (mp_gpg_global_init(&err) < 0 || mp_pem_global_init(&err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	struct mp_conf *conf = mp_conf_load_cli(path, 0);
 	struct mw_reloadable r = { path, conf, conf_load, conf_unref, conf_apply, conf_parts };
@@ -288,7 +302,7 @@ static int run_daemon(const char *path, int foreground)
 	return 0;
 }
 
-enum { O_MAIL_FROM = 1000, O_RCPT, O_AUTH, O_CLIENT_IP };
+enum { O_MAIL_FROM = 1000, O_RCPT, O_AUTH, O_CLIENT_IP, O_TLS };
 
 static int test_option(int opt, const char *arg, void *ctx)
 {
@@ -298,6 +312,7 @@ static int test_option(int opt, const char *arg, void *ctx)
 	case 'o': t->out = arg; break;
 	case O_MAIL_FROM: t->mail_from = arg; break;
 	case O_AUTH: t->auth = arg; break;
+	case O_TLS: t->tls = 1; break;
 	case O_CLIENT_IP: t->client_ip = arg; break;
 	case O_RCPT:
 		if (t->nrcpts >= MAX_TEST_RCPTS)
@@ -316,6 +331,7 @@ int main(int argc, char **argv)
 		{ "rcpt", required_argument, NULL, O_RCPT },
 		{ "auth", required_argument, NULL, O_AUTH },
 		{ "client-ip", required_argument, NULL, O_CLIENT_IP },
+		{ "tls", no_argument, NULL, O_TLS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct test_args t = { 0 };

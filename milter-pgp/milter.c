@@ -76,6 +76,9 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 	char sender[512];
 	mw_milter_sender(argv != NULL ? argv[0] : NULL, sender, sizeof(sender));
 	mp_msg_mail(m, sender, smfi_getsymval(ctx, "{auth_authen}"));
+	/* the password header is honoured only over TLS (Postfix:
+	   milter_mail_macros must list {tls_version}) */
+	mp_msg_tls(m, smfi_getsymval(ctx, "{tls_version}"));
 	return SMFIS_CONTINUE;
 }
 
@@ -138,7 +141,7 @@ static sfsistat on_eom(SMFICTX *ctx)
 		for (int i = 0; ok && i < o.nchanges; i++) {
 			struct mp_change *c = &o.changes[i];
 			int r = c->add ? smfi_addheader(ctx, c->name, c->value)
-				       : smfi_chgheader(ctx, c->name, c->index, NULL);
+				       : smfi_chgheader(ctx, c->name, c->index, c->value);
 			ok = r == MI_SUCCESS;
 		}
 		if (!ok) {

@@ -20,7 +20,8 @@
 #include "pgpconf.h"
 
 enum mp_action { MP_ACCEPT, MP_REJECT, MP_TEMPFAIL };
-enum mp_rcpt_state { MP_RCPT_PLAINTEXT, MP_RCPT_ENCRYPTED, MP_RCPT_REJECTED };
+/* MP_RCPT_PASSWORD: gets the password-encrypted envelope (pwmode.h) */
+enum mp_rcpt_state { MP_RCPT_PLAINTEXT, MP_RCPT_ENCRYPTED, MP_RCPT_REJECTED, MP_RCPT_PASSWORD };
 
 struct mp_reply {
 	enum mp_action action; /* MP_ACCEPT: go on */
@@ -30,10 +31,10 @@ struct mp_reply {
 };
 
 struct mp_change {
-	int add;       /* 1 add header, 0 delete header */
+	int add;       /* 1 add header, 0 delete (value NULL) or change header */
 	char *name;
-	char *value;   /* add: the value (folds as "\n\t") */
-	int index;     /* delete: 1-based among the fields of that name */
+	char *value;   /* add or change: the value (folds as "\n\t") */
+	int index;     /* delete or change: 1-based among the fields of that name */
 };
 
 struct mp_outcome {
@@ -54,6 +55,9 @@ void mp_msg_next(struct mp_msg *m);
 
 void mp_msg_connect(struct mp_msg *m, const char *client_ip);
 void mp_msg_mail(struct mp_msg *m, const char *sender, const char *auth_user);
+/* After mp_msg_mail(): the session's TLS version ({tls_version}), NULL or
+   "" when the message did not come over TLS. */
+void mp_msg_tls(struct mp_msg *m, const char *tls_version);
 /* May refuse the recipient (mixed_recipients = reject, or keyring trouble). */
 void mp_msg_rcpt(struct mp_msg *m, const char *rcpt, struct mp_reply *r);
 void mp_msg_header(struct mp_msg *m, const char *name, const char *value);

@@ -10,6 +10,10 @@
 #include "gpg.h"
 #include "pgpconf.h"
 
+#ifndef MP_DATADIR
+#define MP_DATADIR "/usr/share"
+#endif
+
 static int parse_trusted(void *target, const char *value, struct mw_buf *err)
 {
 	struct mp_settings *s = target;
@@ -60,6 +64,26 @@ const struct mw_conf_key mp_conf_schema[] = {
 	{ .name = "max_message_size", .type = MW_CONF_SIZE, .offset = S(max_message_size),
 	  .def = "64m", .min = 1024, .max = 1ULL << 34,
 	  .help = "larger messages are refused with 552 (encrypting adds about a third)" },
+	{ .name = "password_header", .type = MW_CONF_STRING, .offset = S(password_header),
+	  .def = "X-Mailward-Password",
+	  .help = "header carrying the password for recipients without a key (from SMTP AUTH users over TLS only)" },
+	{ .name = "password_hint_header", .type = MW_CONF_STRING, .offset = S(password_hint_header),
+	  .def = "X-Mailward-Password-Hint",
+	  .help = "header with a hint about the password, shown in clear in the envelope message" },
+	{ .name = "password_subject_tag", .type = MW_CONF_STRING, .offset = S(password_subject_tag),
+	  .def = "[secure]",
+	  .help = "Subject tag asking for a generated password, sent to the sender alone (empty: none)" },
+	{ .name = "password_generated_for", .type = MW_CONF_LIST, .offset = S(password_generated_for), .def = "",
+	  .flags = MW_CONF_MULTI,
+	  .help = "senders (address or domain) whose mail to recipients without a key always gets a generated password" },
+	{ .name = "password_templates", .type = MW_CONF_STRING, .offset = S(password_templates),
+	  .def = MP_DATADIR "/mailward/pem/templates",
+	  .help = "directory holding one directory of templates per language (body.txt, body.html, password.txt)" },
+	{ .name = "password_language", .type = MW_CONF_STRING, .offset = S(password_language), .def = "en",
+	  .help = "templates used: en, fr, or any directory added under password_templates" },
+	{ .name = "password_kdf_iterations", .type = MW_CONF_UINT, .offset = S(password_kdf_iterations),
+	  .def = "600000", .min = 600000, .max = 20000000,
+	  .help = "PBKDF2-HMAC-SHA256 rounds for password-encrypted messages (stored in each message)" },
 	MW_LOG_CONF_KEYS(struct mp_settings, log),
 	MW_DAEMON_CONF_KEYS(struct mp_settings, daemon, "mailward"),
 	{ .name = NULL },
@@ -88,6 +112,27 @@ int mp_conf_validate(struct mw_conf *cfg, void *target)
 	for (const char *p = s->control_header; *p != '\0'; p++)
 		if (*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f)
 			return mw_conf_fail(cfg, "control_header", "not a header field name");
+	const char *const names[] = { "password_header", "password_hint_header" };
+	const char *const values[] = { s->password_header, s->password_hint_header };
+	for (int i = 0; i < 2; i++) {
+		if (values[i][0] == '\0')
+			return mw_conf_fail(cfg, names[i], "empty");
+		for (const char *p = values[i]; *p != '\0'; p++)
+			if (*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f)
+				return mw_conf_fail(cfg, names[i], "not a header field name");
+	}
+	if (strcasecmp(s->password_header, s->password_hint_header) == 0 ||
+	    strcasecmp(s->password_header, s->control_header) == 0)
+		return mw_conf_fail(cfg, "password_header", "the same name as another header setting");
+	struct mw_buf err = MW_BUF_INIT;
+	mp_pw_templates_free(&s->pw);
+	if (mp_pw_templates_load(s->password_templates, s->password_language, &s->pw, &err) < 0) {
+		int r = mw_conf_fail(cfg, mw_conf_is_set(cfg, "password_language") ? "password_language" :
+				     "password_templates", "%s", mw_buf_str(&err));
+		mw_buf_free(&err);
+		return r;
+	}
+	mw_buf_free(&err);
 	return 0;
 }
 
@@ -131,6 +176,7 @@ void mp_conf_unref(struct mp_conf *c)
 {
 	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
 		mp_gpg_home_free(c->home);
+		mp_pw_templates_free(&c->s.pw);
 		mw_conf_free(c->owner);
 		free(c);
 	}
@@ -162,4 +208,11 @@ enum mp_mixed mp_conf_mixed_for(const struct mp_conf *c, const char *sender)
 	if (at != NULL && listed(s->plaintext_mixed_for, at + 1))
 		return MP_MIXED_PLAINTEXT;
 	return (enum mp_mixed)s->mixed;
+}
+
+int mp_conf_password_generated_for(const struct mp_conf *c, const char *sender)
+{
+	const char *at = strrchr(sender, '@');
+	return listed(c->s.password_generated_for, sender) ||
+	       (at != NULL && listed(c->s.password_generated_for, at + 1));
 }

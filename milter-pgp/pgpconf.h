@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "daemon.h"
 #include "log.h"
+#include "pwmode.h"
 
 enum mp_mixed { MP_MIXED_PLAINTEXT, MP_MIXED_REJECT };
 
@@ -33,6 +34,15 @@ struct mp_settings {
 	int hide_recipients;           /* throw key ids */
 	char *control_header;          /* X-Mailward-Encrypt */
 	unsigned long long max_message_size;
+	/* password-encrypted envelopes (pwmode.h) */
+	char *password_header;         /* X-Mailward-Password */
+	char *password_hint_header;    /* X-Mailward-Password-Hint */
+	char *password_subject_tag;    /* [secure]; "" : no tag */
+	char **password_generated_for; /* senders with a generated password by default */
+	char *password_templates;      /* directory of the language directories */
+	char *password_language;
+	unsigned long long password_kdf_iterations; /* PBKDF2 rounds (pem.h) */
+	struct mp_pw_templates pw;     /* read by mp_conf_validate(), owned */
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;
 };
@@ -62,5 +72,7 @@ void mp_conf_unref(struct mp_conf *c);
 
 /* The mixed_recipients mode for this envelope sender. */
 enum mp_mixed mp_conf_mixed_for(const struct mp_conf *c, const char *sender);
+/* 1 when mail from sender gets a generated password by default. */
+int mp_conf_password_generated_for(const struct mp_conf *c, const char *sender);
 
 #endif

@@ -112,7 +112,7 @@ class Outcome:
 _n = [0]
 
 
-def run(message, rcpts, sender=ALICE, conf=None, auth=None, client_ip=None):
+def run(message, rcpts, sender=ALICE, conf=None, auth=None, client_ip=None, tls=False):
     if isinstance(message, str):
         message = message.encode()
     _n[0] += 1
@@ -125,6 +125,8 @@ def run(message, rcpts, sender=ALICE, conf=None, auth=None, client_ip=None):
         argv += ["--rcpt", r]
     if auth:
         argv += ["--auth", auth]
+    if tls:
+        argv += ["--tls"]
     if client_ip:
         argv += ["--client-ip", client_ip]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=300)
