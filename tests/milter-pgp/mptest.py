@@ -82,7 +82,13 @@ def person_home(name):
     return sandbox.path("keys", name)
 
 
+TEMPLATES = os.path.join(sandbox.top_srcdir(), "milter-pgp/pem/templates")
+
+
 def write_conf(text, name="milter-pgp.conf"):
+    if "password_templates" not in text:  # the source tree's, not the installed ones
+        # appended: the line numbers of the caller's settings stay
+        text = "%s%spassword_templates = %s\n" % (text, "" if text.endswith("\n") or not text else "\n", TEMPLATES)
     path = sandbox.path(name)
     with open(path, "w") as f:
         f.write(text)

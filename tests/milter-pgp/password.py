@@ -22,7 +22,7 @@ from mwtest import sandbox  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
 
 PEM_TOOL = os.path.join(sandbox.top_builddir(), "milter-pgp/milter-pgp-pem")
-TEMPLATES = os.path.join(sandbox.top_srcdir(), "milter-pgp/pem/templates")
+TEMPLATES = mptest.TEMPLATES
 
 PASSWORD = "correct horse battery staple 7"
 BODY_TEXT = "Grüße aus Köln, the secret plan ✓\r\n"
