@@ -16,7 +16,8 @@
 #include "daemon.h"
 #include "log.h"
 
-enum mp_mixed { MP_MIXED_PLAINTEXT, MP_MIXED_REJECT };
+enum mp_mixed { MP_MIXED_PLAINTEXT, MP_MIXED_REJECT, MP_MIXED_SPLIT };
+enum mp_oversize { MP_OVERSIZE_REJECT, MP_OVERSIZE_PLAINTEXT };
 
 struct mp_settings {
 	char *socket;
@@ -28,11 +29,16 @@ struct mp_settings {
 	int mixed;                     /* mixed_recipients: enum mp_mixed */
 	char **reject_mixed_for;       /* senders (address or domain) with reject */
 	char **plaintext_mixed_for;    /* senders with plaintext */
+	char **split_mixed_for;        /* senders with split */
+	char *reinject;                /* inject.h: smtp:HOST:PORT or sendmail:/PATH ... */
+	char *reinject_secret_file;    /* "" : KEYRING/reinject.key */
+	unsigned long long reinject_timeout; /* ms */
 	int sign;                      /* sign with the sender's key */
 	int encrypt_to_sender;
 	int hide_recipients;           /* throw key ids */
 	char *control_header;          /* X-Mailward-Encrypt */
-	unsigned long long max_message_size;
+	unsigned long long max_message_size; /* the MTA's limit (message_size_limit) */
+	int oversize;                  /* enum mp_oversize: too big once encrypted */
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;
 };
