@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "gpg.h"
+#include "inject.h"
 #include "log.h"
 #include "milter.h"
 #include "msg.h"
@@ -167,7 +168,19 @@ static void write_output(const char *path, const char *text, size_t len, const s
 	mw_buf_free(&fields);
 }
 
-static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected", "password" };
+/* OUT.reinject: the re-injected copy, as inject.h would hand it on
+   (without the loop mark, which is made at injection). */
+static void write_copy(const char *out_path, int fd)
+{
+	struct mw_buf path = MW_BUF_INIT;
+	mw_buf_printf(&path, "%s.reinject", out_path);
+	FILE *out = fopen(mw_buf_str(&path), "we");
+	if (out == NULL || mp_fd_chunks(fd, put_file, out) < 0 || fclose(out) != 0)
+		mw_msg_fatal("%s: %s", mw_buf_str(&path), strerror(errno));
+	mw_buf_free(&path);
+}
+
+static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected", "plaintext(split)", "password" };
 
 static int test_mode(const char *config_path, const struct test_args *t)
 {
@@ -176,7 +189,7 @@ static int test_mode(const char *config_path, const struct test_args *t)
 		return MW_EXIT_CONFIG;
 	}
 	struct mw_buf err = MW_BUF_INIT;
-	if (mp_gpg_global_init(&err) < 0 || mp_pem_global_init(&err) < 0)
+	if (mp_gpg_global_init(&err) < 0 || mp_pem_global_init(&err) < 0 || mp_inject_global_init(&err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	struct mp_conf *conf = mp_conf_load_cli(config_path, 0);
 	mw_log_apply_conf(&conf->s.log);
@@ -230,12 +243,24 @@ static int test_mode(const char *config_path, const struct test_args *t)
 	}
 	if (o.body_fd >= 0)
 		printf("replace-body\n");
+	for (int i = 0; i < o.ndelrcpts; i++)
+		printf("delete-rcpt: %s\n", o.delrcpts[i]);
+	if (o.reinject_fd >= 0) {
+		/* the test mode injects nothing: the copy goes to OUT.reinject */
+		printf("reinject: via=%s from=<%s> to=", mp_inject_describe(conf->inject), o.reinject_sender);
+		for (int i = 0; i < o.nreinject; i++)
+			printf("%s<%s>", i ? "," : "", o.reinject_rcpts[i]);
+		printf("\n");
+	}
 	for (int i = 0; i < mp_msg_nrcpts(m); i++)
 		printf("rcpt: %s %s\n", mp_msg_rcpt_addr(m, i), rcpt_states[mp_msg_rcpt_state(m, i)]);
 	fflush(stdout);
 	mw_msg_info("%s", mw_buf_str(&o.log));
-	if (t->out != NULL && o.reply.action == MP_ACCEPT)
+	if (t->out != NULL && o.reply.action == MP_ACCEPT) {
 		write_output(t->out, text, len, &o, mp_msg_body_fd(m));
+		if (o.reinject_fd >= 0)
+			write_copy(t->out, o.reinject_fd);
+	}
 	mp_outcome_free(&o);
 	mp_msg_free(m);
 	mp_conf_unref(conf);
@@ -279,7 +304,7 @@ static int run_daemon(const char *path, int foreground)
 {
 	struct mw_buf err = MW_BUF_INIT;
 	/* GPGME wants this before any thread starts */
-	if (mp_gpg_global_init(&err) < 0 || mp_pem_global_init(&err) < 0)
+	if (mp_gpg_global_init(&err) < 0 || mp_pem_global_init(&err) < 0 || mp_inject_global_init(&err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	struct mp_conf *conf = mp_conf_load_cli(path, 0);
 	struct mw_reloadable r = { path, conf, conf_load, conf_unref, conf_apply, conf_parts };

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "gpg.h"
+#include "inject.h"
 #include "pgpconf.h"
 
 #ifndef MP_DATADIR
@@ -26,7 +27,8 @@ static void release_trusted(void *target)
 	mw_cidr_list_free(&((struct mp_settings *)target)->trusted);
 }
 
-static const char *const mixed_modes[] = { "plaintext", "reject", NULL };
+static const char *const mixed_modes[] = { "plaintext", "reject", "split", NULL };
+static const char *const oversize_modes[] = { "reject", "plaintext", NULL };
 
 #define S(field) offsetof(struct mp_settings, field)
 const struct mw_conf_key mp_conf_schema[] = {
@@ -47,11 +49,21 @@ const struct mw_conf_key mp_conf_schema[] = {
 	  .def = "yes", .help = "mail from SMTP AUTH users is outbound" },
 	{ .name = "mixed_recipients", .type = MW_CONF_ENUM, .offset = S(mixed), .def = "plaintext",
 	  .choices = mixed_modes,
-	  .help = "a recipient without a key: plaintext (whole message in clear, logged) or reject (550 at RCPT)" },
+	  .help = "a recipient without a key: plaintext (whole message in clear, logged), reject (550 at RCPT) "
+		  "or split (encrypted for the key holders, one plaintext copy re-injected for the others)" },
 	{ .name = "reject_mixed_for", .type = MW_CONF_LIST, .offset = S(reject_mixed_for), .def = "",
 	  .flags = MW_CONF_MULTI, .help = "senders (address or domain) for whom mixed_recipients = reject" },
 	{ .name = "plaintext_mixed_for", .type = MW_CONF_LIST, .offset = S(plaintext_mixed_for), .def = "",
 	  .flags = MW_CONF_MULTI, .help = "senders (address or domain) for whom mixed_recipients = plaintext" },
+	{ .name = "split_mixed_for", .type = MW_CONF_LIST, .offset = S(split_mixed_for), .def = "",
+	  .flags = MW_CONF_MULTI, .help = "senders (address or domain) for whom mixed_recipients = split" },
+	{ .name = "reinject", .type = MW_CONF_STRING, .offset = S(reinject), .def = "smtp:127.0.0.1:10026",
+	  .help = "where split copies go back to the MTA: smtp:HOST:PORT (the service in "
+		  "contrib/postfix/milter-pgp.cf) or sendmail:/usr/sbin/sendmail [ARGUMENT]..." },
+	{ .name = "reinject_secret_file", .type = MW_CONF_STRING, .offset = S(reinject_secret_file), .def = "",
+	  .help = "secret of the re-injection mark (created when missing; empty: KEYRING/reinject.key)" },
+	{ .name = "reinject_timeout", .type = MW_CONF_DURATION, .offset = S(reinject_timeout), .def = "60s",
+	  .min = 1000, .max = 600000, .help = "one re-injection at most; then the message is tempfailed" },
 	{ .name = "sign", .type = MW_CONF_BOOL, .offset = S(sign), .def = "yes",
 	  .help = "sign with the sender's default key when the keyring has its key pair" },
 	{ .name = "encrypt_to_sender", .type = MW_CONF_BOOL, .offset = S(encrypt_to_sender), .def = "yes",
@@ -63,7 +75,10 @@ const struct mw_conf_key mp_conf_schema[] = {
 	  .help = "header by which a sender asks: require (refuse rather than send in clear) or none" },
 	{ .name = "max_message_size", .type = MW_CONF_SIZE, .offset = S(max_message_size),
 	  .def = "64m", .min = 1024, .max = 1ULL << 34,
-	  .help = "larger messages are refused with 552 (encrypting adds about a third)" },
+	  .help = "the MTA's size limit (Postfix: message_size_limit): a message larger once encrypted "
+		  "(about +37%) is handled as oversize says" },
+	{ .name = "oversize", .type = MW_CONF_ENUM, .offset = S(oversize), .def = "reject", .choices = oversize_modes,
+	  .help = "a message too big once encrypted: reject (552 5.3.4) or plaintext (sent as is, logged)" },
 	{ .name = "password_header", .type = MW_CONF_STRING, .offset = S(password_header),
 	  .def = "X-Mailward-Password",
 	  .help = "header carrying the password for recipients without a key (from SMTP AUTH users over TLS only)" },
@@ -112,6 +127,15 @@ int mp_conf_validate(struct mw_conf *cfg, void *target)
 	for (const char *p = s->control_header; *p != '\0'; p++)
 		if (*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f)
 			return mw_conf_fail(cfg, "control_header", "not a header field name");
+	struct mw_buf e = MW_BUF_INIT;
+	if (mp_inject_check_spec(s->reinject, &e) < 0) {
+		int r = mw_conf_fail(cfg, "reinject", "%s", mw_buf_str(&e));
+		mw_buf_free(&e);
+		return r;
+	}
+	mw_buf_free(&e);
+	if (s->reinject_secret_file[0] != '\0' && s->reinject_secret_file[0] != '/')
+		return mw_conf_fail(cfg, "reinject_secret_file", "%s: not an absolute path", s->reinject_secret_file);
 	const char *const names[] = { "password_header", "password_hint_header" };
 	const char *const values[] = { s->password_header, s->password_hint_header };
 	for (int i = 0; i < 2; i++) {
@@ -163,7 +187,16 @@ struct mp_conf *mp_conf_load_cli(const char *path, unsigned cli_flags)
 int mp_conf_start(struct mp_conf *c, struct mw_buf *err)
 {
 	c->home = mp_gpg_home_new(c->s.keyring, c->s.passphrase_file, err);
-	return c->home != NULL ? 0 : -1;
+	if (c->home == NULL)
+		return -1;
+	struct mw_buf path = MW_BUF_INIT;
+	if (c->s.reinject_secret_file[0] != '\0')
+		mw_buf_puts(&path, c->s.reinject_secret_file);
+	else
+		mw_buf_printf(&path, "%s/reinject.key", c->s.keyring);
+	c->inject = mp_inject_new(c->s.reinject, mw_buf_str(&path), (unsigned)c->s.reinject_timeout, err);
+	mw_buf_free(&path);
+	return c->inject != NULL ? 0 : -1;
 }
 
 struct mp_conf *mp_conf_ref(struct mp_conf *c)
@@ -177,6 +210,7 @@ void mp_conf_unref(struct mp_conf *c)
 	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
 		mp_gpg_home_free(c->home);
 		mp_pw_templates_free(&c->s.pw);
+		mp_inject_free(c->inject);
 		mw_conf_free(c->owner);
 		free(c);
 	}
@@ -203,10 +237,14 @@ enum mp_mixed mp_conf_mixed_for(const struct mp_conf *c, const char *sender)
 		return MP_MIXED_REJECT;
 	if (listed(s->plaintext_mixed_for, sender))
 		return MP_MIXED_PLAINTEXT;
+	if (listed(s->split_mixed_for, sender))
+		return MP_MIXED_SPLIT;
 	if (at != NULL && listed(s->reject_mixed_for, at + 1))
 		return MP_MIXED_REJECT;
 	if (at != NULL && listed(s->plaintext_mixed_for, at + 1))
 		return MP_MIXED_PLAINTEXT;
+	if (at != NULL && listed(s->split_mixed_for, at + 1))
+		return MP_MIXED_SPLIT;
 	return (enum mp_mixed)s->mixed;
 }
 

@@ -17,7 +17,8 @@
 #include "log.h"
 #include "pwmode.h"
 
-enum mp_mixed { MP_MIXED_PLAINTEXT, MP_MIXED_REJECT };
+enum mp_mixed { MP_MIXED_PLAINTEXT, MP_MIXED_REJECT, MP_MIXED_SPLIT };
+enum mp_oversize { MP_OVERSIZE_REJECT, MP_OVERSIZE_PLAINTEXT };
 
 struct mp_settings {
 	char *socket;
@@ -29,11 +30,16 @@ struct mp_settings {
 	int mixed;                     /* mixed_recipients: enum mp_mixed */
 	char **reject_mixed_for;       /* senders (address or domain) with reject */
 	char **plaintext_mixed_for;    /* senders with plaintext */
+	char **split_mixed_for;        /* senders with split */
+	char *reinject;                /* inject.h: smtp:HOST:PORT or sendmail:/PATH ... */
+	char *reinject_secret_file;    /* "" : KEYRING/reinject.key */
+	unsigned long long reinject_timeout; /* ms */
 	int sign;                      /* sign with the sender's key */
 	int encrypt_to_sender;
 	int hide_recipients;           /* throw key ids */
 	char *control_header;          /* X-Mailward-Encrypt */
-	unsigned long long max_message_size;
+	unsigned long long max_message_size; /* the MTA's limit (message_size_limit) */
+	int oversize;                  /* enum mp_oversize: too big once encrypted */
 	/* password-encrypted envelopes (pwmode.h) */
 	char *password_header;         /* X-Mailward-Password */
 	char *password_hint_header;    /* X-Mailward-Password-Hint */
