@@ -112,13 +112,13 @@ def test_mode(t):
 
 
 class Milter:
-    def __init__(self, socket, keyring, extra):
-        self.conf = sandbox.path("milter-pgp-split.conf")
-        self.base = ("socket = %s\nkeyring = %s\ntmpdir = %s\nuser = nobody\nsocket_group = postfix\n"
+    def __init__(self, socket, keyring, extra, user="nobody", name="split"):
+        self.conf = sandbox.path("milter-pgp-%s.conf" % name)
+        self.base = ("socket = %s\nkeyring = %s\ntmpdir = %s\nuser = %s\nsocket_group = postfix\n"
                      "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\n"
-                     "mixed_recipients = split\n" % (socket, keyring, sandbox.mkdir("split-spool", mode=0o1777)))
+                     "mixed_recipients = split\n" % (socket, keyring, sandbox.mkdir("split-spool", mode=0o1777), user))
         self.write(extra)
-        self.log = sandbox.path("milter-pgp-split.log")
+        self.log = sandbox.path("milter-pgp-%s.log" % name)
         self.proc = sandbox.spawn([mptest.MILTER_PGP, "-f", "-c", self.conf], log=self.log)
         sandbox.wait_for(lambda: "listening on" in self.text() or self.proc.poll() is not None, 30,
                          what="milter-pgp to listen")
@@ -284,6 +284,30 @@ def e2e(t):
     m = pf.wait_delivered(1, timeout=120)[0]
     t.ok(lines in m and b"multipart/encrypted" not in m, "oversize = plaintext: sent in clear, whole")
     t.ok("reason=oversize" in mp.text(), "and logged as oversize")
+
+    # reinject = sendmail: Postfix's sendmail(1), the copy through pickup and
+    # non_smtpd_milters. A non-root sendmail may not use a private -C
+    # directory, so this instance stays root.
+    pf.set(message_size_limit=10240000)
+    sandbox.stop(mp.proc)
+    mp = Milter("unix:%s/milter-pgp.sock" % sockdir, ring,
+                "reinject = sendmail:/usr/sbin/sendmail -C %s\n" % pf.config_dir, user="", name="split-sendmail")
+    sandbox.at_cleanup(lambda: sandbox.stop(mp.proc))
+    pf.clear_delivered()
+    raw = msg(15, "Bcc: erin@example.com\r\n")
+    t.eq(send(pf, [BOB, DAVE, ERIN], raw), {}, "reinject = sendmail: accepted")
+    pf.wait_delivered(2, timeout=120)
+    time.sleep(1)
+    got = by_rcpt(pf)
+    counts = sorted((k, len(v)) for k, v in got.items())
+    t.eq(counts, [(BOB, 1), (DAVE, 1), (ERIN, 1)], "reinject = sendmail: exactly one copy per recipient")
+    plain = got.get(DAVE, [b""])[0]
+    t.ok(b"multipart/signed" in head_of(plain) and b"erin" not in head_of(plain).lower()
+         and b"X-Mailward-Reinjected" not in plain and b"multipart/encrypted" in got.get(BOB, [b""])[0],
+         "reinject = sendmail: bob's copy encrypted, the others' signed in clear, no Bcc, no mark",
+         head_of(plain))
+    t.ok("action=none reinjected" in mp.text(), "the copy came back through non_smtpd_milters, its mark checked",
+         mp.text()[-1500:])
 
 
 t = Tap()
