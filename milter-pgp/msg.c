@@ -1052,10 +1052,12 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 	}
 	int oversize = 0;
 	if (encrypt) {
-		/* base64 armor: 4/3, and 66 bytes a line for 64; gpg's own
-		   compression is not counted on */
+		/* base64 armor: 4/3, and 66 bytes a line for 64; a session key
+		   packet per key; the PGP/MIME frame; gpg's compression is not
+		   counted on */
 		unsigned long long est = (unsigned long long)headers_size(m) +
-					 ((unsigned long long)len + 1024) * 137 / 100 + 4096;
+					 ((unsigned long long)len + 600ULL * (unsigned)mp_gpg_nrecipients(g) + 1024) *
+						 137 / 100 + 2048;
 		if (est > s->max_message_size) {
 			if (s->oversize == MP_OVERSIZE_REJECT || control == CONTROL_REQUIRE) {
 				set_reply(&o->reply, MP_REJECT, "552", "5.3.4",

@@ -69,7 +69,9 @@ def main(t):
     sandbox.at_cleanup(lambda: sandbox.stop(mp.proc))
     status = open("/proc/%d/status" % mp.proc.pid).read()
     t.ok("Uid:\t65534\t65534\t65534\t65534" in status, "the daemon runs as nobody after binding")
-    pf.apply_snippet("contrib/postfix/milter-pgp.cf")
+    # the re-injection service on a port of its own (split.py uses it)
+    pf.apply_snippet("contrib/postfix/milter-pgp.cf",
+                     replace={"127.0.0.1:10026": "127.0.0.1:%d" % sandbox.free_port()})
     pf.start()
 
     raw = (MSG % (1, 1)).encode()

@@ -112,6 +112,7 @@ class Outcome:
             [l for l in lines if l == "replace-body"]
         self.rcpts = dict(l[len("rcpt: "):].rsplit(" ", 1) for l in lines if l.startswith("rcpt: "))
         self.refused = [l for l in lines if l.startswith("rcpt-refused: ")]
+        self.out_path = out_path
         self.out = open(out_path, "rb").read() if os.path.exists(out_path) else None
 
 
