@@ -204,8 +204,9 @@ static int b64_exact(const char *s, size_t slen, unsigned char *out, size_t n)
 	size_t pad = n % 3 == 0 ? 0 : 3 - n % 3;
 	if (got < 0 || (size_t)got != n + pad)
 		return -1;
-	for (size_t i = 0; i < pad; i++)
-		if (s[slen - 1 - i] != '=')
+	/* Canonical: the alphabet, then exactly the padding this length has. */
+	for (size_t i = 0; i < slen; i++)
+		if ((i < slen - pad) != (s[i] != '='))
 			return -1;
 	memcpy(out, tmp, n);
 	return 0;

@@ -189,7 +189,7 @@
     else if (cte === 'quoted-printable') data = qpDecode(data);
     const name = disp.params.filename || ct.params.name;
     const inline = disp.value !== 'attachment' && !name;
-    if (inline && type === 'text/plain') out.texts.push(decodeText(data, ct.params.charset));
+    if (inline && type === 'text/plain') out.texts.push(decodeText(data, ct.params.charset).replace(/\r\n/g, '\n'));
     else if (inline && type === 'text/html') out.htmls.push(decodeText(data, ct.params.charset));
     else out.files.push({ name: (name ? decodeWords(name) : '') || ('part-' + (out.files.length + 1) + (type === 'message/rfc822' ? '.eml' : '')), data });
   }
