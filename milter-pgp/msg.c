@@ -744,6 +744,10 @@ static int seal_envelope(struct mp_msg *m, struct mp_outcome *o, const char *map
 	mw_buf_init(&pw, 0);
 	mw_buf_init(&notice, 0);
 	reserve_secret(&pw, 4 * MP_PEM_MAX_PASSWORD + 16);
+	if (s->pw.body_txt == NULL) {
+		tempfail(o, "password-encrypted messages are not set up", "no templates (password_templates)");
+		goto done;
+	}
 	if (src == MP_PW_HEADER) {
 		if (mp_pem_password_normalize(m->password, strlen(m->password), &pw, &err) < 0) {
 			set_reply(&o->reply, MP_REJECT, "550", "5.7.1", "%s: not a usable password (%s): message not sent",
