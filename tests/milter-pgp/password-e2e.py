@@ -160,6 +160,7 @@ def main(t):
     rc, plain = gpg_open(att.get("message.asc", b""), PASSWORD)
     t.ok(rc == 0 and "K\xf6ln, \xe9t\xe9: the figures".encode("latin-1") in plain and b"Subject: Quarterly figures"
          in plain and b"X-Mailward-Password" not in plain, "message.asc decrypts with gpg to the original message")
+    step("delivered and checked with gpg")
     res = browser(t, att.get("message.html", b""), PASSWORD)
     step("browser done")
     if res is not None:
@@ -210,8 +211,7 @@ def main(t):
     t.eq(hits, [], "the header's password is in no file under the test directory (queue, logs, next hop)")
     hits = subprocess.run(["grep", "-rlF", "-e", gen, sandbox.tmpdir()], capture_output=True,
                           text=True).stdout.split()
-    t.ok(all("sink" in h for h in hits) and len(hits) == 1,
-         "the generated password only in alice's delivered message", hits)
+    t.eq(hits, [], "the generated password in no file in clear either (alice's notice is base64)")
 
 
 t = Tap()
