@@ -162,6 +162,21 @@ def main(t):
     t.ok(o.rcpts.get(BOB) == "password" and o.rcpts.get(DAVE) == "password" and PASSWORD.encode() not in o.out,
          "bob with a key and dave without: both get the envelope", o.stdout)
 
+    # ---- mixed_recipients = split: bob PGP/MIME, dave the envelope re-injected
+    cs, _ = conf("mixed_recipients = split\n")
+    o = run(raw, [BOB, DAVE], conf=cs, auth="alice", tls=True)
+    copy = open(o.out_path + ".reinject", "rb").read() if os.path.exists(o.out_path + ".reinject") else b""
+    t.ok(o.rcpts == {BOB: "encrypted", DAVE: "password"} and b"multipart/encrypted" in o.out and
+         "delete-rcpt: " + DAVE in o.stdout and "to=<%s>" % DAVE in o.stdout, "split: bob encrypted, dave split off",
+         o.stdout + o.log)
+    _, att = attachments(copy)
+    rc, plain = asc_decrypt(att.get("message.asc", b""), PASSWORD)
+    t.ok(rc == 0 and plain == inner_of(raw) and PASSWORD.encode() not in copy and PASSWORD.encode() not in o.out
+         and b"X-Mailward-Password-Hint: our usual one" in copy,
+         "split: dave's re-injected copy is the envelope (hint in clear), message.asc opens", copy[:600])
+    rc, plain, _ = mptest.gpg_decrypt(mptest.person_home("bob"), mptest.armored(o.out)) if o.sent else (1, b"", "")
+    t.ok(rc == 0 and BODY_TEXT.encode() in plain, "split: bob decrypts his copy")
+
     # ---- a Subject tag: a generated password, to the sender alone
     before = set(os.listdir(inj))
     raw2 = message(subject="[secure] Contract draft")
@@ -215,10 +230,10 @@ def main(t):
     html = ("<html><body><p>hi</p><script>alert(1)</script><img src=\"https://tracker.example/x.png\">"
             "</body></html>\r\n")
     for label, body, ctype, pw in (
-            ("non-ASCII password (NFD in the header)", BODY_TEXT, "text/plain; charset=utf-8", nfd),
-            ("latin-1 body", "K\xf6ln \xe9t\xe9\r\n".encode("latin-1"), "text/plain; charset=iso-8859-1", PASSWORD),
-            ("HTML with a script and a remote image", html, "text/html; charset=utf-8", PASSWORD),
-            ("one-character password", BODY_TEXT, "text/plain; charset=utf-8", "x")):
+            ("a non-ASCII password (NFD in the header), a latin-1 body", "K\xf6ln \xe9t\xe9\r\n".encode("latin-1"),
+             "text/plain; charset=iso-8859-1", nfd),
+            ("a one-character password, HTML with a script and a remote image", html, "text/html; charset=utf-8",
+             "x")):
         r = message("X-Mailward-Password: %s\r\n" % pw, ctype=ctype, body=body)
         o = run(r, [DAVE], conf=c, auth="alice", tls=True)
         _, att = attachments(o.out)
