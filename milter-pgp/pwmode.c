@@ -82,6 +82,80 @@ void mp_pw_templates_free(struct mp_pw_templates *t)
 
 /* ------------------------------------------------------------ passwords */
 
+static const char b64chars_dec[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static int b64val(int c)
+{
+	const char *p = c != '\0' ? strchr(b64chars_dec, c) : NULL;
+	return p != NULL ? (int)(p - b64chars_dec) : -1;
+}
+
+/* One RFC 2047 encoded word "=?charset?B|Q?text?=" of UTF-8 or US-ASCII at
+   *pp (up to end) appended to out (decoded); 0, or -1 when it is not one. */
+static int encoded_word(const char **pp, const char *end, char *out, size_t *o, size_t max)
+{
+	const char *p = *pp;
+	if (end - p < 8 || p[0] != '=' || p[1] != '?')
+		return -1;
+	const char *cs = p + 2, *q = memchr(cs, '?', (size_t)(end - cs));
+	if (q == NULL || end - q < 4 || q[2] != '?')
+		return -1;
+	size_t cl = (size_t)(q - cs);
+	const char *star = memchr(cs, '*', cl); /* RFC 2231 language */
+	if (star != NULL)
+		cl = (size_t)(star - cs);
+	if (!((cl == 5 && strncasecmp(cs, "utf-8", 5) == 0) || (cl == 8 && strncasecmp(cs, "us-ascii", 8) == 0)))
+		return -1;
+	int enc = q[1] == 'B' || q[1] == 'b' ? 'B' : q[1] == 'Q' || q[1] == 'q' ? 'Q' : 0;
+	const char *t = q + 3, *te = NULL;
+	for (const char *x = t; x + 1 < end; x++)
+		if (x[0] == '?' && x[1] == '=') {
+			te = x;
+			break;
+		}
+	if (enc == 0 || te == NULL)
+		return -1;
+	unsigned acc = 0;
+	int bits = 0;
+	for (const char *x = t; x < te; x++) {
+		int c;
+		if (enc == 'Q') {
+			if (*x == '_') {
+				c = ' ';
+			} else if (*x == '=') {
+				if (te - x < 3 || hexval(x[1]) < 0 || hexval(x[2]) < 0)
+					return -1;
+				c = hexval(x[1]) * 16 + hexval(x[2]);
+				x += 2;
+			} else {
+				c = (unsigned char)*x;
+			}
+		} else {
+			if (*x == '=')
+				break;
+			int v = b64val(*x);
+			if (v < 0)
+				return -1;
+			acc = (acc << 6) | (unsigned)v;
+			bits += 6;
+			if (bits < 8)
+				continue;
+			bits -= 8;
+			c = (int)((acc >> bits) & 0xff);
+		}
+		if (*o + 1 >= max)
+			return -1;
+		out[(*o)++] = (char)c;
+	}
+	*pp = te + 2;
+	return 0;
+}
+
 char *mp_pw_from_header(const char *value)
 {
 	const char *b = value, *e = value + strlen(value);
@@ -91,6 +165,25 @@ char *mp_pw_from_header(const char *value)
 		e--;
 	if (e == b || e - b > MP_PW_MAX_PASSWORD)
 		return NULL;
+	/* a mail program may send a non-ASCII password as RFC 2047 encoded
+	   words (UTF-8): the password is what they encode. A value that is
+	   not made of encoded words alone is taken as it is. */
+	if (e - b >= 8 && b[0] == '=' && b[1] == '?') {
+		char *out = mw_xmalloc((size_t)(e - b) + 1);
+		size_t o = 0;
+		const char *p = b;
+		int ok = 1;
+		while (ok && p < e) {
+			ok = encoded_word(&p, e, out, &o, (size_t)(e - b) + 1) == 0;
+			while (ok && p < e && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+				p++; /* blanks between encoded words do not count */
+		}
+		out[o] = '\0';
+		if (ok && o > 0 && strlen(out) == o)
+			return out;
+		explicit_bzero(out, (size_t)(e - b) + 1);
+		free(out);
+	}
 	return mw_xstrndup(b, (size_t)(e - b));
 }
 

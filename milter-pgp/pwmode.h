@@ -39,7 +39,9 @@ int mp_pw_templates_load(const char *dir, const char *lang, struct mp_pw_templat
 void mp_pw_templates_free(struct mp_pw_templates *t);
 
 /* The password in a header value: without the leading and trailing blanks
-   and line ends; NULL when empty or longer than MP_PW_MAX_PASSWORD. */
+   and line ends, RFC 2047 encoded words (UTF-8, US-ASCII) decoded when the
+   value is made of them alone; NULL when empty or longer than
+   MP_PW_MAX_PASSWORD. */
 char *mp_pw_from_header(const char *value);
 /* Wipes and frees (NULL is fine). */
 void mp_pw_free(char *password);

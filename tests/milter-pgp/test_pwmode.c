@@ -60,6 +60,15 @@ static void test_from_header(void **state)
 		{ " ", NULL },
 		{ "", NULL },
 		{ " x", "x" },
+		/* RFC 2047: what mail programs send for a non-ASCII value */
+		{ " =?UTF-8?B?cMOkc3M=?=", "p\xc3\xa4ss" },
+		{ " =?utf-8?q?p=C3=A4ss_w?= =?UTF-8?Q?ord?=", "p\xc3\xa4ss word" },
+		{ " =?UTF-8*fr?B?w6l0w6k=?=", "\xc3\xa9t\xc3\xa9" },
+		{ " =?iso-8859-1?q?p=E4ss?=", "=?iso-8859-1?q?p=E4ss?=" }, /* not UTF-8: as it is */
+		{ " =?UTF-8?B?cMOkc3M=?= tail", "=?UTF-8?B?cMOkc3M=?= tail" },
+		{ " =?UTF-8?Q?=ZZ?=", "=?UTF-8?Q?=ZZ?=" },
+		{ " =?UTF-8?B?AA==?=", "=?UTF-8?B?AA==?=" }, /* a NUL byte: as it is */
+		{ " =?UTF-8?B?" "?=", "=?UTF-8?B?" "?=" }, /* split: "??=" is a trigraph */
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		char *p = mp_pw_from_header(rows[i].value);
