@@ -264,6 +264,7 @@ static int test_mode(const char *config_path, const struct test_args *t)
 	mp_outcome_free(&o);
 	mp_msg_free(m);
 	mp_conf_unref(conf);
+	explicit_bzero(text, len); /* it may hold a password header */
 	free(text);
 	mw_buf_free(&err);
 	return 0;
