@@ -54,8 +54,9 @@ def keyring():
     fprs = {}
     for addr in (ALICE, BOB, CAROL, FRANK):
         fprs[addr] = _new_key(make, addr)
-    # eve's key expired in 2021: made then, valid for a day
-    fprs[EVE] = _new_key(make, EVE, faked_time="20210101T000000", expire="1d")
+    # eve's key expired in 2021: made then, valid for a day; the clock
+    # frozen ("!"), or under load the subkey can predate its primary key
+    fprs[EVE] = _new_key(make, EVE, faked_time="20210101T000000!", expire="1d")
     # frank's key revoked with the certificate gpg made with it
     rev = open(os.path.join(make, "openpgp-revocs.d", fprs[FRANK] + ".rev")).read()
     rev = rev.replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----")
