@@ -655,6 +655,8 @@ static int send_sendmail(const struct mp_inject *inj, const char *sender, const 
 	}
 	close(in[1]);
 	in[1] = -1;
+	if (timed_out)
+		kill(pid, SIGKILL); /* it stopped reading: do not wait for it */
 	int status = 0;
 	for (;;) {
 		pid_t w = waitpid(pid, &status, timed_out ? 0 : WNOHANG);

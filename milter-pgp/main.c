@@ -7,6 +7,9 @@
  *   milter-pgp -c FILE -t MESSAGE --mail-from A --rcpt B [--rcpt C]...
  *              [--auth USER [--tls]] [--client-ip IP] [-o OUT]
  *                                         what the milter would do, no MTA
+ *   milter-pgp -c FILE -t MESSAGE --inject --mail-from A --rcpt B...
+ *                                         hand MESSAGE to the MTA through
+ *                                         "reinject", with the loop mark
  */
 #include "config.h"
 
@@ -39,7 +42,8 @@
 	"usage: milter-pgp [-f] [-c FILE]\n"                                                   \
 	"       milter-pgp -n | -C [-c FILE]\n"                                                \
 	"       milter-pgp -c FILE -t MESSAGE --mail-from ADDR --rcpt ADDR [--rcpt ADDR]...\n" \
-	"                  [--auth USER [--tls]] [--client-ip IP] [-o OUT]\n"
+	"                  [--auth USER [--tls]] [--client-ip IP] [-o OUT]\n"                \
+	"       milter-pgp -c FILE -t MESSAGE --inject --mail-from ADDR --rcpt ADDR...\n"
 
 struct test_args {
 	const char *message;
@@ -48,6 +52,7 @@ struct test_args {
 	int tls;
 	const char *client_ip;
 	const char *out;
+	int inject;
 	const char *rcpts[MAX_TEST_RCPTS];
 	int nrcpts;
 };
@@ -180,6 +185,27 @@ static void write_copy(const char *out_path, int fd)
 	mw_buf_free(&path);
 }
 
+/* --inject: the message as it is, through "reinject" (checks that path). */
+static int inject_mode(struct mp_conf *conf, const struct test_args *t, const char *sender, char *text, size_t len)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	char rcpts[MAX_TEST_RCPTS][512];
+	const char *rv[MAX_TEST_RCPTS];
+	for (int i = 0; i < t->nrcpts; i++) {
+		mw_test_strip_brackets(t->rcpts[i], rcpts[i], sizeof(rcpts[i]));
+		rv[i] = rcpts[i];
+	}
+	int r = mp_inject_buf(conf->inject, sender, rv, (size_t)t->nrcpts, text, len, &err);
+	if (r < 0)
+		printf("reinject: failed: %s\n", mw_buf_str(&err));
+	else
+		printf("reinject: via=%s from=<%s> rcpts=%d\n", mp_inject_describe(conf->inject), sender, t->nrcpts);
+	free(text);
+	mw_buf_free(&err);
+	mp_conf_unref(conf);
+	return r < 0 ? 1 : 0;
+}
+
 static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected", "plaintext(split)", "password" };
 
 static int test_mode(const char *config_path, const struct test_args *t)
@@ -199,6 +225,8 @@ static int test_mode(const char *config_path, const struct test_args *t)
 	char *text = mw_test_read_file(t->message, MAX_TEST_MESSAGE, &len);
 	char sender[512];
 	mw_test_strip_brackets(t->mail_from, sender, sizeof(sender));
+	if (t->inject)
+		return inject_mode(conf, t, sender, text, len);
 
 	struct mp_msg *m = mp_msg_new(conf);
 	mp_msg_connect(m, t->client_ip != NULL ? t->client_ip : "127.0.0.1");
@@ -328,7 +356,7 @@ static int run_daemon(const char *path, int foreground)
 	return 0;
 }
 
-enum { O_MAIL_FROM = 1000, O_RCPT, O_AUTH, O_CLIENT_IP, O_TLS };
+enum { O_MAIL_FROM = 1000, O_RCPT, O_AUTH, O_CLIENT_IP, O_TLS, O_INJECT };
 
 static int test_option(int opt, const char *arg, void *ctx)
 {
@@ -340,6 +368,7 @@ static int test_option(int opt, const char *arg, void *ctx)
 	case O_AUTH: t->auth = arg; break;
 	case O_TLS: t->tls = 1; break;
 	case O_CLIENT_IP: t->client_ip = arg; break;
+	case O_INJECT: t->inject = 1; break;
 	case O_RCPT:
 		if (t->nrcpts >= MAX_TEST_RCPTS)
 			return -1;
@@ -358,6 +387,7 @@ int main(int argc, char **argv)
 		{ "auth", required_argument, NULL, O_AUTH },
 		{ "client-ip", required_argument, NULL, O_CLIENT_IP },
 		{ "tls", no_argument, NULL, O_TLS },
+		{ "inject", no_argument, NULL, O_INJECT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct test_args t = { 0 };

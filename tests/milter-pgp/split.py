@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import smtplib
+import subprocess
 import sys
 import time
 
@@ -250,6 +251,22 @@ def e2e(t):
     m = pf.wait_delivered(1, timeout=120)[0]
     t.ok(b"multipart/encrypted" not in m and "Grüße, split 11".encode() in m and b"X-Mailward-Reinjected" not in m,
          "a true mark for exactly this envelope and body passes unchanged (the loop check works), mark removed")
+
+    # mp_inject_buf through the test mode's --inject: LF line ends and a
+    # leading dot arrive as CRLF, dot-stuffed and unstuffed on the way;
+    # the milter on the re-injection service recognises the mark
+    pf.clear_delivered()
+    lf = msg(16).replace(b"Cc: Dave <dave@example.com>\r\n", b"").replace(b"\r\n", b"\n") + b".dot\n..two\n"
+    path = sandbox.path("inject.eml")
+    open(path, "wb").write(lf)
+    p = subprocess.run([mptest.MILTER_PGP, "-c", mp.conf, "-t", path, "--inject", "--mail-from", ALICE,
+                        "--rcpt", BOB], capture_output=True, text=True, timeout=120)
+    t.ok(p.returncode == 0 and "reinject: via=smtp:127.0.0.1:%d" % rport in p.stdout,
+         "milter-pgp -t --inject hands the message to the re-injection service", p.stdout + p.stderr)
+    m = pf.wait_delivered(1, timeout=120)[0] if p.returncode == 0 else b""
+    t.ok(m.split(b"\r\n\r\n", 1)[-1] == lf.split(b"\n\n", 1)[1].replace(b"\n", b"\r\n")
+         and b"X-Mailward-Reinjected" not in m, "it arrives byte for byte (CRLF), its mark checked and removed",
+         m[-300:])
 
     # re-injection fails (nothing listens there): 451, nothing delivered
     dead = sandbox.free_port()
