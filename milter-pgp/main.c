@@ -5,8 +5,11 @@
  *   milter-pgp [-f] [-c FILE]            run the milter
  *   milter-pgp -n | -C [-c FILE]         print / check the configuration
  *   milter-pgp -c FILE -t MESSAGE --mail-from A --rcpt B [--rcpt C]...
- *              [--auth USER] [--client-ip IP] [-o OUT]
+ *              [--auth USER [--tls]] [--client-ip IP] [-o OUT]
  *                                         what the milter would do, no MTA
+ *   milter-pgp -c FILE -t MESSAGE --inject --mail-from A --rcpt B...
+ *                                         hand MESSAGE to the MTA through
+ *                                         "reinject", with the loop mark
  */
 #include "config.h"
 
@@ -22,9 +25,11 @@
 #include "cli.h"
 #include "daemon.h"
 #include "gpg.h"
+#include "inject.h"
 #include "log.h"
 #include "milter.h"
 #include "msg.h"
+#include "pem.h"
 #include "pgpconf.h"
 #include "startup.h"
 #include "testmode.h"
@@ -37,14 +42,17 @@
 	"usage: milter-pgp [-f] [-c FILE]\n"                                                   \
 	"       milter-pgp -n | -C [-c FILE]\n"                                                \
 	"       milter-pgp -c FILE -t MESSAGE --mail-from ADDR --rcpt ADDR [--rcpt ADDR]...\n" \
-	"                  [--auth USER] [--client-ip IP] [-o OUT]\n"
+	"                  [--auth USER [--tls]] [--client-ip IP] [-o OUT]\n"                \
+	"       milter-pgp -c FILE -t MESSAGE --inject --mail-from ADDR --rcpt ADDR...\n"
 
 struct test_args {
 	const char *message;
 	const char *mail_from;
 	const char *auth;
+	int tls;
 	const char *client_ip;
 	const char *out;
+	int inject;
 	const char *rcpts[MAX_TEST_RCPTS];
 	int nrcpts;
 };
@@ -128,9 +136,16 @@ static void write_output(const char *path, const char *text, size_t len, const s
 		if (o->changes[i].add)
 			continue;
 		int seen = 0;
-		for (size_t k = 0; k < nf; k++)
-			if (strcasecmp(fs[k].name, o->changes[i].name) == 0 && ++seen == o->changes[i].index)
+		for (size_t k = 0; k < nf; k++) {
+			if (strcasecmp(fs[k].name, o->changes[i].name) != 0 || ++seen != o->changes[i].index)
+				continue;
+			if (o->changes[i].value == NULL) {
 				fs[k].deleted = 1;
+			} else {
+				free(fs[k].value);
+				fs[k].value = mw_xstrdup(o->changes[i].value);
+			}
+		}
 	}
 	FILE *out = fopen(path, "we");
 	if (out == NULL)
@@ -158,7 +173,40 @@ static void write_output(const char *path, const char *text, size_t len, const s
 	mw_buf_free(&fields);
 }
 
-static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected" };
+/* OUT.reinject: the re-injected copy, as inject.h would hand it on
+   (without the loop mark, which is made at injection). */
+static void write_copy(const char *out_path, int fd)
+{
+	struct mw_buf path = MW_BUF_INIT;
+	mw_buf_printf(&path, "%s.reinject", out_path);
+	FILE *out = fopen(mw_buf_str(&path), "we");
+	if (out == NULL || mp_fd_chunks(fd, put_file, out) < 0 || fclose(out) != 0)
+		mw_msg_fatal("%s: %s", mw_buf_str(&path), strerror(errno));
+	mw_buf_free(&path);
+}
+
+/* --inject: the message as it is, through "reinject" (checks that path). */
+static int inject_mode(struct mp_conf *conf, const struct test_args *t, const char *sender, char *text, size_t len)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	char rcpts[MAX_TEST_RCPTS][512];
+	const char *rv[MAX_TEST_RCPTS];
+	for (int i = 0; i < t->nrcpts; i++) {
+		mw_test_strip_brackets(t->rcpts[i], rcpts[i], sizeof(rcpts[i]));
+		rv[i] = rcpts[i];
+	}
+	int r = mp_inject_buf(conf->inject, sender, rv, (size_t)t->nrcpts, text, len, &err);
+	if (r < 0)
+		printf("reinject: failed: %s\n", mw_buf_str(&err));
+	else
+		printf("reinject: via=%s from=<%s> rcpts=%d\n", mp_inject_describe(conf->inject), sender, t->nrcpts);
+	free(text);
+	mw_buf_free(&err);
+	mp_conf_unref(conf);
+	return r < 0 ? 1 : 0;
+}
+
+static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected", "plaintext(split)", "password" };
 
 static int test_mode(const char *config_path, const struct test_args *t)
 {
@@ -167,7 +215,7 @@ static int test_mode(const char *config_path, const struct test_args *t)
 		return MW_EXIT_CONFIG;
 	}
 	struct mw_buf err = MW_BUF_INIT;
-	if (mp_gpg_global_init(&err) < 0)
+	if (mp_gpg_global_init(&err) < 0 || mp_pem_global_init(&err) < 0 || mp_inject_global_init(&err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	struct mp_conf *conf = mp_conf_load_cli(config_path, 0);
 	mw_log_apply_conf(&conf->s.log);
@@ -177,10 +225,13 @@ static int test_mode(const char *config_path, const struct test_args *t)
 	char *text = mw_test_read_file(t->message, MAX_TEST_MESSAGE, &len);
 	char sender[512];
 	mw_test_strip_brackets(t->mail_from, sender, sizeof(sender));
+	if (t->inject)
+		return inject_mode(conf, t, sender, text, len);
 
 	struct mp_msg *m = mp_msg_new(conf);
 	mp_msg_connect(m, t->client_ip != NULL ? t->client_ip : "127.0.0.1");
 	mp_msg_mail(m, sender, t->auth);
+	mp_msg_tls(m, t->tls ? "TLSv1.3" : NULL);
 	for (int i = 0; i < t->nrcpts; i++) {
 		struct mp_reply r;
 		mp_reply_init(&r);
@@ -210,21 +261,38 @@ static int test_mode(const char *config_path, const struct test_args *t)
 			char prefix[300];
 			snprintf(prefix, sizeof(prefix), "add-header: %s:", o.changes[i].name);
 			mw_test_print_folded(prefix, o.changes[i].value);
+		} else if (o.changes[i].value != NULL) {
+			char prefix[300];
+			snprintf(prefix, sizeof(prefix), "change-header: %s:", o.changes[i].name);
+			mw_test_print_folded(prefix, o.changes[i].value);
 		} else {
 			printf("delete-header: %s\n", o.changes[i].name);
 		}
 	}
 	if (o.body_fd >= 0)
 		printf("replace-body\n");
+	for (int i = 0; i < o.ndelrcpts; i++)
+		printf("delete-rcpt: %s\n", o.delrcpts[i]);
+	if (o.reinject_fd >= 0) {
+		/* the test mode injects nothing: the copy goes to OUT.reinject */
+		printf("reinject: via=%s from=<%s> to=", mp_inject_describe(conf->inject), o.reinject_sender);
+		for (int i = 0; i < o.nreinject; i++)
+			printf("%s<%s>", i ? "," : "", o.reinject_rcpts[i]);
+		printf("\n");
+	}
 	for (int i = 0; i < mp_msg_nrcpts(m); i++)
 		printf("rcpt: %s %s\n", mp_msg_rcpt_addr(m, i), rcpt_states[mp_msg_rcpt_state(m, i)]);
 	fflush(stdout);
 	mw_msg_info("%s", mw_buf_str(&o.log));
-	if (t->out != NULL && o.reply.action == MP_ACCEPT)
+	if (t->out != NULL && o.reply.action == MP_ACCEPT) {
 		write_output(t->out, text, len, &o, mp_msg_body_fd(m));
+		if (o.reinject_fd >= 0)
+			write_copy(t->out, o.reinject_fd);
+	}
 	mp_outcome_free(&o);
 	mp_msg_free(m);
 	mp_conf_unref(conf);
+	explicit_bzero(text, len); /* it may hold a password header */
 	free(text);
 	mw_buf_free(&err);
 	return 0;
@@ -265,7 +333,7 @@ static int run_daemon(const char *path, int foreground)
 {
 	struct mw_buf err = MW_BUF_INIT;
 	/* GPGME wants this before any thread starts */
-	if (mp_gpg_global_init(&err) < 0)
+	if (mp_gpg_global_init(&err) < 0 || mp_pem_global_init(&err) < 0 || mp_inject_global_init(&err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	struct mp_conf *conf = mp_conf_load_cli(path, 0);
 	struct mw_reloadable r = { path, conf, conf_load, conf_unref, conf_apply, conf_parts };
@@ -288,7 +356,7 @@ static int run_daemon(const char *path, int foreground)
 	return 0;
 }
 
-enum { O_MAIL_FROM = 1000, O_RCPT, O_AUTH, O_CLIENT_IP };
+enum { O_MAIL_FROM = 1000, O_RCPT, O_AUTH, O_CLIENT_IP, O_TLS, O_INJECT };
 
 static int test_option(int opt, const char *arg, void *ctx)
 {
@@ -298,7 +366,9 @@ static int test_option(int opt, const char *arg, void *ctx)
 	case 'o': t->out = arg; break;
 	case O_MAIL_FROM: t->mail_from = arg; break;
 	case O_AUTH: t->auth = arg; break;
+	case O_TLS: t->tls = 1; break;
 	case O_CLIENT_IP: t->client_ip = arg; break;
+	case O_INJECT: t->inject = 1; break;
 	case O_RCPT:
 		if (t->nrcpts >= MAX_TEST_RCPTS)
 			return -1;
@@ -316,6 +386,8 @@ int main(int argc, char **argv)
 		{ "rcpt", required_argument, NULL, O_RCPT },
 		{ "auth", required_argument, NULL, O_AUTH },
 		{ "client-ip", required_argument, NULL, O_CLIENT_IP },
+		{ "tls", no_argument, NULL, O_TLS },
+		{ "inject", no_argument, NULL, O_INJECT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct test_args t = { 0 };

@@ -76,6 +76,9 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 	char sender[512];
 	mw_milter_sender(argv != NULL ? argv[0] : NULL, sender, sizeof(sender));
 	mp_msg_mail(m, sender, smfi_getsymval(ctx, "{auth_authen}"));
+	/* the password header is honoured only over TLS (Postfix:
+	   milter_mail_macros must list {tls_version}) */
+	mp_msg_tls(m, smfi_getsymval(ctx, "{tls_version}"));
 	return SMFIS_CONTINUE;
 }
 
@@ -138,10 +141,19 @@ static sfsistat on_eom(SMFICTX *ctx)
 		for (int i = 0; ok && i < o.nchanges; i++) {
 			struct mp_change *c = &o.changes[i];
 			int r = c->add ? smfi_addheader(ctx, c->name, c->value)
-				       : smfi_chgheader(ctx, c->name, c->index, NULL);
+				       : smfi_chgheader(ctx, c->name, c->index, c->value);
 			ok = r == MI_SUCCESS;
 		}
-		if (!ok) {
+		/* split: the recipients without a key leave this transaction and
+		   get their copy through the MTA again; injected last, so that a
+		   failure before it leaves nothing to undo, and a failed
+		   injection tempfails the whole message (nothing lost; the
+		   sender's retry sends each copy once) */
+		for (int i = 0; ok && i < o.ndelrcpts; i++)
+			ok = smfi_delrcpt(ctx, o.delrcpts[i]) == MI_SUCCESS;
+		if (ok && o.reinject_fd >= 0 && mp_msg_reinject(m, &o) < 0) {
+			ret = refuse(ctx, &o.reply);
+		} else if (!ok) {
 			/* a half-changed message must not leave: tempfail it */
 			mw_buf_puts(&o.log, " tempfail=\"the MTA refused a change\"");
 			smfi_setreply(ctx, "451", "4.7.0", "milter-pgp: cannot rewrite the message, try again later");
@@ -178,7 +190,7 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 	(void)f0;
 	(void)f2;
 	(void)f3;
-	*pf0 = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY;
+	*pf0 = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_DELRCPT;
 	/* header values exactly as sent: the encrypted entity keeps its
 	   Content-* fields byte for byte */
 	*pf1 = f1 & (SMFIP_HDR_LEADSPC | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOHELO);
@@ -190,7 +202,7 @@ static sfsistat on_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 static struct smfiDesc desc = {
 	.xxfi_name = "mailward milter-pgp",
 	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY,
+	.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_DELRCPT,
 	.xxfi_connect = on_connect,
 	.xxfi_envfrom = on_envfrom,
 	.xxfi_envrcpt = on_envrcpt,

@@ -9,13 +9,17 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gpg.h"
+#include "inject.h"
 #include "keysrc.h"
 #include "log.h"
 #include "mime.h"
 #include "msg.h"
+#include "pem.h"
+#include "pwmode.h"
 
 #define MAX_HEADERS 10000
 #define MAX_RCPTS 1000
@@ -27,7 +31,9 @@ struct header {
 };
 
 struct rcpt {
-	char *addr;
+	char *addr;   /* bare */
+	char *raw;    /* as the MTA gave it (for smfi_delrcpt) */
+	int has_key;  /* after eom */
 	enum mp_rcpt_state state;
 };
 
@@ -46,6 +52,10 @@ struct mp_msg {
 	int body_fd;
 	unsigned long long body_len;
 	int body_error;          /* errno of a failed spool write */
+	int tls;                 /* came over TLS */
+	char *password;          /* the password header's value (wiped), never kept in headers */
+	int npassword;           /* password header fields seen */
+	char *untagged_subject;  /* the first Subject without password_subject_tag */
 };
 
 void mp_reply_init(struct mp_reply *r)
@@ -79,18 +89,45 @@ void mp_outcome_init(struct mp_outcome *o)
 	memset(o, 0, sizeof(*o));
 	mp_reply_init(&o->reply);
 	o->body_fd = -1;
+	o->reinject_fd = -1;
 	mw_buf_init(&o->log, 8192);
 }
 
-void mp_outcome_free(struct mp_outcome *o)
+static void free_list(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void mp_outcome_clear(struct mp_outcome *o)
 {
 	for (int i = 0; i < o->nchanges; i++) {
 		free(o->changes[i].name);
 		free(o->changes[i].value);
 	}
 	free(o->changes);
+	o->changes = NULL;
+	o->nchanges = 0;
 	if (o->body_fd >= 0)
 		close(o->body_fd);
+	o->body_fd = -1;
+	free_list(o->delrcpts, o->ndelrcpts);
+	o->delrcpts = NULL;
+	o->ndelrcpts = 0;
+	free_list(o->reinject_rcpts, o->nreinject);
+	o->reinject_rcpts = NULL;
+	o->nreinject = 0;
+	free(o->reinject_sender);
+	o->reinject_sender = NULL;
+	if (o->reinject_fd >= 0)
+		close(o->reinject_fd);
+	o->reinject_fd = -1;
+}
+
+void mp_outcome_free(struct mp_outcome *o)
+{
+	mp_outcome_clear(o);
 	mp_reply_free(&o->reply);
 	mw_buf_free(&o->log);
 }
@@ -129,8 +166,10 @@ void mp_msg_next(struct mp_msg *m)
 	m->headers = NULL;
 	m->nheaders = 0;
 	m->too_many_headers = 0;
-	for (int i = 0; i < m->nrcpts; i++)
+	for (int i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
+		free(m->rcpts[i].raw);
+	}
 	free(m->rcpts);
 	m->rcpts = NULL;
 	m->nrcpts = 0;
@@ -139,6 +178,12 @@ void mp_msg_next(struct mp_msg *m)
 	m->body_fd = -1;
 	m->body_len = 0;
 	m->body_error = 0;
+	m->tls = 0;
+	mp_pw_free(m->password);
+	m->password = NULL;
+	m->npassword = 0;
+	free(m->untagged_subject);
+	m->untagged_subject = NULL;
 }
 
 void mp_msg_free(struct mp_msg *m)
@@ -162,6 +207,11 @@ void mp_msg_mail(struct mp_msg *m, const char *sender, const char *auth_user)
 	mp_msg_next(m);
 	mw_buf_puts(&m->sender, sender != NULL ? sender : "");
 	mw_buf_puts(&m->auth_user, auth_user != NULL ? auth_user : "");
+}
+
+void mp_msg_tls(struct mp_msg *m, const char *tls_version)
+{
+	m->tls = tls_version != NULL && tls_version[0] != '\0';
 }
 
 static int outbound(const struct mp_msg *m)
@@ -252,6 +302,8 @@ void mp_msg_rcpt(struct mp_msg *m, const char *rcpt, struct mp_reply *r)
 	}
 	m->rcpts = mw_xrealloc(m->rcpts, sizeof(*m->rcpts) * (size_t)(m->nrcpts + 1));
 	m->rcpts[m->nrcpts].addr = addr;
+	m->rcpts[m->nrcpts].raw = mw_xstrndup(rcpt, ADDR_MAX);
+	m->rcpts[m->nrcpts].has_key = 0;
 	m->rcpts[m->nrcpts].state = r->action == MP_ACCEPT ? MP_RCPT_PLAINTEXT : MP_RCPT_REJECTED;
 	m->nrcpts++;
 	mw_buf_free(&err);
@@ -262,6 +314,12 @@ void mp_msg_header(struct mp_msg *m, const char *name, const char *value)
 	if (m->nheaders >= MAX_HEADERS) {
 		m->too_many_headers = 1;
 		return;
+	}
+	if (strcasecmp(name, m->conf->s.password_header) == 0) {
+		/* the password is kept in one place only, wiped at the end */
+		if (m->npassword++ == 0)
+			m->password = mp_pw_from_header(value);
+		value = "";
 	}
 	if ((m->nheaders & 63) == 0)
 		m->headers = mw_xrealloc(m->headers, sizeof(*m->headers) * (size_t)(m->nheaders + 64));
@@ -402,8 +460,9 @@ static int copy_crlf(int src, int dst)
 	return mp_fd_chunks(src, put_crlf, &c);
 }
 
-/* Deletes every field named like name (or Content-* with NULL) and every
-   control header, last first so the indexes of the others stay valid. */
+/* Deletes every control header, password header and loop mark (and the
+   Content-* fields with content_too), last first so the indexes of the
+   others stay valid; the Subject loses its password tag. */
 static void delete_headers(struct mp_msg *m, struct mp_outcome *o, int content_too)
 {
 	int *index = mw_xcalloc((size_t)m->nheaders + 1, sizeof(int));
@@ -416,10 +475,13 @@ static void delete_headers(struct mp_msg *m, struct mp_outcome *o, int content_t
 	}
 	for (int i = m->nheaders - 1; i >= 0; i--) {
 		const char *name = m->headers[i].name;
-		if (strcasecmp(name, m->conf->s.control_header) == 0 || (content_too && is_content_header(name)))
+		if (strcasecmp(name, m->conf->s.control_header) == 0 || strcasecmp(name, MP_INJECT_HEADER) == 0 ||
+		    strcasecmp(name, m->conf->s.password_header) == 0 || (content_too && is_content_header(name)))
 			add_change(o, 0, name, NULL, index[i]);
 	}
 	free(index);
+	if (m->untagged_subject != NULL)
+		add_change(o, 0, "Subject", m->untagged_subject, 1);
 }
 
 static const struct header *find_header(const struct mp_msg *m, const char *name)
@@ -464,6 +526,452 @@ static void tempfail(struct mp_outcome *o, const char *what, const char *detail)
 	mw_buf_printf(&o->log, " tempfail=\"%s: %s\"", what, detail);
 }
 
+/* The PGP/MIME body (encrypted, or signed when !encrypt) of the original
+   entity head + map into a new spool file *out_fd; its Content-Type value
+   into ctype. 0, or -1 with what failed in *what and the reason in err. */
+static int protect(struct mp_msg *m, struct mp_gpg *g, int encrypt, const char *map, size_t len,
+		   const struct mw_buf *head, int *out_fd, struct mw_buf *ctype, const char **what, struct mw_buf *err)
+{
+	char boundary[64];
+	int armor_fd = -1, ok = 0;
+	struct mw_buf part = MW_BUF_INIT;
+	do
+		make_boundary(boundary, sizeof(boundary));
+	while (boundary_in(map, len, head, boundary));
+	*out_fd = -1;
+	*what = "cannot spool the message";
+	if ((armor_fd = spool_open(m)) < 0 || (*out_fd = spool_open(m)) < 0) {
+		mw_buf_puts(err, strerror(errno));
+		goto out;
+	}
+	int r;
+	if (encrypt) {
+		r = mp_gpg_encrypt(g, m->conf->s.hide_recipients, head->data, mw_buf_len(head), m->body_fd, armor_fd,
+				   err);
+		mw_buf_printf(&part, "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n"
+			      "--%s\r\nContent-Type: application/pgp-encrypted\r\n"
+			      "Content-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n\r\n"
+			      "--%s\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\n"
+			      "Content-Description: OpenPGP encrypted message\r\n"
+			      "Content-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n",
+			      boundary, boundary);
+		mw_buf_printf(ctype, " multipart/encrypted; protocol=\"application/pgp-encrypted\";\n"
+			      "\tboundary=\"%s\"", boundary);
+	} else {
+		char micalg[32];
+		r = mp_gpg_sign(g, head->data, mw_buf_len(head), m->body_fd, armor_fd, micalg, sizeof(micalg), err);
+		mw_buf_printf(&part, "This is an OpenPGP/MIME signed message (RFC 4880 and 3156)\r\n--%s\r\n",
+			      boundary);
+		mw_buf_printf(ctype, " multipart/signed; micalg=\"%s\";\n"
+			      "\tprotocol=\"application/pgp-signature\"; boundary=\"%s\"", micalg, boundary);
+	}
+	if (r < 0) {
+		*what = encrypt ? "encryption failed" : "signing failed";
+		goto out;
+	}
+	ok = write_all(*out_fd, part.data, mw_buf_len(&part)) == 0;
+	if (!encrypt) {
+		/* the signed entity exactly as signed, then the signature part */
+		ok = ok && write_all(*out_fd, head->data, mw_buf_len(head)) == 0 &&
+		     (len == 0 || write_all(*out_fd, map, len) == 0);
+		mw_buf_reset(&part);
+		mw_buf_printf(&part, "\r\n--%s\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n"
+			      "Content-Description: OpenPGP digital signature\r\n"
+			      "Content-Disposition: attachment; filename=\"signature.asc\"\r\n\r\n", boundary);
+		ok = ok && write_all(*out_fd, part.data, mw_buf_len(&part)) == 0;
+	}
+	ok = ok && copy_crlf(armor_fd, *out_fd) == 0;
+	mw_buf_reset(&part);
+	mw_buf_printf(&part, "\r\n--%s--\r\n", boundary);
+	ok = ok && write_all(*out_fd, part.data, mw_buf_len(&part)) == 0;
+	if (!ok)
+		mw_buf_puts(err, strerror(errno));
+out:
+	mw_buf_free(&part);
+	if (armor_fd >= 0)
+		close(armor_fd);
+	if (!ok && *out_fd >= 0) {
+		close(*out_fd);
+		*out_fd = -1;
+	}
+	return ok ? 0 : -1;
+}
+
+/* Whether the header is left out of the re-injected copy: the control
+   header, any loop mark, Bcc (never shown to anyone), and the Content-*
+   fields when the copy gets a new body. */
+static int left_out_of_copy(const struct mp_msg *m, const char *name, int new_body)
+{
+	return strcasecmp(name, m->conf->s.control_header) == 0 || strcasecmp(name, MP_INJECT_HEADER) == 0 ||
+	       strcasecmp(name, m->conf->s.password_header) == 0 || strcasecmp(name, "Bcc") == 0 || strcasecmp(name, "Resent-Bcc") == 0 ||
+	       (new_body && is_content_header(name));
+}
+
+/*
+ * The plaintext copy for the recipients without a key (split): a complete
+ * message in a new spool file, as plaintext mode would send it (signed,
+ * multipart/signed, when the sender has a key pair). 0 or -1 (*what, err).
+ */
+static int split_copy(struct mp_msg *m, struct mp_gpg *g, int sign, const char *map, size_t len,
+		      const struct mw_buf *head, int *copy_fd, const char **what, struct mw_buf *err)
+{
+	int body_fd = -1, ok;
+	struct mw_buf ctype = MW_BUF_INIT, fields = MW_BUF_INIT;
+	*copy_fd = -1;
+	if (sign && protect(m, g, 0, map, len, head, &body_fd, &ctype, what, err) < 0) {
+		mw_buf_free(&ctype);
+		return -1;
+	}
+	for (int i = 0; i < m->nheaders; i++)
+		if (!left_out_of_copy(m, m->headers[i].name, sign))
+			put_header(&fields, &m->headers[i]);
+	if (sign) {
+		struct header h = { "Content-Type", ctype.data };
+		put_header(&fields, &h);
+		if (find_header(m, "MIME-Version") == NULL)
+			mw_buf_puts(&fields, "MIME-Version: 1.0\r\n");
+	}
+	mw_buf_puts(&fields, "\r\n");
+	*what = "cannot spool the message";
+	ok = (*copy_fd = spool_open(m)) >= 0 && write_all(*copy_fd, fields.data, mw_buf_len(&fields)) == 0;
+	if (ok && sign)
+		ok = copy_crlf(body_fd, *copy_fd) == 0;
+	else if (ok)
+		ok = len == 0 || write_all(*copy_fd, map, len) == 0;
+	if (!ok) {
+		mw_buf_puts(err, strerror(errno));
+		if (*copy_fd >= 0)
+			close(*copy_fd);
+		*copy_fd = -1;
+	}
+	if (body_fd >= 0)
+		close(body_fd);
+	mw_buf_free(&ctype);
+	mw_buf_free(&fields);
+	return ok ? 0 : -1;
+}
+
+/* 1 when a loop mark of the message is ours and fits its envelope and body. */
+static int reinjected(struct mp_msg *m, const char *map, size_t len, struct mp_outcome *o)
+{
+	int found = 0, valid = 0;
+	struct mw_buf why = MW_BUF_INIT;
+	const char **rcpts = mw_xcalloc((size_t)m->nrcpts + 1, sizeof(char *));
+	int n = 0;
+	for (int i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state != MP_RCPT_REJECTED)
+			rcpts[n++] = m->rcpts[i].addr;
+	for (int i = 0; i < m->nheaders && !valid; i++) {
+		if (strcasecmp(m->headers[i].name, MP_INJECT_HEADER) != 0)
+			continue;
+		found = 1;
+		mw_buf_reset(&why);
+		valid = m->conf->inject != NULL &&
+			mp_inject_check(m->conf->inject, m->headers[i].value, mw_buf_str(&m->sender), rcpts, (size_t)n,
+					map != NULL ? map : "", len, time(NULL), &why) == 1;
+	}
+	if (found && !valid)
+		mw_buf_printf(&o->log, " reinject_mark=invalid(%s)", mw_buf_str(&why));
+	free(rcpts);
+	mw_buf_free(&why);
+	return valid;
+}
+
+/* ------------------------------------------------------------ passwords */
+
+/* A header value unfolded, without its outer blanks; the caller frees it. */
+static char *clean_value(const char *v)
+{
+	struct mw_buf b = MW_BUF_INIT;
+	for (const char *p = v; *p != '\0'; p++)
+		if (*p != '\r' && *p != '\n')
+			mw_buf_putc(&b, *p == '\t' ? ' ' : *p);
+	const char *t = mw_buf_str(&b);
+	while (*t == ' ')
+		t++;
+	size_t n = strlen(t);
+	while (n > 0 && t[n - 1] == ' ')
+		n--;
+	char *r = mw_xstrndup(t, n);
+	mw_buf_free(&b);
+	return r;
+}
+
+/* Which password the message asks for; refuses (o->reply) a password header
+   from anyone but a user authenticated over TLS, never sending it on. */
+static enum mp_pw_source password_request(struct mp_msg *m, struct mp_outcome *o)
+{
+	const struct mp_settings *s = &m->conf->s;
+	if (m->npassword > 0 && (mw_buf_len(&m->auth_user) == 0 || !m->tls)) {
+		set_reply(&o->reply, MP_REJECT, "550", "5.7.1",
+			  "%s is accepted only from a user authenticated (SMTP AUTH) over TLS: message not sent",
+			  s->password_header);
+		mw_buf_printf(&o->log, " mode=password rejected=password-header-%s",
+			      mw_buf_len(&m->auth_user) == 0 ? "without-auth" : "without-tls");
+		return MP_PW_NONE;
+	}
+	if (m->npassword > 1 || (m->npassword == 1 && m->password == NULL)) {
+		set_reply(&o->reply, MP_REJECT, "550", "5.7.1", "%s: %s: message not sent", s->password_header,
+			  m->npassword > 1 ? "more than one field" : "empty or longer than 4096 bytes");
+		mw_buf_puts(&o->log, " mode=password rejected=password-header-invalid");
+		return MP_PW_NONE;
+	}
+	const struct header *subj = find_header(m, "Subject");
+	if (s->password_subject_tag[0] != '\0' && subj != NULL) {
+		struct mw_buf b = MW_BUF_INIT;
+		if (mp_pw_subject_untag(subj->value, s->password_subject_tag, &b))
+			m->untagged_subject = mw_xstrdup(mw_buf_str(&b));
+		mw_buf_free(&b);
+	}
+	if (m->password != NULL)
+		return MP_PW_HEADER;
+	if (m->untagged_subject != NULL || mp_conf_password_generated_for(m->conf, mw_buf_str(&m->sender)))
+		return MP_PW_GENERATED;
+	return MP_PW_NONE;
+}
+
+/* Grows b so that appending up to n bytes moves nothing: no copy of a
+   secret is left in freed memory. */
+static void reserve_secret(struct mw_buf *b, size_t n)
+{
+	char *z = mw_xcalloc(1, n);
+	mw_buf_append(b, z, n);
+	mw_buf_truncate(b, 0);
+	free(z);
+}
+
+static int seal_to(int fd, int html, const struct mp_pem_opts *po, const char *password, const unsigned char *inner,
+		   size_t ilen, struct mw_buf *err)
+{
+	int d = dup(fd);
+	FILE *f = d >= 0 ? fdopen(d, "w") : NULL;
+	if (f == NULL) {
+		if (d >= 0)
+			close(d);
+		mw_buf_printf(err, "%s", strerror(errno));
+		return -1;
+	}
+	int r = html ? mp_pem_seal_html(po, password, inner, ilen, f, err)
+		     : mp_pem_seal_asc(po, password, inner, ilen, f, err);
+	if (fclose(f) != 0 && r == 0) {
+		mw_buf_printf(err, "%s", strerror(errno));
+		r = -1;
+	}
+	return r;
+}
+
+/*
+ * The password-encrypted envelope's body into a new spool file *body_fd,
+ * its Content-Type value into ctype: the whole original (without our
+ * headers) sealed into message.html and message.asc. A generated password
+ * goes to the sender alone, re-injected. For the recipients not refused
+ * (keyless_only: those without a key). 0, or -1 with o's reply set.
+ */
+static int seal_envelope(struct mp_msg *m, struct mp_outcome *o, const char *map, size_t len,
+			 enum mp_pw_source src, int keyless_only, int *body_fd, struct mw_buf *ctype)
+{
+	const struct mp_settings *s = &m->conf->s;
+	const char *sender = mw_buf_str(&m->sender);
+	struct mw_buf pw, notice, err = MW_BUF_INIT, head = MW_BUF_INIT, rcpts = MW_BUF_INIT;
+	int inner_fd = -1, html_fd = -1, asc_fd = -1, out_fd = -1, nrcpts = 0, ok = 0;
+	unsigned char *inner = NULL;
+	size_t ilen = 0;
+	char *hint = NULL, *date = NULL;
+
+	mw_buf_init(&pw, 0);
+	mw_buf_init(&notice, 0);
+	reserve_secret(&pw, 4 * MP_PEM_MAX_PASSWORD + 16);
+	if (s->pw.body_txt == NULL) {
+		tempfail(o, "password-encrypted messages are not set up", "no templates (password_templates)");
+		goto done;
+	}
+	if (src == MP_PW_HEADER) {
+		if (mp_pem_password_normalize(m->password, strlen(m->password), &pw, &err) < 0) {
+			set_reply(&o->reply, MP_REJECT, "550", "5.7.1", "%s: not a usable password (%s): message not sent",
+				  s->password_header, mw_buf_str(&err));
+			mw_buf_puts(&o->log, " mode=password rejected=password-header-invalid");
+			goto done;
+		}
+	} else {
+		char gen[MP_PEM_GENERATED_SIZE];
+		if (sender[0] == '\0') {
+			set_reply(&o->reply, MP_REJECT, "550", "5.7.1",
+				  "A generated password is sent to the sender: the null sender <> has no address");
+			mw_buf_puts(&o->log, " mode=password rejected=generated-without-sender");
+			goto done;
+		}
+		if (m->conf->inject == NULL) {
+			tempfail(o, "a generated password cannot be sent", "reinject is not configured");
+			goto done;
+		}
+		if (mp_pem_password_generate(gen, sizeof(gen)) < 0) {
+			tempfail(o, "cannot generate a password", "mp_pem_password_generate failed");
+			goto done;
+		}
+		mw_buf_puts(&pw, gen);
+		explicit_bzero(gen, sizeof(gen));
+	}
+
+	/* the sealed message: every field but ours (Subject untagged), the body */
+	int subject_seen = 0;
+	for (int i = 0; i < m->nheaders; i++) {
+		const char *name = m->headers[i].name;
+		/* ours, loop marks and Bcc stay out; so does the hint (it is in clear) */
+		if (left_out_of_copy(m, name, 0) || strcasecmp(name, s->password_hint_header) == 0)
+			continue;
+		if (strcasecmp(name, "Subject") == 0 && subject_seen++ == 0 && m->untagged_subject != NULL) {
+			struct header h = { m->headers[i].name, m->untagged_subject };
+			put_header(&head, &h);
+			continue;
+		}
+		put_header(&head, &m->headers[i]);
+	}
+	mw_buf_puts(&head, "\r\n");
+	ilen = mw_buf_len(&head) + len;
+	if ((inner_fd = spool_open(m)) < 0 || write_all(inner_fd, head.data, mw_buf_len(&head)) < 0 ||
+	    (len > 0 && write_all(inner_fd, map, len) < 0) || (html_fd = spool_open(m)) < 0 ||
+	    (asc_fd = spool_open(m)) < 0 || (out_fd = spool_open(m)) < 0) {
+		tempfail(o, "cannot spool the message", strerror(errno));
+		goto done;
+	}
+	inner = mmap(NULL, ilen, PROT_READ, MAP_PRIVATE, inner_fd, 0);
+	if (inner == MAP_FAILED) {
+		inner = NULL;
+		tempfail(o, "cannot read the spooled message", strerror(errno));
+		goto done;
+	}
+	const struct header *h = find_header(m, s->password_hint_header);
+	hint = h != NULL ? clean_value(h->value) : NULL;
+	h = find_header(m, "Date");
+	date = h != NULL ? clean_value(h->value) : NULL;
+	struct mp_pem_opts po = {
+		.iterations = (unsigned)s->password_kdf_iterations,
+		.lang = strcmp(s->password_language, "fr") == 0 ? "fr" : "en",
+		.sender = sender[0] != '\0' ? sender : NULL,
+		.date = date,
+		.hint = hint != NULL && hint[0] != '\0' ? hint : NULL,
+		.tmpdir = s->tmpdir,
+	};
+	if (seal_to(html_fd, 1, &po, mw_buf_str(&pw), inner, ilen, &err) < 0 ||
+	    seal_to(asc_fd, 0, &po, mw_buf_str(&pw), inner, ilen, &err) < 0) {
+		tempfail(o, "password encryption failed", mw_buf_str(&err));
+		goto done;
+	}
+	for (int i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].state == MP_RCPT_REJECTED || (keyless_only && m->rcpts[i].has_key))
+			continue;
+		if (nrcpts++ > 0)
+			mw_buf_puts(&rcpts, ", ");
+		mw_buf_puts(&rcpts, m->rcpts[i].addr);
+	}
+	const struct header *subj = find_header(m, "Subject");
+	char *subject = m->untagged_subject != NULL ? clean_value(m->untagged_subject)
+						     : clean_value(subj != NULL ? subj->value : "");
+	struct mp_pw_fill fill = { sender, subject, mw_buf_str(&rcpts), hint, NULL };
+	if (mp_pw_envelope_write(&s->pw, &fill, html_fd, asc_fd, out_fd, ctype) < 0) {
+		free(subject);
+		tempfail(o, "cannot spool the message", strerror(errno));
+		goto done;
+	}
+	if (src == MP_PW_GENERATED) {
+		fill.password = mw_buf_str(&pw);
+		mp_pw_notice(&s->pw, &fill, &notice);
+		const char *to[1] = { sender };
+		/* the null sender: a bounce of the notice goes nowhere */
+		if (mp_inject_buf(m->conf->inject, "", to, 1, notice.data, mw_buf_len(&notice), &err) < 0) {
+			free(subject);
+			tempfail(o, "cannot send the generated password to the sender", mw_buf_str(&err));
+			goto done;
+		}
+	}
+	free(subject);
+	*body_fd = out_fd;
+	out_fd = -1;
+	ok = 1;
+	mw_buf_printf(&o->log, " mode=password source=%s envelopes=%d%s", src == MP_PW_HEADER ? "header" : "generated",
+		      nrcpts, src == MP_PW_GENERATED ? " password_to=sender" : "");
+done:
+	if (inner != NULL)
+		munmap(inner, ilen);
+	const int fds[] = { inner_fd, html_fd, asc_fd, out_fd };
+	for (size_t k = 0; k < sizeof(fds) / sizeof(fds[0]); k++)
+		if (fds[k] >= 0)
+			close(fds[k]);
+	mw_buf_wipe(&pw);
+	mw_buf_wipe(&notice);
+	mw_buf_free(&err);
+	mw_buf_free(&head);
+	mw_buf_free(&rcpts);
+	free(hint);
+	free(date);
+	return ok ? 0 : -1;
+}
+
+/* The envelope replaces the message, for every recipient. */
+static void password_envelope(struct mp_msg *m, struct mp_outcome *o, const char *map, size_t len,
+			      enum mp_pw_source src)
+{
+	struct mw_buf ctype = MW_BUF_INIT;
+	int fd;
+	if (seal_envelope(m, o, map, len, src, 0, &fd, &ctype) == 0) {
+		delete_headers(m, o, 1);
+		add_change(o, 1, "Content-Type", mw_buf_str(&ctype), 0);
+		if (find_header(m, "MIME-Version") == NULL)
+			add_change(o, 1, "MIME-Version", " 1.0", 0);
+		o->body_fd = fd;
+		for (int i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].state != MP_RCPT_REJECTED)
+				m->rcpts[i].state = MP_RCPT_PASSWORD;
+		mw_buf_puts(&o->log, " action=password-envelope");
+	}
+	mw_buf_free(&ctype);
+}
+
+/* The envelope as a complete message for the keyless recipients
+   (o->reinject_fd), split from the key holders'. 0, or -1 (o's reply). */
+static int password_copy(struct mp_msg *m, struct mp_outcome *o, const char *map, size_t len, enum mp_pw_source src)
+{
+	struct mw_buf ctype = MW_BUF_INIT, fields = MW_BUF_INIT;
+	int body_fd = -1, subject_seen = 0;
+	if (seal_envelope(m, o, map, len, src, 1, &body_fd, &ctype) < 0) {
+		mw_buf_free(&ctype);
+		return -1;
+	}
+	for (int i = 0; i < m->nheaders; i++) {
+		const struct header *h = &m->headers[i];
+		if (left_out_of_copy(m, h->name, 1))
+			continue;
+		if (strcasecmp(h->name, "Subject") == 0 && subject_seen++ == 0 && m->untagged_subject != NULL) {
+			struct header u = { h->name, m->untagged_subject };
+			put_header(&fields, &u);
+		} else {
+			put_header(&fields, h);
+		}
+	}
+	struct header cth = { "Content-Type", ctype.data };
+	put_header(&fields, &cth);
+	if (find_header(m, "MIME-Version") == NULL)
+		mw_buf_puts(&fields, "MIME-Version: 1.0\r\n");
+	mw_buf_puts(&fields, "\r\n");
+	int ok = (o->reinject_fd = spool_open(m)) >= 0 && write_all(o->reinject_fd, fields.data, mw_buf_len(&fields)) == 0 &&
+		 copy_crlf(body_fd, o->reinject_fd) == 0;
+	if (!ok)
+		tempfail(o, "cannot spool the message", strerror(errno));
+	close(body_fd);
+	mw_buf_free(&ctype);
+	mw_buf_free(&fields);
+	return ok ? 0 : -1;
+}
+
+
+static size_t headers_size(const struct mp_msg *m)
+{
+	size_t n = 0;
+	for (int i = 0; i < m->nheaders; i++)
+		n += strlen(m->headers[i].name) + strlen(m->headers[i].value) + 4;
+	return n;
+}
+
 void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 {
 	const struct mp_settings *s = &m->conf->s;
@@ -471,7 +979,8 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 	const char *sender = mw_buf_str(&m->sender);
 	char *map = NULL;
 	size_t len = (size_t)m->body_len;
-	int armor_fd = -1, out_fd = -1;
+	int out_fd = -1;
+	const char *what;
 
 	mw_buf_printf(&o->log, "%s: from=<", qid != NULL && qid[0] ? qid : "NOQUEUE");
 	mw_buf_append_printable(&o->log, sender, strlen(sender), 256);
@@ -480,12 +989,6 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 
 	if (m->body_error != 0) {
 		tempfail(o, "cannot spool the message", strerror(m->body_error));
-		goto out;
-	}
-	if (m->body_len > s->max_message_size) {
-		set_reply(&o->reply, MP_REJECT, "552", "5.3.4", "Message too big to encrypt (over %llu bytes)",
-			  s->max_message_size);
-		mw_buf_puts(&o->log, " rejected=too-big");
 		goto out;
 	}
 	if (m->too_many_headers) {
@@ -500,6 +1003,23 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 		mw_buf_puts(&o->log, " direction=inbound action=none");
 		goto out;
 	}
+	enum mp_pw_source pw = password_request(m, o);
+	if (o->reply.action != MP_ACCEPT)
+		goto out;
+	if (pw != MP_PW_NONE && control == CONTROL_NONE)
+		control = CONTROL_DEFAULT; /* asking for a password is asking for encryption */
+	if (m->body_len > s->max_message_size) {
+		/* larger than the MTA takes at all: nothing spooled to encrypt */
+		if (s->oversize == MP_OVERSIZE_PLAINTEXT && control != CONTROL_REQUIRE) {
+			delete_headers(m, o, 0);
+			mw_buf_printf(&o->log, " action=plaintext reason=oversize size=%llu", m->body_len);
+			goto out;
+		}
+		set_reply(&o->reply, MP_REJECT, "552", "5.3.4",
+			  "Message too big to send encrypted (over the limit of %llu bytes)", s->max_message_size);
+		mw_buf_puts(&o->log, " rejected=too-big");
+		goto out;
+	}
 	if (m->body_fd < 0 && (m->body_fd = spool_open(m)) < 0) {
 		tempfail(o, "cannot spool the message", strerror(errno));
 		goto out;
@@ -511,6 +1031,11 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 			tempfail(o, "cannot read the spooled message", strerror(errno));
 			goto out;
 		}
+	}
+	if (reinjected(m, map, len, o)) {
+		delete_headers(m, o, 0);
+		mw_buf_puts(&o->log, " action=none reinjected");
+		goto out;
 	}
 	const struct header *ct = find_header(m, "Content-Type");
 	struct mp_result mr;
@@ -525,7 +1050,7 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 		tempfail(o, "OpenPGP is not available", mw_buf_str(&err));
 		goto out;
 	}
-	int missing = 0;
+	int missing = 0, holders = 0;
 	const char *first_missing = NULL;
 	for (int i = 0; i < m->nrcpts; i++) {
 		if (m->rcpts[i].state == MP_RCPT_REJECTED)
@@ -546,6 +1071,8 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 			mw_buf_reset(&err);
 			k = 0;
 		}
+		m->rcpts[i].has_key = k;
+		holders += k;
 		if (k == 0 && missing++ == 0)
 			first_missing = m->rcpts[i].addr;
 	}
@@ -558,7 +1085,16 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 		}
 		sign = k;
 	}
-	int encrypt = missing == 0 && control != CONTROL_NONE && mp_gpg_nrecipients(g) > 0;
+	/* split: only with someone to encrypt for and someone to copy to */
+	int split = missing > 0 && holders > 0 && (control == CONTROL_DEFAULT || pw != MP_PW_NONE) &&
+		    mp_conf_mixed_for(m->conf, sender) == MP_MIXED_SPLIT;
+	if (pw != MP_PW_NONE && missing > 0 && !split) {
+		/* every recipient gets the envelope, key holders too: one
+		   message, nothing re-injected but a generated password */
+		password_envelope(m, o, map, len, pw);
+		goto out;
+	}
+	int encrypt = (missing == 0 || split) && control != CONTROL_NONE && mp_gpg_nrecipients(g) > 0;
 	if (!encrypt && control == CONTROL_REQUIRE) {
 		set_reply(&o->reply, MP_REJECT, "550", "5.7.1",
 			  "No OpenPGP key for %s, and %s: require forbids sending it in clear",
@@ -566,11 +1102,32 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 		mw_buf_puts(&o->log, " rejected=require-without-keys");
 		goto out;
 	}
+	int oversize = 0;
+	if (encrypt) {
+		/* base64 armor: 4/3, and 66 bytes a line for 64; a session key
+		   packet per key; the PGP/MIME frame; gpg's compression is not
+		   counted on */
+		unsigned long long est = (unsigned long long)headers_size(m) +
+					 ((unsigned long long)len + 600ULL * (unsigned)mp_gpg_nrecipients(g) + 1024) *
+						 137 / 100 + 2048;
+		if (est > s->max_message_size) {
+			if (s->oversize == MP_OVERSIZE_REJECT || control == CONTROL_REQUIRE) {
+				set_reply(&o->reply, MP_REJECT, "552", "5.3.4",
+					  "Message too big to send encrypted: about %llu bytes once encrypted, over the "
+					  "limit of %llu bytes", est, s->max_message_size);
+				mw_buf_printf(&o->log, " rejected=too-big-encrypted estimate=%llu", est);
+				goto out;
+			}
+			oversize = 1;
+			encrypt = split = 0;
+		}
+	}
 	if (!encrypt && !sign) {
 		delete_headers(m, o, 0);
-		mw_buf_printf(&o->log, " action=plaintext%s", missing ? " reason=recipient-without-key" :
+		mw_buf_printf(&o->log, " action=plaintext%s", oversize ? " reason=oversize" :
+				   missing ? " reason=recipient-without-key" :
 				   control == CONTROL_NONE ? " reason=header-none" : "");
-		if (first_missing != NULL)
+		if (first_missing != NULL && !oversize)
 			mw_buf_printf(&o->log, " first_without_key=<%s>", first_missing);
 		goto out;
 	}
@@ -584,61 +1141,28 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 		if (is_content_header(m->headers[i].name))
 			put_header(&head, &m->headers[i]);
 	mw_buf_puts(&head, "\r\n");
-	char boundary[64];
-	do
-		make_boundary(boundary, sizeof(boundary));
-	while (boundary_in(map, len, &head, boundary));
 
-	if ((armor_fd = spool_open(m)) < 0 || (out_fd = spool_open(m)) < 0) {
-		tempfail(o, "cannot spool the message", strerror(errno));
-		goto out;
+	if (split) {
+		/* the keyless recipients' copy: the password envelope, or plaintext */
+		if (pw != MP_PW_NONE) {
+			if (password_copy(m, o, map, len, pw) < 0)
+				goto out;
+		} else if (split_copy(m, g, sign, map, len, &head, &o->reinject_fd, &what, &err) < 0) {
+			tempfail(o, what, mw_buf_str(&err));
+			goto out;
+		}
+		o->reinject_sender = mw_xstrdup(sender);
+		o->reinject_rcpts = mw_xcalloc((size_t)missing + 1, sizeof(char *));
+		o->delrcpts = mw_xcalloc((size_t)missing + 1, sizeof(char *));
+		for (int i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].state != MP_RCPT_REJECTED && !m->rcpts[i].has_key) {
+				o->reinject_rcpts[o->nreinject++] = mw_xstrdup(m->rcpts[i].addr);
+				o->delrcpts[o->ndelrcpts++] = mw_xstrdup(m->rcpts[i].raw);
+			}
 	}
-	struct mw_buf part = MW_BUF_INIT;
 	struct mw_buf ctype = MW_BUF_INIT;
-	int r;
-	if (encrypt) {
-		r = mp_gpg_encrypt(g, s->hide_recipients, head.data, mw_buf_len(&head), m->body_fd, armor_fd, &err);
-		mw_buf_printf(&part, "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n"
-			      "--%s\r\nContent-Type: application/pgp-encrypted\r\n"
-			      "Content-Description: PGP/MIME version identification\r\n\r\nVersion: 1\r\n\r\n"
-			      "--%s\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\n"
-			      "Content-Description: OpenPGP encrypted message\r\n"
-			      "Content-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n",
-			      boundary, boundary);
-		mw_buf_printf(&ctype, " multipart/encrypted; protocol=\"application/pgp-encrypted\";\n"
-			      "\tboundary=\"%s\"", boundary);
-	} else {
-		char micalg[32];
-		r = mp_gpg_sign(g, head.data, mw_buf_len(&head), m->body_fd, armor_fd, micalg, sizeof(micalg), &err);
-		mw_buf_printf(&part, "This is an OpenPGP/MIME signed message (RFC 4880 and 3156)\r\n--%s\r\n",
-			      boundary);
-		mw_buf_printf(&ctype, " multipart/signed; micalg=\"%s\";\n"
-			      "\tprotocol=\"application/pgp-signature\"; boundary=\"%s\"", micalg, boundary);
-	}
-	if (r < 0) {
-		tempfail(o, encrypt ? "encryption failed" : "signing failed", mw_buf_str(&err));
-		mw_buf_free(&part);
-		mw_buf_free(&ctype);
-		goto out;
-	}
-	int ok = write_all(out_fd, part.data, mw_buf_len(&part)) == 0;
-	if (!encrypt) {
-		/* the signed entity exactly as signed, then the signature part */
-		ok = ok && write_all(out_fd, head.data, mw_buf_len(&head)) == 0 &&
-		     (len == 0 || write_all(out_fd, map, len) == 0);
-		mw_buf_reset(&part);
-		mw_buf_printf(&part, "\r\n--%s\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n"
-			      "Content-Description: OpenPGP digital signature\r\n"
-			      "Content-Disposition: attachment; filename=\"signature.asc\"\r\n\r\n", boundary);
-		ok = ok && write_all(out_fd, part.data, mw_buf_len(&part)) == 0;
-	}
-	ok = ok && copy_crlf(armor_fd, out_fd) == 0;
-	mw_buf_reset(&part);
-	mw_buf_printf(&part, "\r\n--%s--\r\n", boundary);
-	ok = ok && write_all(out_fd, part.data, mw_buf_len(&part)) == 0;
-	mw_buf_free(&part);
-	if (!ok) {
-		tempfail(o, "cannot spool the message", strerror(errno));
+	if (protect(m, g, encrypt, map, len, &head, &out_fd, &ctype, &what, &err) < 0) {
+		tempfail(o, what, mw_buf_str(&err));
 		mw_buf_free(&ctype);
 		goto out;
 	}
@@ -652,10 +1176,16 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 	if (encrypt)
 		for (int i = 0; i < m->nrcpts; i++)
 			if (m->rcpts[i].state == MP_RCPT_PLAINTEXT)
-				m->rcpts[i].state = MP_RCPT_ENCRYPTED;
+				m->rcpts[i].state = !split || m->rcpts[i].has_key ? MP_RCPT_ENCRYPTED :
+						    pw != MP_PW_NONE ? MP_RCPT_PASSWORD : MP_RCPT_SPLIT;
 	mw_buf_printf(&o->log, " action=%s keys=%d%s", encrypt ? (sign ? "sign+encrypt" : "encrypt") : "sign",
 		      encrypt ? mp_gpg_nrecipients(g) : 0, s->hide_recipients && encrypt ? " hidden" : "");
-	if (!encrypt && missing)
+	if (split)
+		mw_buf_printf(&o->log, " split=%d%s first_without_key=<%s>", missing, sign ? " split_signed" : "",
+			      first_missing);
+	else if (oversize)
+		mw_buf_puts(&o->log, " reason=oversize");
+	else if (!encrypt && missing)
 		mw_buf_printf(&o->log, " reason=recipient-without-key first_without_key=<%s>", first_missing);
 	else if (!encrypt && control == CONTROL_NONE)
 		mw_buf_puts(&o->log, " reason=header-none");
@@ -663,23 +1193,34 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 out:
 	if (o->reply.action != MP_ACCEPT) {
 		/* refused: nothing goes out, no change counts */
-		for (int i = 0; i < o->nchanges; i++) {
-			free(o->changes[i].name);
-			free(o->changes[i].value);
-		}
-		o->nchanges = 0;
-		if (o->body_fd >= 0)
-			close(o->body_fd);
-		o->body_fd = -1;
+		mp_outcome_clear(o);
 		for (int i = 0; i < m->nrcpts; i++)
 			m->rcpts[i].state = MP_RCPT_REJECTED;
 	}
 	if (map != NULL)
 		munmap(map, len);
-	if (armor_fd >= 0)
-		close(armor_fd);
 	if (out_fd >= 0)
 		close(out_fd);
 	mw_buf_free(&head);
 	mw_buf_free(&err);
+}
+
+int mp_msg_reinject(struct mp_msg *m, struct mp_outcome *o)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	int r = 0;
+	if (mp_inject_fd(m->conf->inject, o->reinject_sender, (const char *const *)o->reinject_rcpts,
+			 (size_t)o->nreinject, o->reinject_fd, &err) < 0) {
+		set_reply(&o->reply, MP_TEMPFAIL, "451", "4.3.0",
+			  "milter-pgp: cannot pass on the copy for the recipients without a key, try again later");
+		mw_buf_printf(&o->log, " tempfail=\"re-injection: %s\"", mw_buf_str(&err));
+		mp_outcome_clear(o);
+		for (int i = 0; i < m->nrcpts; i++)
+			m->rcpts[i].state = MP_RCPT_REJECTED;
+		r = -1;
+	} else {
+		mw_buf_printf(&o->log, " reinjected=%d via=%s", o->nreinject, mp_inject_describe(m->conf->inject));
+	}
+	mw_buf_free(&err);
+	return r;
 }

@@ -8,7 +8,10 @@
  * MIME entity inside byte for byte, encrypted to each recipient and the
  * sender, signed in the same pass when the sender has a key pair; mail
  * already protected (PGP/MIME, inline PGP, S/MIME) passes unchanged; the
- * control header is always removed.
+ * control header is always removed. With mixed_recipients = split, the
+ * recipients without a key are removed and get one plaintext copy,
+ * re-injected by the caller (inject.h) with the loop mark; a message whose
+ * loop mark checks passes unchanged (the mark removed).
  *
  * Memory: the outcome owns its strings and its body file (closed by
  * mp_outcome_free()).
@@ -20,7 +23,9 @@
 #include "pgpconf.h"
 
 enum mp_action { MP_ACCEPT, MP_REJECT, MP_TEMPFAIL };
-enum mp_rcpt_state { MP_RCPT_PLAINTEXT, MP_RCPT_ENCRYPTED, MP_RCPT_REJECTED };
+/* MP_RCPT_SPLIT: removed from the transaction, gets the re-injected copy;
+   MP_RCPT_PASSWORD: gets the password-encrypted envelope (pwmode.h) */
+enum mp_rcpt_state { MP_RCPT_PLAINTEXT, MP_RCPT_ENCRYPTED, MP_RCPT_REJECTED, MP_RCPT_SPLIT, MP_RCPT_PASSWORD };
 
 struct mp_reply {
 	enum mp_action action; /* MP_ACCEPT: go on */
@@ -30,10 +35,10 @@ struct mp_reply {
 };
 
 struct mp_change {
-	int add;       /* 1 add header, 0 delete header */
+	int add;       /* 1 add header, 0 delete (value NULL) or change header */
 	char *name;
-	char *value;   /* add: the value (folds as "\n\t") */
-	int index;     /* delete: 1-based among the fields of that name */
+	char *value;   /* add or change: the value (folds as "\n\t") */
+	int index;     /* delete or change: 1-based among the fields of that name */
 };
 
 struct mp_outcome {
@@ -41,6 +46,16 @@ struct mp_outcome {
 	struct mp_change *changes;
 	int nchanges;
 	int body_fd;      /* >= 0: replace the body with this file, from offset 0 */
+	/* split (mixed_recipients = split): remove these recipients (as the
+	   MTA gave them), then inject reinject_fd (a complete message, from
+	   offset 0) from reinject_sender to reinject_rcpts with inject.h; if
+	   that fails, tempfail (mp_msg_reinject() does both) */
+	char **delrcpts;
+	int ndelrcpts;
+	int reinject_fd;
+	char *reinject_sender;
+	char **reinject_rcpts;
+	int nreinject;
 	struct mw_buf log; /* the message's one log line */
 };
 
@@ -54,12 +69,19 @@ void mp_msg_next(struct mp_msg *m);
 
 void mp_msg_connect(struct mp_msg *m, const char *client_ip);
 void mp_msg_mail(struct mp_msg *m, const char *sender, const char *auth_user);
+/* After mp_msg_mail(): the session's TLS version ({tls_version}), NULL or
+   "" when the message did not come over TLS. */
+void mp_msg_tls(struct mp_msg *m, const char *tls_version);
 /* May refuse the recipient (mixed_recipients = reject, or keyring trouble). */
 void mp_msg_rcpt(struct mp_msg *m, const char *rcpt, struct mp_reply *r);
 void mp_msg_header(struct mp_msg *m, const char *name, const char *value);
 void mp_msg_eoh(struct mp_msg *m);
 void mp_msg_body(struct mp_msg *m, const unsigned char *data, size_t len);
 void mp_msg_eom(struct mp_msg *m, const char *queue_id, struct mp_outcome *o);
+/* Injects o's copy (o->reinject_fd >= 0) through the configuration's
+   "reinject", after the MTA took the other changes: 0, or -1 when it
+   failed and o became a 451 tempfail (changes dropped). */
+int mp_msg_reinject(struct mp_msg *m, struct mp_outcome *o);
 
 /* The recipients given so far and what became of them (after eom). */
 int mp_msg_nrcpts(const struct mp_msg *m);
@@ -76,5 +98,7 @@ void mp_reply_init(struct mp_reply *r);
 void mp_reply_free(struct mp_reply *r);
 void mp_outcome_init(struct mp_outcome *o);
 void mp_outcome_free(struct mp_outcome *o);
+/* Drops every change, the bodies and the copy (keeps reply and log). */
+void mp_outcome_clear(struct mp_outcome *o);
 
 #endif

@@ -8,10 +8,15 @@
 
 #include "cli.h"
 #include "gpg.h"
+#include "inject.h"
 #include "keysrc.h"
 #include "pgpconf.h"
 
 MW_DNS_CONF_DEFINE(struct mp_settings, dns)
+
+#ifndef MP_DATADIR
+#define MP_DATADIR "/usr/share"
+#endif
 
 static int parse_trusted(void *target, const char *value, struct mw_buf *err)
 {
@@ -25,7 +30,8 @@ static void release_trusted(void *target)
 	mw_cidr_list_free(&((struct mp_settings *)target)->trusted);
 }
 
-static const char *const mixed_modes[] = { "plaintext", "reject", NULL };
+static const char *const mixed_modes[] = { "plaintext", "reject", "split", NULL };
+static const char *const oversize_modes[] = { "reject", "plaintext", NULL };
 static const char *const trust_modes[] = { "local", "tofu", "any", NULL };
 static const char *const failure_modes[] = { "tempfail", "plaintext", NULL };
 
@@ -48,11 +54,21 @@ const struct mw_conf_key mp_conf_schema[] = {
 	  .def = "yes", .help = "mail from SMTP AUTH users is outbound" },
 	{ .name = "mixed_recipients", .type = MW_CONF_ENUM, .offset = S(mixed), .def = "plaintext",
 	  .choices = mixed_modes,
-	  .help = "a recipient without a key: plaintext (whole message in clear, logged) or reject (550 at RCPT)" },
+	  .help = "a recipient without a key: plaintext (whole message in clear, logged), reject (550 at RCPT) "
+		  "or split (encrypted for the key holders, one plaintext copy re-injected for the others)" },
 	{ .name = "reject_mixed_for", .type = MW_CONF_LIST, .offset = S(reject_mixed_for), .def = "",
 	  .flags = MW_CONF_MULTI, .help = "senders (address or domain) for whom mixed_recipients = reject" },
 	{ .name = "plaintext_mixed_for", .type = MW_CONF_LIST, .offset = S(plaintext_mixed_for), .def = "",
 	  .flags = MW_CONF_MULTI, .help = "senders (address or domain) for whom mixed_recipients = plaintext" },
+	{ .name = "split_mixed_for", .type = MW_CONF_LIST, .offset = S(split_mixed_for), .def = "",
+	  .flags = MW_CONF_MULTI, .help = "senders (address or domain) for whom mixed_recipients = split" },
+	{ .name = "reinject", .type = MW_CONF_STRING, .offset = S(reinject), .def = "smtp:127.0.0.1:10026",
+	  .help = "where split copies go back to the MTA: smtp:HOST:PORT (the service in "
+		  "contrib/postfix/milter-pgp.cf) or sendmail:/usr/sbin/sendmail [ARGUMENT]..." },
+	{ .name = "reinject_secret_file", .type = MW_CONF_STRING, .offset = S(reinject_secret_file), .def = "",
+	  .help = "secret of the re-injection mark (created when missing; empty: KEYRING/reinject.key)" },
+	{ .name = "reinject_timeout", .type = MW_CONF_DURATION, .offset = S(reinject_timeout), .def = "60s",
+	  .min = 1000, .max = 600000, .help = "one re-injection at most; then the message is tempfailed" },
 	{ .name = "sign", .type = MW_CONF_BOOL, .offset = S(sign), .def = "yes",
 	  .help = "sign with the sender's default key when the keyring has its key pair" },
 	{ .name = "encrypt_to_sender", .type = MW_CONF_BOOL, .offset = S(encrypt_to_sender), .def = "yes",
@@ -64,7 +80,30 @@ const struct mw_conf_key mp_conf_schema[] = {
 	  .help = "header by which a sender asks: require (refuse rather than send in clear) or none" },
 	{ .name = "max_message_size", .type = MW_CONF_SIZE, .offset = S(max_message_size),
 	  .def = "64m", .min = 1024, .max = 1ULL << 34,
-	  .help = "larger messages are refused with 552 (encrypting adds about a third)" },
+	  .help = "the MTA's size limit (Postfix: message_size_limit): a message larger once encrypted "
+		  "(about +37%) is handled as oversize says" },
+	{ .name = "oversize", .type = MW_CONF_ENUM, .offset = S(oversize), .def = "reject", .choices = oversize_modes,
+	  .help = "a message too big once encrypted: reject (552 5.3.4) or plaintext (sent as is, logged)" },
+	{ .name = "password_header", .type = MW_CONF_STRING, .offset = S(password_header),
+	  .def = "X-Mailward-Password",
+	  .help = "header carrying the password for recipients without a key (from SMTP AUTH users over TLS only)" },
+	{ .name = "password_hint_header", .type = MW_CONF_STRING, .offset = S(password_hint_header),
+	  .def = "X-Mailward-Password-Hint",
+	  .help = "header with a hint about the password, shown in clear in the envelope message" },
+	{ .name = "password_subject_tag", .type = MW_CONF_STRING, .offset = S(password_subject_tag),
+	  .def = "[secure]",
+	  .help = "Subject tag asking for a generated password, sent to the sender alone (empty: none)" },
+	{ .name = "password_generated_for", .type = MW_CONF_LIST, .offset = S(password_generated_for), .def = "",
+	  .flags = MW_CONF_MULTI,
+	  .help = "senders (address or domain) whose mail to recipients without a key always gets a generated password" },
+	{ .name = "password_templates", .type = MW_CONF_STRING, .offset = S(password_templates),
+	  .def = MP_DATADIR "/mailward/pem/templates",
+	  .help = "directory holding one directory of templates per language (body.txt, body.html, password.txt)" },
+	{ .name = "password_language", .type = MW_CONF_STRING, .offset = S(password_language), .def = "en",
+	  .help = "templates used: en, fr, or any directory added under password_templates" },
+	{ .name = "password_kdf_iterations", .type = MW_CONF_UINT, .offset = S(password_kdf_iterations),
+	  .def = "600000", .min = 600000, .max = 20000000,
+	  .help = "PBKDF2-HMAC-SHA256 rounds for password-encrypted messages (stored in each message)" },
 	{ .name = "key_trust", .type = MW_CONF_ENUM, .offset = S(key_trust), .def = "local",
 	  .choices = trust_modes,
 	  .help = "local (keyring only), tofu (also discovered keys, the first one pinned) or any discovered key" },
@@ -121,6 +160,41 @@ int mp_conf_validate(struct mw_conf *cfg, void *target)
 	for (const char *p = s->control_header; *p != '\0'; p++)
 		if (*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f)
 			return mw_conf_fail(cfg, "control_header", "not a header field name");
+	struct mw_buf e = MW_BUF_INIT;
+	if (mp_inject_check_spec(s->reinject, &e) < 0) {
+		int r = mw_conf_fail(cfg, "reinject", "%s", mw_buf_str(&e));
+		mw_buf_free(&e);
+		return r;
+	}
+	mw_buf_free(&e);
+	if (s->reinject_secret_file[0] != '\0' && s->reinject_secret_file[0] != '/')
+		return mw_conf_fail(cfg, "reinject_secret_file", "%s: not an absolute path", s->reinject_secret_file);
+	const char *const names[] = { "password_header", "password_hint_header" };
+	const char *const values[] = { s->password_header, s->password_hint_header };
+	for (int i = 0; i < 2; i++) {
+		if (values[i][0] == '\0')
+			return mw_conf_fail(cfg, names[i], "empty");
+		for (const char *p = values[i]; *p != '\0'; p++)
+			if (*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f)
+				return mw_conf_fail(cfg, names[i], "not a header field name");
+	}
+	if (strcasecmp(s->password_header, s->password_hint_header) == 0 ||
+	    strcasecmp(s->password_header, s->control_header) == 0)
+		return mw_conf_fail(cfg, "password_header", "the same name as another header setting");
+	struct mw_buf err = MW_BUF_INIT;
+	mp_pw_templates_free(&s->pw);
+	if (mp_pw_templates_load(s->password_templates, s->password_language, &s->pw, &err) < 0 &&
+	    !mw_conf_is_set(cfg, "password_templates") && !mw_conf_is_set(cfg, "password_language")) {
+		/* the default place, not installed (a build tree): everything
+		   but password-encrypted messages works, those are tempfailed */
+		mw_msg_warn("password-encrypted messages disabled: %s", mw_buf_str(&err));
+	} else if (s->pw.body_txt == NULL) {
+		int r = mw_conf_fail(cfg, mw_conf_is_set(cfg, "password_language") ? "password_language" :
+				     "password_templates", "%s", mw_buf_str(&err));
+		mw_buf_free(&err);
+		return r;
+	}
+	mw_buf_free(&err);
 	return 0;
 }
 
@@ -162,6 +236,15 @@ int mp_conf_start(struct mp_conf *c, struct mw_buf *err)
 	c->home = mp_gpg_home_new(s->keyring, s->passphrase_file, err);
 	if (c->home == NULL)
 		return -1;
+	struct mw_buf path = MW_BUF_INIT;
+	if (s->reinject_secret_file[0] != '\0')
+		mw_buf_puts(&path, s->reinject_secret_file);
+	else
+		mw_buf_printf(&path, "%s/reinject.key", s->keyring);
+	c->inject = mp_inject_new(s->reinject, mw_buf_str(&path), (unsigned)s->reinject_timeout, err);
+	mw_buf_free(&path);
+	if (c->inject == NULL)
+		return -1;
 	if (s->key_trust == MP_TRUST_LOCAL || s->key_lookup == NULL || s->key_lookup[0] == NULL)
 		return 0;
 	struct mp_keysrc_conf kc = {
@@ -193,6 +276,8 @@ void mp_conf_unref(struct mp_conf *c)
 	if (c != NULL && atomic_fetch_sub(&c->refs, 1) == 1) {
 		mp_keysrc_unref(c->keysrc);
 		mp_gpg_home_free(c->home);
+		mp_pw_templates_free(&c->s.pw);
+		mp_inject_free(c->inject);
 		mw_conf_free(c->owner);
 		free(c);
 	}
@@ -219,9 +304,20 @@ enum mp_mixed mp_conf_mixed_for(const struct mp_conf *c, const char *sender)
 		return MP_MIXED_REJECT;
 	if (listed(s->plaintext_mixed_for, sender))
 		return MP_MIXED_PLAINTEXT;
+	if (listed(s->split_mixed_for, sender))
+		return MP_MIXED_SPLIT;
 	if (at != NULL && listed(s->reject_mixed_for, at + 1))
 		return MP_MIXED_REJECT;
 	if (at != NULL && listed(s->plaintext_mixed_for, at + 1))
 		return MP_MIXED_PLAINTEXT;
+	if (at != NULL && listed(s->split_mixed_for, at + 1))
+		return MP_MIXED_SPLIT;
 	return (enum mp_mixed)s->mixed;
+}
+
+int mp_conf_password_generated_for(const struct mp_conf *c, const char *sender)
+{
+	const char *at = strrchr(sender, '@');
+	return listed(c->s.password_generated_for, sender) ||
+	       (at != NULL && listed(c->s.password_generated_for, at + 1));
 }

@@ -16,8 +16,10 @@
 #include "daemon.h"
 #include "dns.h"
 #include "log.h"
+#include "pwmode.h"
 
-enum mp_mixed { MP_MIXED_PLAINTEXT, MP_MIXED_REJECT };
+enum mp_mixed { MP_MIXED_PLAINTEXT, MP_MIXED_REJECT, MP_MIXED_SPLIT };
+enum mp_oversize { MP_OVERSIZE_REJECT, MP_OVERSIZE_PLAINTEXT };
 
 struct mp_settings {
 	char *socket;
@@ -29,11 +31,14 @@ struct mp_settings {
 	int mixed;                     /* mixed_recipients: enum mp_mixed */
 	char **reject_mixed_for;       /* senders (address or domain) with reject */
 	char **plaintext_mixed_for;    /* senders with plaintext */
+	char **split_mixed_for;        /* senders with split */
+	char *reinject;                /* inject.h: smtp:HOST:PORT or sendmail:/PATH ... */
+	char *reinject_secret_file;    /* "" : KEYRING/reinject.key */
+	unsigned long long reinject_timeout; /* ms */
 	int sign;                      /* sign with the sender's key */
 	int encrypt_to_sender;
 	int hide_recipients;           /* throw key ids */
 	char *control_header;          /* X-Mailward-Encrypt */
-	unsigned long long max_message_size;
 	/* recipient keys beyond the keyring (keysrc.h) */
 	int key_trust;                 /* enum mp_key_trust */
 	char **key_lookup;             /* wkd, openpgpkey */
@@ -44,18 +49,31 @@ struct mp_settings {
 	unsigned long long wkd_max_size;
 	unsigned long long wkd_port;
 	struct mw_dns_conf dns;
+	unsigned long long max_message_size; /* the MTA's limit (message_size_limit) */
+	int oversize;                  /* enum mp_oversize: too big once encrypted */
+	/* password-encrypted envelopes (pwmode.h) */
+	char *password_header;         /* X-Mailward-Password */
+	char *password_hint_header;    /* X-Mailward-Password-Hint */
+	char *password_subject_tag;    /* [secure]; "" : no tag */
+	char **password_generated_for; /* senders with a generated password by default */
+	char *password_templates;      /* directory of the language directories */
+	char *password_language;
+	unsigned long long password_kdf_iterations; /* PBKDF2 rounds (pem.h) */
+	struct mp_pw_templates pw;     /* read by mp_conf_validate(), owned */
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;
 };
 
 struct mp_gpg_home;
 struct mp_keysrc;
+struct mp_inject;
 
 struct mp_conf {
 	struct mp_settings s;
 	struct mw_conf *owner;    /* owns the strings in s */
 	struct mp_gpg_home *home; /* built by mp_conf_start() */
 	struct mp_keysrc *keysrc; /* key_trust tofu|any: built by mp_conf_start() */
+	struct mp_inject *inject; /* built by mp_conf_start(): "reinject" (inject.h) */
 	atomic_int refs;
 };
 
@@ -73,5 +91,7 @@ void mp_conf_unref(struct mp_conf *c);
 
 /* The mixed_recipients mode for this envelope sender. */
 enum mp_mixed mp_conf_mixed_for(const struct mp_conf *c, const char *sender);
+/* 1 when mail from sender gets a generated password by default. */
+int mp_conf_password_generated_for(const struct mp_conf *c, const char *sender);
 
 #endif

@@ -15,7 +15,6 @@ import re
 import signal
 import smtplib
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from matest import message, sign  # noqa: E402
 from mwtest import sandbox  # noqa: E402
 from mwtest.dns import DnsServer  # noqa: E402
 from mwtest.postfix import Postfix  # noqa: E402
+from mwtest.procwatch import check_fds_back, check_rss_flat, fds, rss_kb  # noqa: E402
 from mwtest.smtp import SMTPRejected, send  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
 
@@ -40,21 +40,6 @@ sel._domainkey.friend.example   TXT "v=DKIM1; p=%(rsa)s"
 bank.example                    TXT "v=spf1 ip4:192.0.2.1 -all"
 _dmarc.bank.example             TXT "v=DMARC1; p=reject"
 """ % {"ip": FRIEND_IP, "rsa": RSA_PUB}
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
-
-
-def sanitized(program):
-    """Built with ASan: it keeps freed memory in quarantine (RSS grows by
-    design) and LeakSanitizer reports leaks at exit instead."""
-    return "libasan" in subprocess.run(["readelf", "-d", program], capture_output=True, text=True).stdout
-
-
-def fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 class Load:
@@ -204,24 +189,9 @@ def main(t):
                                                               log.count("reload failed")))
     t.ok("no_such_setting" in log, "a failed reload says what is wrong")
 
-    # memory: flat after warm-up (the first 40 %: caches, thread stacks and
-    # allocator arenas fill first): the median of the last 30 % against
-    # that of the 30 % before it; a leak of a few hundred bytes per message
-    # over hundreds of messages shows
-    if sanitized(matest.MILTER_AUTH):
-        t.skip("RSS flat after warm-up", "ASan build: freed memory stays in quarantine; LeakSanitizer checks at exit")
-    else:
-        n = len(rss)
-        early, late = sorted(rss[int(n * 0.4):int(n * 0.7)]), sorted(rss[int(n * 0.7):])
-        growth = late[len(late) // 2] - early[len(early) // 2]
-        t.ok(growth < 4096, "RSS flat after warm-up: median grew %d kB (%d -> %d)"
-             % (growth, early[len(early) // 2], late[len(late) // 2]))
+    check_rss_flat(t, matest.MILTER_AUTH, rss)
 
-    try:
-        sandbox.wait_for(lambda: fds(pid) <= fd_before, 60, interval=0.5, what="descriptors back")
-    except TimeoutError:
-        pass
-    t.ok(fds(pid) <= fd_before, "file descriptors back to where they were (%d, before %d)" % (fds(pid), fd_before))
+    check_fds_back(t, pid, fd_before)
 
     pf.clear_delivered()
     code, _ = send(pf.port, "friend@friend.example", "alice@example.org",

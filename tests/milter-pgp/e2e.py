@@ -27,8 +27,8 @@ class Milter:
     def __init__(self, socket, keyring, extra=""):
         self.conf = sandbox.path("milter-pgp-e2e.conf")
         self.base = ("socket = %s\nkeyring = %s\ntmpdir = %s\nuser = nobody\nsocket_group = postfix\n"
-                     "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\n%s"
-                     % (socket, keyring, sandbox.mkdir("e2e-spool", mode=0o1777), extra))
+                     "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\npassword_templates = %s\n%s"
+                     % (socket, keyring, sandbox.mkdir("e2e-spool", mode=0o1777), mptest.TEMPLATES, extra))
         self.write(self.base)
         self.log = sandbox.path("milter-pgp-e2e.log")
         self.proc = sandbox.spawn([mptest.MILTER_PGP, "-f", "-c", self.conf], log=self.log)
@@ -69,7 +69,9 @@ def main(t):
     sandbox.at_cleanup(lambda: sandbox.stop(mp.proc))
     status = open("/proc/%d/status" % mp.proc.pid).read()
     t.ok("Uid:\t65534\t65534\t65534\t65534" in status, "the daemon runs as nobody after binding")
-    pf.apply_snippet("contrib/postfix/milter-pgp.cf")
+    # the re-injection service on a port of its own (split.py uses it)
+    pf.apply_snippet("contrib/postfix/milter-pgp.cf",
+                     replace={"127.0.0.1:10026": "127.0.0.1:%d" % sandbox.free_port()})
     pf.start()
 
     raw = (MSG % (1, 1)).encode()

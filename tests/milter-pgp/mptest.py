@@ -54,8 +54,9 @@ def keyring():
     fprs = {}
     for addr in (ALICE, BOB, CAROL, FRANK):
         fprs[addr] = _new_key(make, addr)
-    # eve's key expired in 2021: made then, valid for a day
-    fprs[EVE] = _new_key(make, EVE, faked_time="20210101T000000", expire="1d")
+    # eve's key expired in 2021: made then, valid for a day; the clock
+    # frozen ("!"), or under load the subkey can predate its primary key
+    fprs[EVE] = _new_key(make, EVE, faked_time="20210101T000000!", expire="1d")
     # frank's key revoked with the certificate gpg made with it
     rev = open(os.path.join(make, "openpgp-revocs.d", fprs[FRANK] + ".rev")).read()
     rev = rev.replace(":-----BEGIN PGP PUBLIC KEY BLOCK-----", "-----BEGIN PGP PUBLIC KEY BLOCK-----")
@@ -82,7 +83,13 @@ def person_home(name):
     return sandbox.path("keys", name)
 
 
+TEMPLATES = os.path.join(sandbox.top_srcdir(), "milter-pgp/pem/templates")
+
+
 def write_conf(text, name="milter-pgp.conf"):
+    if "password_templates" not in text:  # the source tree's, not the installed ones
+        # appended: the line numbers of the caller's settings stay
+        text = "%s%spassword_templates = %s\n" % (text, "" if text.endswith("\n") or not text else "\n", TEMPLATES)
     path = sandbox.path(name)
     with open(path, "w") as f:
         f.write(text)
@@ -106,13 +113,14 @@ class Outcome:
             [l for l in lines if l == "replace-body"]
         self.rcpts = dict(l[len("rcpt: "):].rsplit(" ", 1) for l in lines if l.startswith("rcpt: "))
         self.refused = [l for l in lines if l.startswith("rcpt-refused: ")]
+        self.out_path = out_path
         self.out = open(out_path, "rb").read() if os.path.exists(out_path) else None
 
 
 _n = [0]
 
 
-def run(message, rcpts, sender=ALICE, conf=None, auth=None, client_ip=None):
+def run(message, rcpts, sender=ALICE, conf=None, auth=None, client_ip=None, tls=False):
     if isinstance(message, str):
         message = message.encode()
     _n[0] += 1
@@ -125,6 +133,8 @@ def run(message, rcpts, sender=ALICE, conf=None, auth=None, client_ip=None):
         argv += ["--rcpt", r]
     if auth:
         argv += ["--auth", auth]
+    if tls:
+        argv += ["--tls"]
     if client_ip:
         argv += ["--client-ip", client_ip]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=300)

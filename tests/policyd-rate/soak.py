@@ -16,7 +16,6 @@ import re
 import signal
 import smtplib
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prtest import POLICYD, Daemon  # noqa: E402
 from mwtest import sandbox  # noqa: E402
 from mwtest.postfix import Postfix  # noqa: E402
+from mwtest.procwatch import check_fds_back, check_rss_flat, fds, rss_kb  # noqa: E402
 from mwtest.redis import Redis  # noqa: E402
 from mwtest.smtp import SMTPRejected, send  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
@@ -37,21 +37,6 @@ CLIENT = "127.0.0.5"
 LIMIT = max(20000, SECONDS * 100)
 DECAY = LIMIT / (366 * 86400.0)
 RULE = "rule = per-client: key=client_address limit=%d/366d\n" % LIMIT
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"^VmRSS:\s+(\d+)", f.read(), re.M).group(1))
-
-
-def sanitized(program):
-    """Built with ASan: it keeps freed memory in quarantine (RSS grows by
-    design) and LeakSanitizer reports leaks at exit instead."""
-    return "libasan" in subprocess.run(["readelf", "-d", program], capture_output=True, text=True).stdout
-
-
-def fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 class Load:
@@ -200,29 +185,14 @@ def main(t):
     t.ok("no_such_setting" in log, "a failed reload says what is wrong")
     t.ok("Redis is not answering" in log, "the Redis outage was logged")
 
-    # memory: flat after warm-up (the first 40 %: caches, thread stacks and
-    # allocator arenas fill first): the median of the last 30 % against
-    # that of the 30 % before it; a leak of a few hundred bytes per message
-    # over hundreds of messages shows
-    if sanitized(POLICYD):
-        t.skip("RSS flat after warm-up", "ASan build: freed memory stays in quarantine; LeakSanitizer checks at exit")
-    else:
-        n = len(rss)
-        early, late_s = sorted(rss[int(n * 0.4):int(n * 0.7)]), sorted(rss[int(n * 0.7):])
-        growth = late_s[len(late_s) // 2] - early[len(early) // 2]
-        t.ok(growth < 4096, "RSS flat after warm-up: median grew %d kB (%d -> %d)"
-             % (growth, early[len(early) // 2], late_s[len(late_s) // 2]))
+    check_rss_flat(t, POLICYD, rss)
 
     before = len(load.results)
     load.one(0)
     t.eq(load.results[before][0], "accepted", "afterwards mail still flows")
     t.ok(abs(usage(d)[0] - (used + 1)) < 1, "and is counted")
     pf.stop()  # smtpd processes close their policy connections
-    try:
-        sandbox.wait_for(lambda: fds(pid) <= fd_before, 60, interval=0.5, what="descriptors back")
-    except TimeoutError:
-        pass
-    t.ok(fds(pid) <= fd_before, "file descriptors back to where they were (%d, before %d)" % (fds(pid), fd_before))
+    check_fds_back(t, pid, fd_before)
     os.kill(pid, signal.SIGTERM)
     t.eq(d.proc.wait(30), 0, "policyd-rate exits cleanly on SIGTERM")
 
