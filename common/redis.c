@@ -107,12 +107,55 @@ int mw_redis_servers_parse(const char *value, struct mw_redis_servers *out, stru
 		mw_buf_puts(err, "expected host:port, unix:/path or sentinel:MASTERNAME@host:port,...");
 		return -1;
 	}
-	if (!s.sentinel && s.naddrs > 1) {
-		mw_buf_puts(err, "several servers need Sentinel: write sentinel:MASTERNAME@host:port,...");
-		return -1;
-	}
 	*out = s;
 	return 0;
+}
+
+const char *const mw_redis_mode_names[] = { "auto", "single", "sentinel", "cluster", NULL };
+
+int mw_redis_conf_check(struct mw_redis_conf *conf, struct mw_buf *err)
+{
+	struct mw_redis_servers *s = &conf->servers;
+	if (conf->mode == MW_REDIS_AUTO)
+		conf->mode = s->sentinel ? MW_REDIS_SENTINEL : MW_REDIS_SINGLE;
+	switch (conf->mode) {
+	case MW_REDIS_SINGLE:
+		if (s->sentinel) {
+			mw_buf_puts(err, "redis_mode = single, but redis_servers names Sentinels");
+			return -1;
+		}
+		if (s->naddrs > 1) {
+			mw_buf_puts(err, "several servers need Sentinel (sentinel:MASTERNAME@host:port,...) "
+					 "or redis_mode = cluster");
+			return -1;
+		}
+		return 0;
+	case MW_REDIS_SENTINEL:
+		if (!s->sentinel) {
+			mw_buf_puts(err, "redis_mode = sentinel needs redis_servers = sentinel:MASTERNAME@host:port,...");
+			return -1;
+		}
+		return 0;
+	case MW_REDIS_CLUSTER:
+		if (s->sentinel) {
+			mw_buf_puts(err, "redis_mode = cluster takes seed nodes host:port,..., not Sentinels");
+			return -1;
+		}
+		for (int i = 0; i < s->naddrs; i++)
+			if (s->addrs[i].port == 0) {
+				mw_buf_puts(err, "redis_mode = cluster needs host:port seed nodes (cluster nodes "
+						 "redirect to TCP addresses)");
+				return -1;
+			}
+		if (conf->database != 0) {
+			mw_buf_puts(err, "Redis Cluster has only database 0: remove redis_database");
+			return -1;
+		}
+		return 0;
+	default:
+		mw_buf_puts(err, "bad redis_mode");
+		return -1;
+	}
 }
 
 void mw_redis_servers_format(const struct mw_redis_servers *s, struct mw_buf *out)
@@ -216,12 +259,10 @@ int mw_redis_discover_master(const struct mw_redis_conf *conf, struct mw_redis_a
 	return -1;
 }
 
-redisContext *mw_redis_connect(const struct mw_redis_conf *conf, struct mw_buf *err)
+redisContext *mw_redis_connect_addr(const struct mw_redis_conf *conf, const struct mw_redis_addr *addr,
+				    struct mw_buf *err)
 {
-	struct mw_redis_addr master;
-	if (mw_redis_discover_master(conf, &master, err) < 0)
-		return NULL;
-	redisContext *c = connect_addr(&master, conf->timeout_ms, err);
+	redisContext *c = connect_addr(addr, conf->timeout_ms, err);
 	if (c == NULL)
 		return NULL;
 
@@ -247,6 +288,23 @@ redisContext *mw_redis_connect(const struct mw_redis_conf *conf, struct mw_buf *
 		freeReplyObject(r);
 		r = NULL;
 	}
+	return c;
+fail:
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(c);
+	return NULL;
+}
+
+redisContext *mw_redis_connect(const struct mw_redis_conf *conf, struct mw_buf *err)
+{
+	struct mw_redis_addr master;
+	if (mw_redis_discover_master(conf, &master, err) < 0)
+		return NULL;
+	redisContext *c = mw_redis_connect_addr(conf, &master, err);
+	if (c == NULL)
+		return NULL;
+	redisReply *r = NULL;
 	if (conf->servers.sentinel) {
 		/* A Sentinel may name the old master for a moment after a failover. */
 		const char *argv[] = { "ROLE" };

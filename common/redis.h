@@ -5,6 +5,13 @@
  *   redis_servers = unix:/run/redis/redis.sock           one server, unix socket
  *   redis_servers = sentinel:mymaster@10.0.0.1:26379,10.0.0.2:26379
  *                         ask these Sentinels for the master of "mymaster"
+ *   redis_mode = cluster
+ *   redis_servers = 10.0.0.1:6379,10.0.0.2:6379          Redis Cluster seed nodes
+ *                         (redis_cluster.h)
+ *
+ * redis_mode = auto (the default) | single | sentinel | cluster; auto means
+ * sentinel with a "sentinel:" list, else single, as before the setting
+ * existed.
  *
  * plus redis_username / redis_password (ACL user, or the legacy password
  * alone), redis_database and redis_timeout (connect and command timeout).
@@ -40,8 +47,11 @@ struct mw_redis_servers {
 	int naddrs;
 };
 
+enum mw_redis_mode { MW_REDIS_AUTO, MW_REDIS_SINGLE, MW_REDIS_SENTINEL, MW_REDIS_CLUSTER };
+
 struct mw_redis_conf {
 	struct mw_redis_servers servers;  /* redis_servers */
+	int mode;                         /* redis_mode: enum mw_redis_mode */
 	char *username;                   /* redis_username ("" = none) */
 	char *password;                   /* redis_password ("" = none) */
 	unsigned long long database;      /* redis_database */
@@ -49,6 +59,11 @@ struct mw_redis_conf {
 };
 
 int mw_redis_servers_parse(const char *value, struct mw_redis_servers *out, struct mw_buf *err);
+/* Checks redis_mode against redis_servers and resolves auto: 0, or -1
+   with err. Call it once the whole configuration is read. */
+int mw_redis_conf_check(struct mw_redis_conf *conf, struct mw_buf *err);
+extern const char *const mw_redis_mode_names[];
+
 /* "host:port", "unix:/path" or "sentinel:name@h:p,h:p" again. */
 void mw_redis_servers_format(const struct mw_redis_servers *s, struct mw_buf *out);
 
@@ -59,6 +74,10 @@ void mw_redis_servers_format(const struct mw_redis_servers *s, struct mw_buf *ou
  * Authenticates and selects the database. NULL with the reason in err.
  */
 struct redisContext *mw_redis_connect(const struct mw_redis_conf *conf, struct mw_buf *err);
+
+/* A connection to addr, authenticated, database selected; NULL with err. */
+struct redisContext *mw_redis_connect_addr(const struct mw_redis_conf *conf, const struct mw_redis_addr *addr,
+					   struct mw_buf *err);
 
 /* Runs a command given as argv on a blocking connection: the reply (the
    caller frees it), or NULL with the reason appended to err; an error
@@ -74,7 +93,10 @@ int mw_redis_discover_master(const struct mw_redis_conf *conf, struct mw_redis_a
 #define MW_REDIS_CONF_KEYS(T, M, default_servers)                                            \
 	{ .name = "redis_servers", .type = MW_CONF_CUSTOM, .def = default_servers,          \
 	  .parse = mw_redis_conf_parse_servers_##M,                                         \
-	  .help = "host:port, unix:/path, or sentinel:MASTER@host:port,host:port" },        \
+	  .help = "host:port, unix:/path, sentinel:MASTER@host:port,host:port, or cluster seeds host:port,host:port" }, \
+	{ .name = "redis_mode", .type = MW_CONF_ENUM, .offset = offsetof(T, M.mode),        \
+	  .def = "auto", .choices = mw_redis_mode_names,                                    \
+	  .help = "single, sentinel, cluster, or auto (sentinel: list -> sentinel, else single)" }, \
 	{ .name = "redis_username", .type = MW_CONF_STRING,                                 \
 	  .offset = offsetof(T, M.username), .def = "",                                     \
 	  .help = "Redis ACL user (empty: the default user)" },                             \

@@ -3,6 +3,7 @@
  *
  *   policyd-rate-ctl [-c FILE | -s SOCKET] usage RULE:VALUE
  *   policyd-rate-ctl [-c FILE | -s SOCKET] reset RULE:VALUE[*]
+ *   policyd-rate-ctl [-c FILE | -s SOCKET] where RULE:VALUE    (the Redis node holding it)
  *   policyd-rate-ctl [-c FILE | -s SOCKET] top [N]
  *   policyd-rate-ctl [-c FILE | -s SOCKET] stats      (Prometheus text format)
  */
@@ -25,7 +26,7 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: policyd-rate-ctl [-c FILE | -s SOCKET] usage RULE:VALUE | reset RULE:VALUE[*] "
-			"| top [N] | stats\n");
+			"| where RULE:VALUE | top [N] | stats\n");
 	exit(MW_EXIT_CONFIG);
 }
 
@@ -47,9 +48,10 @@ int main(int argc, char **argv)
 		usage();
 	const char *cmd = argv[optind];
 	if (strcmp(cmd, "usage") != 0 && strcmp(cmd, "reset") != 0 && strcmp(cmd, "top") != 0 &&
-	    strcmp(cmd, "stats") != 0)
+	    strcmp(cmd, "stats") != 0 && strcmp(cmd, "where") != 0)
 		usage();
-	if ((strcmp(cmd, "usage") == 0 || strcmp(cmd, "reset") == 0) && optind + 1 >= argc)
+	if ((strcmp(cmd, "usage") == 0 || strcmp(cmd, "reset") == 0 || strcmp(cmd, "where") == 0) &&
+	    optind + 1 >= argc)
 		usage();
 	mw_buf_puts(&line, cmd);
 	for (int i = optind + 1; i < argc; i++) {

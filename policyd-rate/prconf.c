@@ -195,6 +195,14 @@ static int validate(struct mw_conf *cfg, void *target)
 	struct pr_settings *s = target;
 	if (s->nrules == 0)
 		return mw_conf_fail(cfg, "rule", "no rule: nothing would be limited");
+	struct mw_buf rerr = MW_BUF_INIT;
+	if (mw_redis_conf_check(&s->redis, &rerr) < 0) {
+		int r = mw_conf_fail(cfg, mw_conf_is_set(cfg, "redis_mode") ? "redis_mode" : "redis_servers", "%s",
+				     mw_buf_str(&rerr));
+		mw_buf_free(&rerr);
+		return r;
+	}
+	mw_buf_free(&rerr);
 	if (mw_metrics_validate_listen(cfg, "metrics_listen", s->metrics_listen) < 0)
 		return -1;
 	return 0;

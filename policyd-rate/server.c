@@ -523,6 +523,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 /* ------------------------------------------------------------ control and metrics */
 
+static void node_metrics(void *ctx, const char *node, int slots, int up, const struct pr_store_node_stats *st)
+{
+	struct mw_buf *out = ctx;
+	mw_buf_printf(out,
+		      "policyd_rate_redis_node_up{node=\"%s\"} %d\n"
+		      "policyd_rate_redis_node_slots{node=\"%s\"} %d\n"
+		      "policyd_rate_redis_node_requests_total{node=\"%s\"} %llu\n"
+		      "policyd_rate_redis_node_redirections_total{node=\"%s\"} %llu\n"
+		      "policyd_rate_redis_node_errors_total{node=\"%s\"} %llu\n"
+		      "policyd_rate_redis_node_reconnects_total{node=\"%s\"} %llu\n",
+		      node, up, node, slots, node, st->requests, node, st->redirections, node, st->errors, node,
+		      st->reconnects);
+}
+
 static void metrics_text(struct mw_buf *out)
 {
 	struct pr_store_stats st;
@@ -551,10 +565,16 @@ static void metrics_text(struct mw_buf *out)
 		      pr_store_is_redis(srv.store) ? (st.connected > 0 && !srv.store_down) : 1,
 		      srv.n.connections, srv.n.connections_total);
 	mw_metrics_histogram(out, "policyd_rate_latency_seconds", "Time from request to answer.", &latency);
+	if (pr_store_is_redis(srv.store)) {
+		mw_buf_puts(out, "# HELP policyd_rate_redis_node_requests_total Commands sent to each Redis node "
+				 "(a cluster: each master).\n"
+				 "# TYPE policyd_rate_redis_node_requests_total counter\n");
+		pr_store_nodes(srv.store, node_metrics, out);
+	}
 }
 
 /* One command per control connection:
-     usage RULE:VALUE | reset RULE:VALUE[*] | top [N] | stats */
+     usage RULE:VALUE | reset RULE:VALUE[*] | where RULE:VALUE | top [N] | stats */
 static void run_control(const char *line, struct mw_buf *out)
 {
 	struct mw_buf err = MW_BUF_INIT;
@@ -575,7 +595,8 @@ static void run_control(const char *line, struct mw_buf *out)
 	arg[al] = '\0';
 	if (strcmp(cmd, "stats") == 0) {
 		metrics_text(out);
-	} else if ((strcmp(cmd, "usage") == 0 || strcmp(cmd, "reset") == 0) && arg[0] != '\0') {
+	} else if ((strcmp(cmd, "usage") == 0 || strcmp(cmd, "reset") == 0 || strcmp(cmd, "where") == 0) &&
+		   arg[0] != '\0') {
 		/* Counters are named RULE:KIND:VALUE; RULE:VALUE means every kind. */
 		const char *colon = strchr(arg, ':');
 		int typed = colon == NULL;
@@ -593,7 +614,9 @@ static void run_control(const char *line, struct mw_buf *out)
 				snprintf(key, sizeof(key), "%.*s:%s:%s", (int)(colon - arg), arg,
 					 pr_key_kind_name((enum pr_key_kind)k), colon + 1);
 			size_t count = 0;
-			if (cmd[0] == 'u') {
+			if (cmd[0] == 'w') {
+				failed = pr_store_where(srv.store, key, out, &err) < 0;
+			} else if (cmd[0] == 'u') {
 				failed = pr_store_usage(srv.store, key, NULL, 0, out, &err) < 0;
 			} else {
 				failed = pr_store_reset(srv.store, key, &count, &err) < 0;
@@ -617,7 +640,7 @@ static void run_control(const char *line, struct mw_buf *out)
 		if (pr_store_top(srv.store, (int)n, out, &err) < 0)
 			mw_buf_printf(out, "ERROR %s\n", mw_buf_str(&err));
 	} else {
-		mw_buf_puts(out, "ERROR commands: usage RULE:VALUE, reset RULE:VALUE[*], top [N], stats\n");
+		mw_buf_puts(out, "ERROR commands: usage RULE:VALUE, reset RULE:VALUE[*], where RULE:VALUE, top [N], stats\n");
 	}
 	mw_buf_free(&err);
 }

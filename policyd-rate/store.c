@@ -16,6 +16,7 @@
 #include <openssl/sha.h>
 
 #include "log.h"
+#include "redis_cluster.h"
 #include "store.h"
 #include "strnum.h"
 
@@ -86,6 +87,8 @@ struct conn {
 	struct pr_store *s;
 	redisAsyncContext *ac;
 	int up;
+	int node;                     /* cluster: index into the slot map's nodes; else -1 */
+	struct pr_store_node_stats st;
 };
 
 struct pr_store {
@@ -108,6 +111,10 @@ struct pr_store {
 	int have_master;
 	struct pr_store_stats stats;
 	unsigned long long timeout_ms;
+	/* Redis Cluster: one connection per master, conns[i] for map->nodes[i] */
+	int cluster;
+	struct mw_redis_slotmap *map;
+	int have_map;
 };
 
 double pr_now_us(void)
@@ -143,6 +150,23 @@ void pr_store_get_stats(const struct pr_store *s, struct pr_store_stats *out)
 
 /* ------------------------------------------------------------ Redis: connections */
 
+static const struct mw_redis_addr *conn_addr(const struct conn *c)
+{
+	return c->node >= 0 ? &c->s->map->nodes[c->node] : &c->s->master;
+}
+
+/* "host:port" of a connection's server (a static buffer: for logs). */
+static const char *conn_name(const struct conn *c)
+{
+	static char name[300];
+	const struct mw_redis_addr *a = conn_addr(c);
+	if (a->port == 0)
+		snprintf(name, sizeof(name), "%s", a->host);
+	else
+		snprintf(name, sizeof(name), "%s:%d", a->host, a->port);
+	return name;
+}
+
 static void schedule_retry(struct pr_store *s)
 {
 	struct timeval tv = { 0, 200000 }; /* back within a second of Redis */
@@ -157,10 +181,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	if (c == NULL)
 		return;
 	if (c->up)
-		mw_msg_warn("Redis connection lost: %s", ac->errstr[0] ? ac->errstr : "closed");
+		mw_msg_warn("Redis connection lost%s%s: %s", c->node >= 0 ? " to " : "", conn_name(c),
+			    ac->errstr[0] ? ac->errstr : "closed");
 	c->up = 0;
 	c->ac = NULL;
 	c->s->have_master = 0; /* after a failover the master may have moved */
+	c->s->have_map = 0;    /* cluster: a replica may be promoted; ask for the map */
 	schedule_retry(c->s);
 }
 
@@ -171,12 +197,14 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		c->up = 0;
 		c->ac = NULL; /* hiredis frees the context */
 		c->s->have_master = 0;
+		c->s->have_map = 0;
 		schedule_retry(c->s);
 		return;
 	}
 	c->up = 1;
 	c->s->stats.reconnects++;
-	mw_msg_info("connected to Redis %s:%d", c->s->master.host, c->s->master.port);
+	c->st.reconnects++;
+	mw_msg_info("connected to Redis %s", conn_name(c));
 }
 
 static void on_ignore(redisAsyncContext *ac, void *reply, void *priv)
@@ -202,8 +230,8 @@ static void on_role(redisAsyncContext *ac, void *reply, void *priv)
 
 static void open_conn(struct pr_store *s, struct conn *c)
 {
-	redisAsyncContext *ac = s->master.port == 0 ? redisAsyncConnectUnix(s->master.host)
-						    : redisAsyncConnect(s->master.host, s->master.port);
+	const struct mw_redis_addr *a = conn_addr(c);
+	redisAsyncContext *ac = a->port == 0 ? redisAsyncConnectUnix(a->host) : redisAsyncConnect(a->host, a->port);
 	if (ac == NULL || ac->err) {
 		if (ac != NULL)
 			redisAsyncFree(ac);
@@ -243,8 +271,9 @@ struct discovery {
 	struct pr_store *s;
 	struct mw_redis_conf conf;
 	struct mw_redis_addr master;
+	struct mw_redis_slotmap *map; /* cluster: the map asked for */
 	int ok;
-	char error[256];
+	char error[512];
 };
 
 /* Sentinel queries block: they run on a thread of their own and report
@@ -253,7 +282,10 @@ static void *discover_thread(void *arg)
 {
 	struct discovery *d = arg;
 	struct mw_buf err = MW_BUF_INIT;
-	d->ok = mw_redis_discover_master(&d->conf, &d->master, &err) == 0;
+	if (d->map != NULL)
+		d->ok = mw_redis_slotmap_load(&d->conf, d->map, &err) == 0;
+	else
+		d->ok = mw_redis_discover_master(&d->conf, &d->master, &err) == 0;
 	snprintf(d->error, sizeof(d->error), "%s", mw_buf_str(&err));
 	mw_buf_free(&err);
 	ssize_t w = write(d->s->wake[1], &d, sizeof(d));
@@ -268,6 +300,59 @@ static void connect_all(struct pr_store *s)
 			open_conn(s, &s->conns[i]);
 }
 
+/* Cluster: the connection to node i of the map, opened if need be. */
+static struct conn *node_conn(struct pr_store *s, int i)
+{
+	if (i < 0 || i >= s->map->nnodes)
+		return NULL;
+	struct conn *c = &s->conns[i];
+	if (i >= s->nconns)
+		s->nconns = i + 1;
+	if (c->ac == NULL)
+		open_conn(s, c);
+	return c->ac != NULL ? c : NULL;
+}
+
+/* Cluster: a map loaded on the discovery thread replaces ours; its node
+   numbers are translated to ours (append-only, as connections and
+   metrics are per node). */
+static void install_map(struct pr_store *s, const struct mw_redis_slotmap *m)
+{
+	int16_t to[MW_REDIS_MAX_NODES];
+	for (int k = 0; k < m->nnodes; k++)
+		to[k] = (int16_t)mw_redis_slotmap_node(s->map, &m->nodes[k]);
+	int changed = 0;
+	for (int i = 0; i < MW_REDIS_SLOTS; i++) {
+		int16_t v = m->slot[i] >= 0 ? to[m->slot[i]] : -1;
+		changed += s->map->slot[i] != v;
+		s->map->slot[i] = v;
+	}
+	if (changed > 0 || !s->have_map) {
+		int masters = 0, unserved = 0;
+		for (int k = 0; k < s->map->nnodes; k++)
+			for (int i = 0; i < MW_REDIS_SLOTS; i++)
+				if (s->map->slot[i] == k) {
+					masters++;
+					break;
+				}
+		for (int i = 0; i < MW_REDIS_SLOTS; i++)
+			unserved += s->map->slot[i] < 0;
+		if (unserved > 0)
+			mw_msg_warn("Redis Cluster: slot map from %d masters, %d slots served by none (failover "
+				    "in progress?)", masters, unserved);
+		else
+			mw_msg_info("Redis Cluster: slot map from %d masters, every slot served", masters);
+	}
+	s->have_map = 1;
+	/* a connection to every master that serves slots */
+	for (int k = 0; k < s->map->nnodes; k++)
+		for (int i = 0; i < MW_REDIS_SLOTS; i++)
+			if (s->map->slot[i] == k) {
+				node_conn(s, k);
+				break;
+			}
+}
+
 static void on_discovered(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
@@ -276,6 +361,20 @@ static void on_discovered(evutil_socket_t fd, short what, void *arg)
 	if (read(fd, &d, sizeof(d)) != (ssize_t)sizeof(d))
 		return;
 	s->discovering = 0;
+	if (d->map != NULL) {
+		if (d->ok)
+			install_map(s, d->map);
+		else
+			mw_msg_warn("Redis Cluster: %s", d->error);
+		int unserved = 0;
+		for (int i = 0; i < MW_REDIS_SLOTS && d->ok; i++)
+			unserved += s->map->slot[i] < 0;
+		if (!d->ok || unserved > 0)
+			schedule_retry(s); /* until every slot has a master again */
+		free(d->map);
+		free(d);
+		return;
+	}
 	if (d->ok) {
 		if (!s->have_master || strcmp(d->master.host, s->master.host) != 0 || d->master.port != s->master.port)
 			mw_msg_info("Sentinel: master %s is at %s:%d", s->conf.servers.master_name, d->master.host,
@@ -295,6 +394,42 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct pr_store *s = arg;
+	if (s->cluster) {
+		if (s->discovering)
+			return;
+		if (s->have_map) {
+			/* reconnect; any node that cannot be reached sends us back here
+			   with have_map cleared */
+			int unserved = 0;
+			for (int i = 0; i < MW_REDIS_SLOTS; i++)
+				unserved += s->map->slot[i] < 0;
+			if (unserved == 0) {
+				for (int k = 0; k < s->map->nnodes; k++)
+					for (int i = 0; i < MW_REDIS_SLOTS; i++)
+						if (s->map->slot[i] == k) {
+							node_conn(s, k);
+							break;
+						}
+				return;
+			}
+		}
+		struct discovery *d = mw_xcalloc(1, sizeof(*d));
+		d->s = s;
+		d->conf = s->conf;
+		d->map = mw_xmalloc(sizeof(*d->map));
+		*d->map = *s->map; /* the nodes known are asked first */
+		pthread_t tid;
+		s->discovering = 1;
+		if (pthread_create(&tid, NULL, discover_thread, d) != 0) {
+			s->discovering = 0;
+			free(d->map);
+			free(d);
+			schedule_retry(s);
+			return;
+		}
+		pthread_detach(tid);
+		return;
+	}
 	if (!s->conf.servers.sentinel) {
 		s->master = s->conf.servers.addrs[0];
 		s->have_master = 1;
@@ -351,18 +486,33 @@ struct pr_store *pr_store_redis(struct event_base *base, const struct mw_redis_c
 	s->timeout_ms = conf->timeout_ms;
 	snprintf(s->prefix, sizeof(s->prefix), "%s", prefix);
 	s->nconns = connections > 0 ? connections : 1;
-	s->conns = mw_xcalloc((size_t)s->nconns, sizeof(*s->conns));
-	for (int i = 0; i < s->nconns; i++)
+	s->cluster = conf->mode == MW_REDIS_CLUSTER;
+	int room = s->nconns;
+	if (s->cluster) {
+		/* one pipelined connection per master (redis_connections is for
+		   a single server) */
+		s->map = mw_xmalloc(sizeof(*s->map));
+		mw_redis_slotmap_init(s->map);
+		room = MW_REDIS_MAX_NODES;
+		s->nconns = 0;
+	}
+	s->conns = mw_xcalloc((size_t)room, sizeof(*s->conns));
+	for (int i = 0; i < room; i++) {
 		s->conns[i].s = s;
+		s->conns[i].node = s->cluster ? i : -1;
+	}
 	sha1_hex(GCRA_LUA, s->gcra_sha);
 	sha1_hex(REFUND_LUA, s->refund_sha);
 	if (pipe2(s->wake, O_CLOEXEC) < 0) {
 		mw_buf_printf(err, "pipe: %s", strerror(errno));
 		free_conf_strings(s);
 		free(s->conns);
+		free(s->map);
 		free(s);
 		return NULL;
 	}
+	if (s->cluster)
+		mw_msg_info("Redis Cluster: asking %d seed node(s) for the slot map", conf->servers.naddrs);
 	s->wake_ev = event_new(base, s->wake[0], EV_READ | EV_PERSIST, on_discovered, s);
 	event_add(s->wake_ev, NULL);
 	s->retry = evtimer_new(base, on_retry, s);
@@ -382,6 +532,7 @@ void pr_store_free(struct pr_store *s)
 			}
 		}
 		free(s->conns);
+		free(s->map);
 		if (s->retry != NULL)
 			event_free(s->retry);
 		if (s->wake_ev != NULL)
@@ -437,9 +588,11 @@ struct batch {
 	int done;           /* the callback ran (results or timeout) */
 	int failed;
 	struct event *timer;
-	struct conn *conn;
+	struct conn *conn[PR_MAX_CHECKS];      /* where check i was sent last */
+	unsigned char answered[PR_MAX_CHECKS];
+	unsigned char hops[PR_MAX_CHECKS];     /* redirections followed */
 	struct pr_gcra_result results[PR_MAX_CHECKS];
-	struct pr_check checks[];  /* n of them: kept to retry after NOSCRIPT */
+	struct pr_check checks[];  /* n of them: kept to retry after NOSCRIPT, MOVED, ASK */
 };
 
 static void batch_finish(struct batch *b)
@@ -464,41 +617,110 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	struct batch *b = arg;
 	b->failed = 1;
 	mw_msg_warn("Redis did not answer within %llu ms", b->s->timeout_ms);
-	/* a stuck connection: drop it (its callbacks fire) and reconnect */
-	struct conn *c = b->conn;
+	/* stuck connections: drop them (their callbacks fire) and reconnect */
+	struct conn *stuck[PR_MAX_CHECKS];
+	int nstuck = 0;
+	for (int i = 0; i < b->n; i++) {
+		if (b->answered[i] || b->conn[i] == NULL)
+			continue;
+		int seen = 0;
+		for (int k = 0; k < nstuck; k++)
+			seen |= stuck[k] == b->conn[i];
+		if (!seen)
+			stuck[nstuck++] = b->conn[i];
+	}
+	b->pending++; /* b outlives the disconnects' callbacks */
 	batch_finish(b);
-	if (c != NULL && c->ac != NULL && c->up)
-		redisAsyncDisconnect(c->ac);
+	for (int k = 0; k < nstuck; k++) {
+		if (stuck[k]->ac != NULL && stuck[k]->up) {
+			stuck[k]->st.errors++;
+			redisAsyncDisconnect(stuck[k]->ac);
+		}
+	}
+	b->pending--;
+	batch_finish(b);
 }
 
 struct reply_slot {
 	struct batch *b;
 	int i;
+	struct conn *conn;
+	int asking;
 };
 
 static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv);
 
-/* The script cache was emptied under us (SCRIPT FLUSH, a restart we did not
-   see as a disconnect): EVAL sends the script itself, and caches it again
-   for the EVALSHAs that follow. */
-static int resend_with_eval(redisAsyncContext *ac, struct batch *b, int i)
+/*
+ * Sends check i on c: EVALSHA, or EVAL with the script itself (the script
+ * cache was emptied under us: SCRIPT FLUSH, a restart or a promotion we did
+ * not see as a disconnect), after ASKING for an ASK redirection. 0, or -1.
+ */
+static int send_check(struct batch *b, int i, struct conn *c, int eval, int asking)
 {
+	if (c == NULL || c->ac == NULL)
+		return -1;
 	struct argv_buf a;
 	int argc = build_argv(b->s, b->s->gcra_sha, &b->checks[i], 0, &a);
-	a.argv[0] = "EVAL";
-	a.argv[1] = GCRA_LUA;
+	if (eval) {
+		a.argv[0] = "EVAL";
+		a.argv[1] = GCRA_LUA;
+	}
+	if (asking) {
+		const char *ask[] = { "ASKING" };
+		redisAsyncCommandArgv(c->ac, on_ignore, NULL, 1, ask, NULL);
+	}
 	struct reply_slot *slot = mw_xmalloc(sizeof(*slot));
 	slot->b = b;
 	slot->i = i;
-	int rc = redisAsyncCommandArgv(ac, on_gcra_reply, slot, argc, a.argv, NULL);
+	slot->conn = c;
+	slot->asking = asking;
+	int rc = redisAsyncCommandArgv(c->ac, on_gcra_reply, slot, argc, a.argv, NULL);
 	mw_buf_free(&a.key);
 	if (rc != REDIS_OK) {
 		free(slot);
 		return -1;
 	}
 	b->pending++;
-	const char *load[] = { "SCRIPT", "LOAD", REFUND_LUA };
-	redisAsyncCommandArgv(ac, on_ignore, NULL, 3, load, NULL);
+	b->conn[i] = c;
+	c->st.requests++;
+	if (eval) {
+		const char *load[] = { "SCRIPT", "LOAD", REFUND_LUA };
+		redisAsyncCommandArgv(c->ac, on_ignore, NULL, 3, load, NULL);
+	}
+	return 0;
+}
+
+/* MOVED or ASK: follow it (a cluster only). 0 when check i went on. */
+static int follow_redirect(struct batch *b, int i, struct conn *from, const redisReply *r)
+{
+	struct pr_store *s = b->s;
+	unsigned slot;
+	struct mw_redis_addr to;
+	enum mw_redis_redirect kind = mw_redis_redirect_parse(r->str, r->len, &slot, &to);
+	if (kind == MW_REDIS_NO_REDIRECT || !s->cluster)
+		return -1;
+	from->st.redirections++;
+	if (b->hops[i]++ >= 5) {
+		mw_msg_error("Redis Cluster: %s: too many redirections", r->str);
+		return -1;
+	}
+	int node = mw_redis_slotmap_node(s->map, &to);
+	if (node < 0)
+		return -1;
+	if (kind == MW_REDIS_MOVED) {
+		/* this slot moved (resharding, failover): the rest of the map
+		   may have too */
+		s->map->slot[slot] = (int16_t)node;
+		if (s->have_map) {
+			s->have_map = 0;
+			schedule_retry(s);
+		}
+	}
+	struct conn *c = node_conn(s, node);
+	if (send_check(b, i, c, 0, kind == MW_REDIS_ASK) < 0)
+		return -1;
+	if (c->up)
+		redisAsyncHandleWrite(c->ac);
 	return 0;
 }
 
@@ -506,16 +728,23 @@ static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct reply_slot *slot = priv;
 	struct batch *b = slot->b;
+	struct conn *c = slot->conn;
 	redisReply *r = reply;
-	int i = slot->i;
+	int i = slot->i, asking = slot->asking;
 	free(slot);
 	b->pending--;
-	if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !b->done &&
-	    ac != NULL && b->conn->ac == ac && resend_with_eval(ac, b, i) == 0)
-		return;
+	if (r != NULL && r->type == REDIS_REPLY_ERROR && !b->done && ac != NULL && c->ac == ac) {
+		if (strncmp(r->str, "NOSCRIPT", 8) == 0 && send_check(b, i, c, 1, asking) == 0)
+			return;
+		if ((strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0) &&
+		    follow_redirect(b, i, c, r) == 0)
+			return;
+	}
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
 		if (r != NULL && r->type == REDIS_REPLY_ERROR)
-			mw_msg_error("Redis: %s", r->str);
+			mw_msg_error("Redis %s: %s", conn_name(c), r->str);
+		if (!b->done)
+			c->st.errors++;
 		b->failed = 1;
 	} else if (!b->done) {
 		struct pr_gcra_result *res = &b->results[i];
@@ -525,6 +754,7 @@ static void on_gcra_reply(redisAsyncContext *ac, void *reply, void *priv)
 		res->denied_window = (int)r->element[2]->integer;
 		for (size_t k = 3; k < r->elements && k - 3 < PR_MAX_WINDOWS; k++)
 			res->used[k - 3] = r->element[k]->integer > 0 ? (unsigned long long)r->element[k]->integer : 0;
+		b->answered[i] = 1;
 	}
 	if (b->pending == 0 || b->done)
 		batch_finish(b);
@@ -538,6 +768,25 @@ static struct conn *pick_conn(struct pr_store *s)
 			return c;
 	}
 	return NULL;
+}
+
+/* Where a check goes: the master of its key's slot (a cluster), or the
+   next connection up. NULL when none is. */
+static struct conn *check_conn(struct pr_store *s, const struct pr_check *check)
+{
+	if (!s->cluster)
+		return pick_conn(s);
+	struct mw_buf key = MW_BUF_INIT;
+	mw_buf_printf(&key, "%s{%s}", s->prefix, check->key);
+	unsigned slot = mw_redis_keyslot(mw_buf_str(&key), mw_buf_len(&key));
+	mw_buf_free(&key);
+	int node = s->map->slot[slot];
+	if (node < 0)
+		return NULL;
+	struct conn *c = &s->conns[node];
+	/* a master whose connection is down: its slots follow on_store_error
+	   until it is back or the map names a promoted replica */
+	return c->up && c->ac != NULL ? c : NULL;
 }
 
 void pr_store_run(struct pr_store *s, const struct pr_check *checks, int n, pr_store_cb *cb, void *ctx)
@@ -554,12 +803,14 @@ void pr_store_run(struct pr_store *s, const struct pr_check *checks, int n, pr_s
 		cb(ctx, PR_STORE_OK, results, n);
 		return;
 	}
-	struct conn *c = pick_conn(s);
-	if (c == NULL) {
-		s->stats.errors++;
-		schedule_retry(s);
-		cb(ctx, PR_STORE_UNAVAILABLE, NULL, 0);
-		return;
+	struct conn *to[PR_MAX_CHECKS];
+	for (int i = 0; i < n; i++) {
+		if ((to[i] = check_conn(s, &checks[i])) == NULL) {
+			s->stats.errors++;
+			schedule_retry(s);
+			cb(ctx, PR_STORE_UNAVAILABLE, NULL, 0);
+			return;
+		}
 	}
 	struct batch *b = mw_xcalloc(1, sizeof(*b) + (size_t)n * sizeof(b->checks[0]));
 	memcpy(b->checks, checks, (size_t)n * sizeof(b->checks[0]));
@@ -567,31 +818,26 @@ void pr_store_run(struct pr_store *s, const struct pr_check *checks, int n, pr_s
 	b->cb = cb;
 	b->ctx = ctx;
 	b->n = n;
-	b->conn = c;
 	b->timer = evtimer_new(s->base, on_timeout, b);
 	struct timeval tv = { (time_t)(s->timeout_ms / 1000), (suseconds_t)(s->timeout_ms % 1000) * 1000 };
 	evtimer_add(b->timer, &tv);
-	for (int i = 0; i < n; i++) {
-		struct argv_buf a;
-		int argc = build_argv(s, s->gcra_sha, &checks[i], 0, &a);
-		struct reply_slot *slot = mw_xmalloc(sizeof(*slot));
-		slot->b = b;
-		slot->i = i;
-		b->pending++;
-		if (redisAsyncCommandArgv(c->ac, on_gcra_reply, slot, argc, a.argv, NULL) != REDIS_OK) {
-			b->pending--;
+	for (int i = 0; i < n; i++)
+		if (send_check(b, i, to[i], 0, 0) < 0)
 			b->failed = 1;
-			free(slot);
-		}
-		mw_buf_free(&a.key);
-	}
-	if (b->pending == 0)
+	if (b->pending == 0) {
 		batch_finish(b);
-	else
-		/* Send now rather than on the next write event: one loop round
-		   less per request (+35% with 8 lock-step clients). Requests that
-		   arrive while Redis's socket is full still queue and go together. */
-		redisAsyncHandleWrite(c->ac);
+		return;
+	}
+	/* Send now rather than on the next write event: one loop round less
+	   per request (+35% with 8 lock-step clients). Requests that arrive
+	   while Redis's socket is full still queue and go together. */
+	for (int i = 0; i < n; i++) {
+		int first = 1;
+		for (int k = 0; k < i; k++)
+			first &= to[k] != to[i];
+		if (first && to[i]->ac != NULL)
+			redisAsyncHandleWrite(to[i]->ac);
+	}
 }
 
 void pr_store_refund(struct pr_store *s, const struct pr_check *check)
@@ -600,13 +846,69 @@ void pr_store_refund(struct pr_store *s, const struct pr_check *check)
 		pr_memstore_refund(s->mem, check->key, check->windows, check->nwindows, check->cost);
 		return;
 	}
-	struct conn *c = pick_conn(s);
+	struct conn *c = check_conn(s, check);
 	if (c == NULL)
 		return; /* lost with the connection: the counter over-counts by one request at worst */
 	struct argv_buf a;
 	int argc = build_argv(s, s->refund_sha, check, 1, &a);
+	c->st.requests++;
 	redisAsyncCommandArgv(c->ac, on_ignore, NULL, argc, a.argv, NULL);
 	mw_buf_free(&a.key);
+}
+
+void pr_store_nodes(const struct pr_store *s, pr_store_node_cb *fn, void *ctx)
+{
+	if (!s->redis)
+		return;
+	if (s->cluster) {
+		for (int i = 0; i < s->map->nnodes; i++) {
+			const struct conn *c = &s->conns[i];
+			int slots = 0;
+			for (int k = 0; k < MW_REDIS_SLOTS; k++)
+				slots += s->map->slot[k] == i;
+			fn(ctx, conn_name(c), slots, c->up, &c->st);
+		}
+		return;
+	}
+	struct pr_store_node_stats sum = { 0 };
+	int up = 0;
+	for (int i = 0; i < s->nconns; i++) {
+		sum.requests += s->conns[i].st.requests;
+		sum.redirections += s->conns[i].st.redirections;
+		sum.errors += s->conns[i].st.errors;
+		sum.reconnects += s->conns[i].st.reconnects;
+		up |= s->conns[i].up;
+	}
+	fn(ctx, s->nconns > 0 ? conn_name(&s->conns[0]) : "", MW_REDIS_SLOTS, up, &sum);
+}
+
+int pr_store_where(struct pr_store *s, const char *key, struct mw_buf *out, struct mw_buf *err)
+{
+	if (!s->redis) {
+		mw_buf_printf(out, "%s memory (this host)\n", key);
+		return 0;
+	}
+	struct mw_buf full = MW_BUF_INIT;
+	mw_buf_printf(&full, "%s{%s}", s->prefix, key);
+	unsigned slot = mw_redis_keyslot(mw_buf_str(&full), mw_buf_len(&full));
+	if (!s->cluster) {
+		mw_buf_printf(out, "%s slot %u node %s\n", mw_buf_str(&full), slot,
+			      s->nconns > 0 ? conn_name(&s->conns[0]) : "?");
+		mw_buf_free(&full);
+		return 0;
+	}
+	/* the cluster's own word, not only our map: CLUSTER KEYSLOT would say
+	   the same slot; the map may lag behind a reshard for a moment */
+	int node = s->map->slot[slot];
+	if (node < 0) {
+		mw_buf_printf(err, "%s: slot %u: no master known (failover in progress?)", mw_buf_str(&full), slot);
+		mw_buf_free(&full);
+		return -1;
+	}
+	mw_buf_printf(out, "%s slot %u node %s%s\n", mw_buf_str(&full), slot, conn_name(&s->conns[node]),
+		      s->conns[node].up ? "" : " (down)");
+	mw_buf_free(&full);
+	return 0;
 }
 
 /* ------------------------------------------------------------ admin */
@@ -664,17 +966,13 @@ static void each_entry(const char *key, const double *tat, const struct pr_windo
 }
 
 /* Walks the Redis counters (SCAN), calling fn like the memory store does. */
-static int redis_each(struct pr_store *s, const char *match_key,
-		      void (*fn)(const char *key, const double *tat, const struct pr_window *w, int nw, void *ctx),
-		      void *ctx, int delete_them, size_t *deleted, struct mw_buf *err)
+typedef void each_fn(const char *key, const double *tat, const struct pr_window *w, int nw, void *ctx);
+
+/* One server's counters (a cluster: one master's). */
+static int scan_one(struct pr_store *s, redisContext *rc, const char *match_key, each_fn *fn, void *ctx,
+		    int delete_them, size_t *deleted, struct mw_buf *err)
 {
 	struct mw_buf err2 = MW_BUF_INIT;
-	redisContext *rc = mw_redis_connect(&s->conf, &err2);
-	if (rc == NULL) {
-		mw_buf_printf(err, "Redis: %s", mw_buf_str(&err2));
-		mw_buf_free(&err2);
-		return -1;
-	}
 	struct mw_buf pattern = MW_BUF_INIT;
 	mw_buf_printf(&pattern, "%s{%s}", s->prefix, match_key != NULL ? match_key : "*");
 	if (match_key != NULL && pattern.data[mw_buf_len(&pattern) - 2] == '*') {
@@ -746,7 +1044,49 @@ static int redis_each(struct pr_store *s, const char *match_key,
 	} while (strcmp(cursor, "0") != 0 && visited < 100000);
 	mw_buf_free(&pattern);
 	mw_buf_free(&err2);
+	return ret;
+}
+
+static int redis_each(struct pr_store *s, const char *match_key, each_fn *fn, void *ctx, int delete_them,
+		      size_t *deleted, struct mw_buf *err)
+{
+	struct mw_buf err2 = MW_BUF_INIT;
+	int ret = 0;
+	if (s->cluster) {
+		/* every master's share of the keys */
+		struct mw_redis_cluster *cl = mw_redis_cluster_new(&s->conf);
+		const struct mw_redis_slotmap *m = cl != NULL ? mw_redis_cluster_map(cl, &err2) : NULL;
+		if (m == NULL) {
+			mw_buf_printf(err, "Redis Cluster: %s", cl != NULL ? mw_buf_str(&err2) : "out of memory");
+			ret = -1;
+		}
+		for (int k = 0; m != NULL && k < m->nnodes && ret == 0; k++) {
+			int serves = 0;
+			for (int i = 0; i < MW_REDIS_SLOTS && !serves; i++)
+				serves = m->slot[i] == k;
+			if (!serves)
+				continue;
+			redisContext *rc = mw_redis_cluster_node(cl, k, &err2);
+			if (rc == NULL) {
+				mw_buf_printf(err, "Redis %s:%d: %s", m->nodes[k].host, m->nodes[k].port, mw_buf_str(&err2));
+				ret = -1;
+				break;
+			}
+			ret = scan_one(s, rc, match_key, fn, ctx, delete_them, deleted, err);
+		}
+		mw_redis_cluster_free(cl);
+		mw_buf_free(&err2);
+		return ret;
+	}
+	redisContext *rc = mw_redis_connect(&s->conf, &err2);
+	if (rc == NULL) {
+		mw_buf_printf(err, "Redis: %s", mw_buf_str(&err2));
+		mw_buf_free(&err2);
+		return -1;
+	}
+	ret = scan_one(s, rc, match_key, fn, ctx, delete_them, deleted, err);
 	redisFree(rc);
+	mw_buf_free(&err2);
 	return ret;
 }
 

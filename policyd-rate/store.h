@@ -11,6 +11,16 @@
  * on_store_error. The Redis store reconnects by itself (and asks the
  * Sentinels again), trying every reconnect_interval.
  *
+ * Redis Cluster (redis_mode = cluster): one pipelined connection per
+ * master; each check goes to the master of its key's slot (the slot map
+ * from common/redis_cluster, loaded on a thread like the Sentinel query);
+ * MOVED updates the slot, asks for the whole map again and sends the check
+ * on; ASK sends ASKING and the check once; NOSCRIPT is answered per node.
+ * The checks of one request may go to several masters: the callback runs
+ * once all have answered, so a client's replies keep their order. A master
+ * that is down fails the checks of its slots (on_store_error) until the map
+ * names a promoted replica.
+ *
  * Memory: checks are copied; the callback gets results that live until it
  * returns.
  */
@@ -38,6 +48,11 @@ typedef void pr_store_cb(void *ctx, enum pr_store_status st, const struct pr_gcr
 
 struct pr_store;
 
+/* Per Redis server (a cluster: per master). */
+struct pr_store_node_stats {
+	unsigned long long requests, redirections, errors, reconnects;
+};
+
 struct pr_store_stats {
 	unsigned long long queries, errors, reconnects;
 	int connected;            /* Redis: connections up */
@@ -57,6 +72,13 @@ void pr_store_run(struct pr_store *s, const struct pr_check *checks, int n, pr_s
 void pr_store_refund(struct pr_store *s, const struct pr_check *check);
 int pr_store_is_redis(const struct pr_store *s);
 void pr_store_get_stats(const struct pr_store *s, struct pr_store_stats *out);
+
+/* Calls fn for each Redis node: "host:port", the slots it serves (16384
+   for a single server), whether connected, its counters. */
+typedef void pr_store_node_cb(void *ctx, const char *node, int slots, int up, const struct pr_store_node_stats *st);
+void pr_store_nodes(const struct pr_store *s, pr_store_node_cb *fn, void *ctx);
+/* "prefix{key} slot N node host:port" for the counter key (RULE:KIND:VALUE). */
+int pr_store_where(struct pr_store *s, const char *key, struct mw_buf *out, struct mw_buf *err);
 
 /*
  * Admin operations for the control socket, synchronous (Redis: SCAN on a

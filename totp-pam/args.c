@@ -139,6 +139,14 @@ int tp_args_parse(int argc, const char **argv, struct tp_args *a, struct mw_buf 
 			if (r < 0)
 				return -1;
 			have_servers = 1;
+		} else if (opt_value(arg, "redis_mode", &v)) {
+			int m = -1;
+			for (int k = 0; mw_redis_mode_names[k] != NULL; k++)
+				if (strcmp(v, mw_redis_mode_names[k]) == 0)
+					m = k;
+			if (m < 0)
+				goto bad;
+			a->redis_conf.mode = m;
 		} else if (opt_value(arg, "redis_password_file", &v)) {
 			if (v[0] != '/')
 				goto bad;
@@ -179,6 +187,8 @@ bad:
 		mw_buf_setf(err, "state=redis needs redis_servers=");
 		return -1;
 	}
+	if (have_servers && mw_redis_conf_check(&a->redis_conf, err) < 0)
+		return -1;
 	if (a->defer && a->commit) {
 		mw_buf_setf(err, "defer and commit belong on two lines: defer before the password module, "
 			    "commit after it");

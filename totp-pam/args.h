@@ -26,6 +26,7 @@
  *   prompt=Verification code:    the conversation's prompt ([prompt=...]
  *                                in pam.d for spaces)
  *   state=file | redis, redis_servers=..., redis_password_file=...,
+ *   redis_mode=auto | single | sentinel | cluster (seeds in redis_servers),
  *   redis_database=0, redis_timeout=300ms, redis_prefix=totp:,
  *   on_redis_error=refuse | accept_without_replay
  *   debug                        log each decision (never a secret)

@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 
 #include "redis.h"
+#include "redis_cluster.h"
 #include "strnum.h"
 #include "tpredis.h"
 
@@ -135,18 +136,26 @@ void tp_redis_free(struct tp_redis *r)
 {
 	if (r->ctx != NULL)
 		redisFree(r->ctx);
+	mw_redis_cluster_free(r->cluster);
 	explicit_bzero(r->password, sizeof(r->password));
 	memset(r, 0, sizeof(*r));
 }
 
 static int connected(struct tp_redis *r, struct mw_buf *err)
 {
-	if (r->ctx != NULL)
+	if (r->ctx != NULL || r->cluster != NULL)
 		return 0;
-	struct mw_redis_conf conf = r->args->redis_conf;
+	r->conf = r->args->redis_conf;
 	if (r->password[0] != '\0')
-		conf.password = r->password;
-	r->ctx = mw_redis_connect(&conf, err);
+		r->conf.password = r->password;
+	if (r->conf.mode == MW_REDIS_CLUSTER) {
+		/* the map is loaded with the first command */
+		r->cluster = mw_redis_cluster_new(&r->conf);
+		if (r->cluster == NULL)
+			mw_buf_setf(err, "out of memory");
+		return r->cluster != NULL ? 0 : -1;
+	}
+	r->ctx = mw_redis_connect(&r->conf, err);
 	return r->ctx != NULL ? 0 : -1;
 }
 
@@ -172,13 +181,22 @@ static const char *rhost_arg(const struct tp_redis *r)
 	return r->rhost != NULL ? r->rhost : "";
 }
 
-/* Runs argv; the reply, or NULL with err (and the connection dropped: the
-   next call reconnects). */
-static redisReply *run(struct tp_redis *r, int argc, const char **argv, struct mw_buf *err)
+/* Runs argv (whose key is argv[key]); the reply, or NULL with err (and the
+   connection dropped: the next call reconnects). */
+static redisReply *run(struct tp_redis *r, int key, int argc, const char **argv, struct mw_buf *err)
 {
 	if (connected(r, err) < 0)
 		return NULL;
 	mw_buf_reset(err);
+	if (r->cluster != NULL) {
+		redisReply *rep = mw_redis_cluster_command(r->cluster, argv[key], strlen(argv[key]), argc, argv, err);
+		if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
+			mw_buf_printf(err, "%s: %s", argv[0], rep->str);
+			freeReplyObject(rep);
+			return NULL;
+		}
+		return rep;
+	}
 	redisReply *rep = mw_redis_command(r->ctx, argc, argv, err);
 	if (rep == NULL && r->ctx->err) { /* the connection, not an error reply */
 		redisFree(r->ctx);
@@ -208,7 +226,7 @@ int tp_redis_fetch(struct tp_redis *r, const char *user, struct tp_state *st, st
 	struct mw_buf key = MW_BUF_INIT;
 	user_key(r, user, &key);
 	const char *argv[] = { "HGETALL", mw_buf_str(&key) };
-	redisReply *rep = run(r, 2, argv, err);
+	redisReply *rep = run(r, 1, 2, argv, err);
 	mw_buf_free(&key);
 	if (rep == NULL)
 		return -1;
@@ -269,7 +287,7 @@ int tp_redis_begin(struct tp_redis *r, const char *user, const struct tp_policy 
 	rhost_key(r, user, &rhosts);
 	const char *argv[] = { "EVAL", BEGIN_LUA, "3", mw_buf_str(&key), mw_buf_str(&checks), mw_buf_str(&rhosts),
 			       when, maxf, ttl, rhost_arg(r) };
-	redisReply *rep = run(r, 10, argv, err);
+	redisReply *rep = run(r, 3, 10, argv, err);
 	mw_buf_free(&key);
 	mw_buf_free(&checks);
 	mw_buf_free(&rhosts);
@@ -314,7 +332,7 @@ int tp_redis_success(struct tp_redis *r, const char *user, const struct tp_state
 	rhost_key(r, user, &rhosts);
 	const char *argv[] = { "EVAL", SUCCESS_LUA, "3", mw_buf_str(&key), mw_buf_str(&checks), mw_buf_str(&rhosts),
 			       kind, value, when, id, rhost_arg(r) };
-	redisReply *rep = run(r, 11, argv, err);
+	redisReply *rep = run(r, 3, 11, argv, err);
 	mw_buf_free(&key);
 	mw_buf_free(&checks);
 	mw_buf_free(&rhosts);
@@ -345,7 +363,7 @@ int tp_redis_failure(struct tp_redis *r, const char *user, const struct tp_polic
 	rhost_key(r, user, &rhosts);
 	const char *argv[] = { "EVAL", FAILURE_LUA, "3", mw_buf_str(&key), mw_buf_str(&checks), mw_buf_str(&rhosts),
 			       when, maxf, lock, id, counted ? "1" : "0", lockmax, rhost_arg(r), rmax, rlock };
-	redisReply *rep = run(r, 15, argv, err);
+	redisReply *rep = run(r, 3, 15, argv, err);
 	mw_buf_free(&key);
 	mw_buf_free(&checks);
 	mw_buf_free(&rhosts);
@@ -376,7 +394,7 @@ int tp_redis_app_used(struct tp_redis *r, const char *user, const char *name, in
 	user_key(r, user, &key);
 	mw_buf_printf(&field, "app:%s", name);
 	const char *argv[] = { "HSET", mw_buf_str(&key), mw_buf_str(&field), when, "last_login", when };
-	redisReply *rep = run(r, 6, argv, err);
+	redisReply *rep = run(r, 1, 6, argv, err);
 	mw_buf_free(&key);
 	mw_buf_free(&field);
 	if (rep == NULL)

@@ -22,6 +22,9 @@
  *
  * Library code: never logs; errors in a caller's mw_buf. hiredis's
  * synchronous API with redis_timeout on connect and on every command.
+ * With redis_mode=cluster each command goes to the master of the user's
+ * slot (common/redis_cluster.h): all of a user's keys share the {USER}
+ * hash tag, so every script's keys are in one slot.
  */
 #ifndef TP_TPREDIS_H
 #define TP_TPREDIS_H
@@ -33,9 +36,13 @@
 #include "statefile.h"
 #include "verify.h"
 
+struct mw_redis_cluster;
+
 struct tp_redis {
 	const struct tp_args *args;
 	struct redisContext *ctx;     /* NULL until connected */
+	struct mw_redis_cluster *cluster; /* redis_mode=cluster: NULL until first used */
+	struct mw_redis_conf conf;    /* args' with the password read */
 	char password[256];           /* from redis_password_file */
 	const char *rhost;            /* this login's client address (tp_rhost_ok), or NULL:
 					 counted per address as well */
