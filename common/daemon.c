@@ -166,8 +166,9 @@ static void *signal_thread(void *arg)
 {
 	struct signal_thread_args *a = arg;
 	for (;;) {
-		int sig;
-		if (sigwait(&a->set, &sig) != 0)
+		/* not sigwait(): in a milter it never returns for these (startup_milter.c) */
+		int sig = sigwaitinfo(&a->set, NULL);
+		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
 			if (a->handlers.reload != NULL)

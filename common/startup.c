@@ -174,15 +174,3 @@ void mw_startup_reload(void *reloadable)
 	mw_msg_info("configuration reloaded from %s", r->path);
 	mw_buf_free(&err);
 }
-
-void mw_startup_run_milter(struct mw_reloadable *r, int (*run)(void), void (*stop)(void))
-{
-	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
-	   runs in a thread of its own, signals come to this one. */
-	struct mw_daemon_signals sig = { mw_startup_reload, NULL, r };
-	mw_startup_run_worker(run, stop, &sig, "libmilter");
-	struct mw_reload_parts now;
-	r->parts(r->conf, &now);
-	mw_startup_unlink_socket(now.socket);
-	mw_pidfile_remove();
-}
