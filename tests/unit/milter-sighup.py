@@ -5,9 +5,12 @@ libmilter's smfi_main starts a thread of its own that sigwait()s for SIGHUP,
 SIGTERM and SIGINT and stops the milter on any of them; a process signal goes
 to whichever thread dequeues it first, so a SIGHUP could stop the milter
 instead of reloading it. Each of milter-auth, milter-pgp and milter-tls takes
-MW_SIGHUP_COUNT (default 200) SIGHUPs, one after the other's reload, answers
-milter traffic between them, then SIGTERM (or SIGINT) stops it cleanly: exit
-0, pid file and socket removed."""
+MW_SIGHUP_COUNT (default 100) SIGHUPs, each once the last one's reload is
+logged, answers milter traffic between them, then a burst of MW_SIGHUP_BURST
+(300) as fast as they go (the ones that come while the main thread handles
+the last are those libmilter's thread could take); then SIGTERM (or SIGINT)
+stops it cleanly: exit 0, pid file and socket removed. milter-tls: the
+reloaded file is the one in force, a bad one is logged and not used."""
 import os
 import signal
 import socket
@@ -20,7 +23,7 @@ from mwtest import sandbox  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
 
 BUILD = sandbox.top_builddir()
-COUNT = int(os.environ.get("MW_SIGHUP_COUNT", "200"))
+COUNT = int(os.environ.get("MW_SIGHUP_COUNT", "100"))  # 200+: minutes on a loaded machine
 WAIT = 30  # seconds: a loaded 2-core machine
 BURST = int(os.environ.get("MW_SIGHUP_BURST", "300"))
 RELOADED = "configuration reloaded"
@@ -56,10 +59,11 @@ def read_packet(s):
     return body[:1], body[1:]
 
 
-def milter_talks(path):
-    """One milter conversation: option negotiation, then a connection (with
-    the macros a submission service sends) answered with a verdict. Returns
-    the verdict byte, or the error."""
+def milter_talks(path, daemon=b"smtpd", mail=False):
+    """One milter conversation: option negotiation, then a connection from
+    the Postfix service named daemon answered with a verdict, and with mail
+    a MAIL FROM after a connection the milter continued. Returns the last
+    answer's command byte (with its data for mail), or the error."""
     try:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(WAIT)
@@ -68,9 +72,13 @@ def milter_talks(path):
             cmd, _ = read_packet(s)
             if cmd != b"O":
                 return "negotiation answered %r" % cmd
-            s.sendall(packet(b"D", b"C{daemon_name}\0smtpd\0{client_addr}\0" b"198.51.100.7\0"))
+            s.sendall(packet(b"D", b"C{daemon_name}\0" + daemon + b"\0{client_addr}\0" b"198.51.100.7\0"))
             s.sendall(packet(b"C", b"client.example\0" b"4" + struct.pack(">H", 25) + b"198.51.100.7\0"))
-            cmd, _ = read_packet(s)
+            cmd, data = read_packet(s)
+            if mail and cmd == b"c":
+                s.sendall(packet(b"M", b"<a@example.org>\0"))
+                cmd, data = read_packet(s)
+                cmd = cmd + data
             s.sendall(packet(b"Q"))
             return cmd
     except OSError as e:
@@ -83,7 +91,7 @@ class Daemon:
         self.name = "%s (%s)" % (name, tag)
         d = sandbox.mkdir("run-" + tag + "-" + name, mode=0o755)
         self.sock, self.pid = os.path.join(d, "milter.sock"), os.path.join(d, "milter.pid")
-        conf = write("%s-%s.conf" % (name, tag), "socket = unix:%s\npid_file = %s\nuser =\nlog_level = info\n%s"
+        self.conf = conf = write("%s-%s.conf" % (name, tag), "socket = unix:%s\npid_file = %s\nuser =\nlog_level = info\n%s"
                      % (self.sock, self.pid, extra))
         self.log = sandbox.path("%s-%s.log" % (name, tag))
         self.proc = sandbox.spawn([exe, "-f", "-c", conf], log=self.log)
@@ -181,6 +189,24 @@ def one_hup(t, m):
     t.ok(m.proc.poll() is None and talks(m), "%s: serves after a SIGHUP" % m.name)
 
 
+def tls_reload_applies(t, m):
+    """milter-tls: the reloaded file is the one in force; a bad one is not."""
+    m.wait_listening()
+    t.eq(milter_talks(m.sock, b"smtpd"), b"a", "%s: smtpd is not in require_tls_for" % m.name)
+    with open(m.conf, "a") as f:
+        f.write("require_tls_for = smtpd\nreply_text = TLS first, reloaded\n")
+    os.kill(m.proc.pid, signal.SIGHUP)
+    sandbox.wait_for(lambda: m.reloads() > 0 or m.proc.poll() is not None, WAIT, what="the reload")
+    want = b"y530 5.7.0 TLS first, reloaded\0"
+    t.eq(milter_talks(m.sock, b"smtpd", mail=True), want, "%s: after SIGHUP: 530 on smtpd, new text" % m.name)
+    with open(m.conf, "a") as f:
+        f.write("bogus = 1\n")
+    os.kill(m.proc.pid, signal.SIGHUP)
+    sandbox.wait_for(lambda: "reload failed" in m.text() or m.proc.poll() is not None, WAIT, what="the reload")
+    t.contains(m.text(), 'unknown key "bogus"', "%s: a bad file on SIGHUP: says why" % m.name)
+    t.eq(milter_talks(m.sock, b"smtpd", mail=True), want, "%s: a bad file on SIGHUP: the last one stays" % m.name)
+
+
 def stop_all(t, stops):
     """Sends each its signal at once (libmilter takes seconds to notice a
     stop), then checks each stopped cleanly."""
@@ -210,5 +236,9 @@ for name, exe, extra in found:
     t.run(many_hups, hup)
     t.run(one_hup, intr)
     stops += [(hup, signal.SIGTERM), (intr, signal.SIGINT)]
+    if name == "milter-tls":
+        tls = Daemon(name, exe, "reload", extra)
+        t.run(tls_reload_applies, tls)
+        stops.append((tls, signal.SIGTERM))
 t.run(stop_all, stops)
 t.done()
