@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "notify.h"
 
 static int pidfile_fd = -1;
 static char *pidfile_path;
@@ -171,10 +172,14 @@ static void *signal_thread(void *arg)
 		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
+			mw_notify("RELOADING=1");
 			if (a->handlers.reload != NULL)
 				a->handlers.reload(a->handlers.ctx);
-		} else if (a->handlers.stop != NULL) {
-			a->handlers.stop(a->handlers.ctx);
+			mw_notify("READY=1");
+		} else {
+			mw_notify("STOPPING=1");
+			if (a->handlers.stop != NULL)
+				a->handlers.stop(a->handlers.ctx);
 		}
 	}
 	return NULL;

@@ -47,8 +47,9 @@ void mw_startup_begin(const struct mw_daemon_conf *dc, int foreground);
  * For daemons whose work runs in other threads (libmilter): call before
  * creating them. Catches SIGHUP, SIGTERM and SIGINT in this thread and waits:
  * each SIGHUP calls sig->reload here; SIGTERM, SIGINT or mw_startup_stop()
- * returns. Any thread that does not block them may run the handler; the
- * main thread does the work.
+ * returns. Tells systemd (notify.h) READY=1 on entry, RELOADING=1 and READY=1
+ * around each reload, STOPPING=1 on the way out. Any thread that does not
+ * block them may run the handler; the main thread does the work.
  */
 void mw_startup_catch_signals(void);
 void mw_startup_wait_signals(const struct mw_daemon_signals *sig);
