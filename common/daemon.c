@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "notify.h"
 
 static int pidfile_fd = -1;
 static char *pidfile_path;
@@ -166,14 +167,19 @@ static void *signal_thread(void *arg)
 {
 	struct signal_thread_args *a = arg;
 	for (;;) {
-		int sig;
-		if (sigwait(&a->set, &sig) != 0)
+		/* not sigwait(): in a milter it never returns for these (startup_milter.c) */
+		int sig = sigwaitinfo(&a->set, NULL);
+		if (sig < 0)
 			continue;
 		if (sig == SIGHUP) {
+			mw_notify("RELOADING=1");
 			if (a->handlers.reload != NULL)
 				a->handlers.reload(a->handlers.ctx);
-		} else if (a->handlers.stop != NULL) {
-			a->handlers.stop(a->handlers.ctx);
+			mw_notify("READY=1");
+		} else {
+			mw_notify("STOPPING=1");
+			if (a->handlers.stop != NULL)
+				a->handlers.stop(a->handlers.ctx);
 		}
 	}
 	return NULL;

@@ -84,7 +84,9 @@ struct mw_daemon_signals {
  * Blocks SIGHUP, SIGTERM and SIGINT in the calling thread (call it before
  * creating other threads, so they inherit the mask), ignores SIGPIPE, and
  * starts a thread that waits for those signals and calls the handlers from
- * that thread. The structure is copied.
+ * that thread, telling systemd RELOADING=1 / READY=1 around a reload and
+ * STOPPING=1 before stop (notify.h; the caller sends the first READY=1 once
+ * it serves). The structure is copied.
  */
 int mw_daemon_signal_thread(const struct mw_daemon_signals *sig, struct mw_buf *err);
 

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "log.h"
+#include "notify.h"
 #include "sock.h"
 #include "startup.h"
 
@@ -101,6 +102,7 @@ void mw_startup_catch_signals(void)
 void mw_startup_wait_signals(const struct mw_daemon_signals *sig)
 {
 	mw_startup_catch_signals();
+	mw_notify("READY=1"); /* the sockets are bound and root dropped */
 	for (;;) {
 		unsigned char c;
 		ssize_t n = read(signal_pipe[0], &c, 1);
@@ -108,9 +110,12 @@ void mw_startup_wait_signals(const struct mw_daemon_signals *sig)
 			continue;
 		if (n <= 0 || c != SIGHUP)
 			break;
+		mw_notify("RELOADING=1");
 		if (sig->reload != NULL)
 			sig->reload(sig->ctx);
+		mw_notify("READY=1");
 	}
+	mw_notify("STOPPING=1");
 	if (sig->stop != NULL)
 		sig->stop(sig->ctx);
 }
@@ -173,16 +178,4 @@ void mw_startup_reload(void *reloadable)
 	r->conf = fresh;
 	mw_msg_info("configuration reloaded from %s", r->path);
 	mw_buf_free(&err);
-}
-
-void mw_startup_run_milter(struct mw_reloadable *r, int (*run)(void), void (*stop)(void))
-{
-	/* libmilter treats SIGHUP like SIGTERM in its own signal thread: it
-	   runs in a thread of its own, signals come to this one. */
-	struct mw_daemon_signals sig = { mw_startup_reload, NULL, r };
-	mw_startup_run_worker(run, stop, &sig, "libmilter");
-	struct mw_reload_parts now;
-	r->parts(r->conf, &now);
-	mw_startup_unlink_socket(now.socket);
-	mw_pidfile_remove();
 }

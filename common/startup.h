@@ -47,9 +47,9 @@ void mw_startup_begin(const struct mw_daemon_conf *dc, int foreground);
  * For daemons whose work runs in other threads (libmilter): call before
  * creating them. Catches SIGHUP, SIGTERM and SIGINT in this thread and waits:
  * each SIGHUP calls sig->reload here; SIGTERM, SIGINT or mw_startup_stop()
- * returns. Linux delivers a process signal to a thread that does not block
- * it, so libmilter's own signal thread (which stops on SIGHUP) never sees
- * one: SIGHUP reloads instead of stopping.
+ * returns. Tells systemd (notify.h) READY=1 on entry, RELOADING=1 and READY=1
+ * around each reload, STOPPING=1 on the way out. Any thread that does not
+ * block them may run the handler; the main thread does the work.
  */
 void mw_startup_catch_signals(void);
 void mw_startup_wait_signals(const struct mw_daemon_signals *sig);
@@ -97,7 +97,10 @@ void mw_startup_reload(void *reloadable);
  * A milter's life after mw_startup_begin(): mw_startup_run_worker() with
  * SIGHUP reloading r, then, once stopped, the unix socket of the
  * configuration in force (r->conf) and the pid file removed. The caller
- * still owns r->conf.
+ * still owns r->conf. Linking it (startup_milter.c) also replaces
+ * sigwait() in the executable so that libmilter's own signal thread, which
+ * would stop the milter on SIGHUP, never takes SIGHUP, SIGTERM or SIGINT:
+ * the main thread gets every one (startup_milter.c says why and how).
  */
 void mw_startup_run_milter(struct mw_reloadable *r, int (*run)(void), void (*stop)(void));
 

@@ -5,8 +5,11 @@
  * connection without TLS is refused with 530 5.7.0 and a text that says
  * what to do; with TLS, the version and cipher are logged.
  *
- *   milter-tls [-f] [-c FILE]          run
+ *   milter-tls [-f] [-c FILE]          run (SIGHUP re-reads FILE)
  *   milter-tls -n | -C [-c FILE]       print / check the configuration
+ *
+ * A connection keeps the configuration it started with (a reference to it),
+ * so a reload never changes the rules half-way through a connection.
  *
  * Postfix sends {tls_version} and {cipher} with HELO/EHLO only (the EHLO
  * after STARTTLS carries them), so they are kept per connection.
@@ -53,18 +56,89 @@ static const struct mw_conf_key schema[] = {
 	{ .name = NULL },
 };
 
-static struct mt_settings settings;
+/* One loaded configuration; connections hold references to it. */
+struct mt_conf {
+	struct mt_settings s;
+	struct mw_conf *cfg; /* owns the values in s */
+	unsigned refs;       /* under conf_lock */
+};
+
+static pthread_mutex_t conf_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mt_conf *current; /* under conf_lock */
+
+static struct mt_conf *conf_get(void)
+{
+	pthread_mutex_lock(&conf_lock);
+	struct mt_conf *c = current;
+	c->refs++;
+	pthread_mutex_unlock(&conf_lock);
+	return c;
+}
+
+static void conf_unref(void *conf)
+{
+	struct mt_conf *c = conf;
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&conf_lock);
+	int last = --c->refs == 0;
+	pthread_mutex_unlock(&conf_lock);
+	if (last) {
+		mw_conf_free(c->cfg);
+		free(c);
+	}
+}
+
+/* The reload pieces for mw_startup_reload(). */
+static void *conf_load(const char *path, struct mw_buf *err)
+{
+	struct mt_conf *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		mw_buf_puts(err, "out of memory");
+		return NULL;
+	}
+	c->cfg = mw_cli_reload_config(schema, &c->s, path, NULL, err);
+	if (c->cfg == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->refs = 1;
+	return c;
+}
+
+static void conf_apply(void *conf)
+{
+	struct mt_conf *c = conf;
+	pthread_mutex_lock(&conf_lock);
+	/* current holds a reference of its own; the old one loses it here, and
+	   mw_startup_reload() then drops its own (the old one is r->conf). */
+	c->refs++;
+	struct mt_conf *old = current;
+	current = c;
+	if (old != NULL)
+		old->refs--;
+	pthread_mutex_unlock(&conf_lock);
+}
+
+static void conf_parts(const void *conf, struct mw_reload_parts *out)
+{
+	const struct mt_conf *c = conf;
+	out->socket = c->s.socket;
+	out->daemon = &c->s.daemon;
+	out->log = &c->s.log;
+}
 
 struct conn {
+	struct mt_conf *conf; /* a reference */
 	char daemon[64];
 	char tls_version[32];
 	char cipher[128];
 	int required;
 };
 
-static int required_for(const char *daemon)
+static int required_for(const struct mt_settings *settings, const char *daemon)
 {
-	for (char **n = settings.require_tls_for; n != NULL && *n != NULL; n++)
+	for (char **n = settings->require_tls_for; n != NULL && *n != NULL; n++)
 		if (strcasecmp(*n, daemon) == 0)
 			return 1;
 	return 0;
@@ -84,8 +158,9 @@ static sfsistat on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *addr)
 	struct conn *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	c->conf = conf_get();
 	copy_macro(ctx, "{daemon_name}", c->daemon, sizeof(c->daemon));
-	c->required = required_for(c->daemon);
+	c->required = required_for(&c->conf->s, c->daemon);
 	smfi_setpriv(ctx, c);
 	return c->required ? SMFIS_CONTINUE : SMFIS_ACCEPT;
 }
@@ -114,7 +189,7 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 	if (c->tls_version[0] == '\0') {
 		mw_msg_info("NOQUEUE: client=%s daemon=%s: MAIL FROM without TLS refused (530 5.7.0)",
 			    client ? client : "unknown", c->daemon);
-		smfi_setreply(ctx, "530", "5.7.0", settings.reply_text);
+		smfi_setreply(ctx, "530", "5.7.0", c->conf->s.reply_text);
 		return SMFIS_REJECT;
 	}
 	mw_msg_info("client=%s daemon=%s tls=%s cipher=%s", client ? client : "unknown", c->daemon, c->tls_version,
@@ -124,7 +199,10 @@ static sfsistat on_envfrom(SMFICTX *ctx, char **argv)
 
 static sfsistat on_close(SMFICTX *ctx)
 {
-	free(smfi_getpriv(ctx));
+	struct conn *c = smfi_getpriv(ctx);
+	if (c != NULL)
+		conf_unref(c->conf);
+	free(c);
 	smfi_setpriv(ctx, NULL);
 	return SMFIS_CONTINUE;
 }
@@ -139,13 +217,14 @@ static struct smfiDesc desc = {
 	.xxfi_close = on_close,
 };
 
-static void *milter_thread(void *arg)
+static int milter_run(void)
 {
-	(void)arg;
-	if (smfi_main() != MI_SUCCESS)
-		mw_msg_error("libmilter stopped with an error");
-	mw_startup_stop();
-	return NULL;
+	return smfi_main() == MI_SUCCESS ? 0 : -1;
+}
+
+static void milter_stop(void)
+{
+	smfi_stop();
 }
 
 int main(int argc, char **argv)
@@ -156,9 +235,15 @@ int main(int argc, char **argv)
 
 	mw_log_init("milter-tls", MW_LOG_TO_STDERR, 0);
 	mw_startup_parse_args(argc, argv, DEFAULT_CONFIG, NULL, NULL, NULL, NULL, USAGE, &a);
-	struct mw_conf *cfg = mw_cli_load_config(schema, &settings, a.config_path, a.cli_flags, NULL);
-	mw_log_apply_conf(&settings.log);
-	if (mw_sock_parse(settings.socket, &spec, &err) < 0)
+	struct mt_conf *conf = calloc(1, sizeof(*conf));
+	if (conf == NULL)
+		mw_msg_fatal("out of memory");
+	conf->cfg = mw_cli_load_config(schema, &conf->s, a.config_path, a.cli_flags, NULL);
+	conf->refs = 1;
+	conf_apply(conf);
+	const struct mt_settings *settings = &conf->s;
+	mw_log_apply_conf(&settings->log);
+	if (mw_sock_parse(settings->socket, &spec, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	if (spec.kind == MW_SOCK_UNIX && mw_sock_remove_stale(spec.path, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
@@ -166,30 +251,19 @@ int main(int argc, char **argv)
 	mw_sock_format(&spec, &canon);
 	if (smfi_setconn((char *)mw_buf_str(&canon)) != MI_SUCCESS || smfi_register(desc) != MI_SUCCESS ||
 	    smfi_opensocket(false) != MI_SUCCESS)
-		mw_msg_fatal("cannot listen on %s", settings.socket);
+		mw_msg_fatal("cannot listen on %s", settings->socket);
 	if (spec.kind == MW_SOCK_UNIX) {
-		const struct mw_daemon_conf *d = &settings.daemon;
-		struct mw_sock_perms perms = mw_daemon_sock_perms(d);
+		struct mw_sock_perms perms = mw_daemon_sock_perms(&settings->daemon);
 		if (mw_sock_set_perms(spec.path, &perms, &err) < 0)
 			mw_msg_fatal("%s", mw_buf_str(&err));
 	}
-	mw_startup_begin(&settings.daemon, a.foreground);
-	/* libmilter runs in a thread of its own; signals come to this one */
-	mw_startup_catch_signals();
-	pthread_t tid;
-	if (pthread_create(&tid, NULL, milter_thread, NULL) != 0)
-		mw_msg_fatal("cannot start the milter thread");
-	mw_msg_info("listening on %s; TLS required for: %s", settings.socket,
-		    settings.require_tls_for && settings.require_tls_for[0] ? settings.require_tls_for[0] : "(none)");
-	struct mw_daemon_signals sig = { NULL, NULL, NULL };
-	mw_startup_wait_signals(&sig);
-	mw_msg_info("stopping");
-	smfi_stop();
-	pthread_join(tid, NULL);
-	mw_startup_unlink_socket(settings.socket);
-	mw_pidfile_remove();
+	mw_startup_begin(&settings->daemon, a.foreground);
+	mw_msg_info("listening on %s; TLS required for: %s", settings->socket,
+		    settings->require_tls_for && settings->require_tls_for[0] ? settings->require_tls_for[0] : "(none)");
+	struct mw_reloadable r = { a.config_path, conf, conf_load, conf_unref, conf_apply, conf_parts };
+	mw_startup_run_milter(&r, milter_run, milter_stop);
+	conf_unref(r.conf); /* the last one reloaded */
 	mw_buf_free(&canon);
 	mw_buf_free(&err);
-	mw_conf_free(cfg);
 	return 0;
 }

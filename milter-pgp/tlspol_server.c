@@ -15,6 +15,7 @@
 #include <event2/thread.h>
 
 #include "log.h"
+#include "notify.h"
 #include "sock.h"
 #include "tlspol_netstring.h"
 #include "tlspol_server.h"
@@ -660,7 +661,7 @@ static void set_client_timeout(const struct tlspol_conf *c)
 	srv.client_tv = &srv.client_tv_val;
 }
 
-static void on_reload(evutil_socket_t fd, short what, void *arg)
+static void reload_conf(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
@@ -690,11 +691,20 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 	mw_msg_info("configuration reloaded (%zu policy_file entries)", c->policy.n);
 }
 
+/* systemd (Type=notify) shows the unit reloading until READY=1 */
+static void on_reload(evutil_socket_t fd, short what, void *arg)
+{
+	mw_notify("RELOADING=1");
+	reload_conf(fd, what, arg);
+	mw_notify("READY=1");
+}
+
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	(void)arg;
+	mw_notify("STOPPING=1");
 	mw_msg_info("stopping");
 	event_base_loopexit(srv.base, NULL);
 }
@@ -742,6 +752,7 @@ int tlspol_server_run(struct tlspol_conf *conf, const char *conf_path, struct tl
 
 	mw_msg_info("ready: %s, map %s, %zu policy_file entries, %zu cached MTA-STS policies, %zu workers",
 		    conf->s.socket, conf->s.map_name, conf->policy.n, tlspol_cache_count(env->cache), srv.nthreads);
+	mw_notify("READY=1");
 	event_base_dispatch(srv.base);
 
 	pthread_mutex_lock(&srv.mu);

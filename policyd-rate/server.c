@@ -20,6 +20,7 @@
 #include "decide.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "server.h"
 #include "sock.h"
 #include "store.h"
@@ -719,7 +720,7 @@ static void on_side_accept(struct evconnlistener *l, evutil_socket_t fd, struct 
 
 /* ------------------------------------------------------------ signals */
 
-static void on_reload(evutil_socket_t fd, short what, void *arg)
+static void reload_conf(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
@@ -751,6 +752,14 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 	mw_buf_free(&err);
 }
 
+/* systemd (Type=notify) shows the unit reloading until READY=1 */
+static void on_reload(evutil_socket_t fd, short what, void *arg)
+{
+	mw_notify("RELOADING=1");
+	reload_conf(fd, what, arg);
+	mw_notify("READY=1");
+}
+
 static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -768,6 +777,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (srv.stopping)
 		return;
+	mw_notify("STOPPING=1");
 	mw_msg_info("stopping: answering requests in flight");
 	srv.stopping = 1;
 	for (int i = 0; i < 3; i++)
@@ -849,6 +859,7 @@ int pr_server_run(struct pr_conf *conf, const char *conf_path)
 						       conf->s.on_store_error == PR_ON_ERROR_ALLOW ?
 						       ", on_store_error = allow (NO limits while Redis is away)" :
 						       ", on_store_error = defer (defer mail while Redis is away)") : "");
+	mw_notify("READY=1");
 	event_base_dispatch(srv.base);
 	mw_msg_info("stopped after %llu requests", srv.n.requests);
 	for (int i = 0; i < 3; i++)

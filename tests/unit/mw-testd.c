@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "sock.h"
+#include "notify.h"
 #include "startup.h"
 
 struct testd_conf {
@@ -105,6 +106,7 @@ int main(int argc, char **argv)
 	if (mw_daemon_signal_thread(&sig, &err) < 0)
 		mw_msg_fatal("%s", mw_buf_str(&err));
 	mw_msg_info("listening on %s as uid %ld", conf->listen, (long)getuid());
+	mw_notify("READY=1");
 
 	while (!stopping) {
 		struct pollfd pfd = { .fd = lfd, .events = POLLIN };
