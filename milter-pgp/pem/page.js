@@ -15,17 +15,24 @@
   let password = null;
 
   /* ------------------------------------------------------------ bytes */
+  /* One pass, skipping anything not base64 (line breaks, padding): about
+     twice as fast as atob() plus a copy loop on a large message. s is a
+     string or a Uint8Array of its ASCII bytes. */
+  const B64 = new Int8Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) B64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
   function b64decode(s) {
-    let bin;
-    try {
-      bin = atob(s); /* strips ASCII white space itself */
-    } catch (e) {
-      s = s.replace(/[^A-Za-z0-9+/]/g, '');
-      bin = atob(s.length % 4 === 1 ? s.slice(0, -1) : s);
+    const str = typeof s === 'string', len = s.length, out = new Uint8Array((len >> 2) * 3 + 3);
+    let o = 0, acc = 0, n = 0;
+    for (let i = 0; i < len; i++) {
+      const c = str ? s.charCodeAt(i) : s[i];
+      const v = c < 128 ? B64[c] : -1;
+      if (v < 0) continue;
+      acc = (acc << 6) | v;
+      if (++n === 4) { out[o++] = acc >> 16; out[o++] = (acc >> 8) & 255; out[o++] = acc & 255; n = 0; acc = 0; }
     }
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
+    if (n === 2) out[o++] = acc >> 4;
+    else if (n === 3) { out[o++] = acc >> 10; out[o++] = (acc >> 2) & 255; }
+    return out.subarray(0, o);
   }
   function b64encode(bytes) {
     let s = '';
@@ -191,7 +198,7 @@
     }
     const cte = (part.h['content-transfer-encoding'] || '').toLowerCase().trim();
     let data = part.body;
-    if (cte === 'base64') data = b64decode(decodeText(data, 'latin1'));
+    if (cte === 'base64') data = b64decode(data);
     else if (cte === 'quoted-printable') data = qpDecode(data);
     const name = disp.params.filename || ct.params.name;
     const inline = disp.value !== 'attachment' && !name;

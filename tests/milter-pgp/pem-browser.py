@@ -6,7 +6,7 @@ exact text, the HTML part without running its script or loading its remote
 image (a local HTTP server counts requests), attachments byte for byte; a
 wrong password shows the error and no plaintext; Enter opens; NFC and NFD
 spellings of a password both open; 1- and 1000-character passwords; an
-ISO-8859-1 quoted-printable text; a large attachment (3 MB, or 20 MB with
+ISO-8859-1 quoted-printable text; a large attachment (2 MB, or 20 MB with
 MW_PEM_BIG=1); a reply made in the page opens with milter-pgp-pem open; no
 page makes any network request; the password is in no file of the run."""
 import base64
@@ -82,7 +82,7 @@ def main(t):
 
     rnd = random.Random(13)
     pdf = bytes(rnd.randrange(256) for _ in range(100000))
-    big_size = (20 << 20) if os.environ.get("MW_PEM_BIG") else (3 << 20)
+    big_size = (20 << 20) if os.environ.get("MW_PEM_BIG") else (2 << 20)
     big = rnd.randbytes(big_size)
     text = "Bonjour Bob,\r\nla réunion est jeudi. Ελλάδα ✓ 日本語\r\n"
     html = ("<html><body><p id=\"s\">static part</p>"
