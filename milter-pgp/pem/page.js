@@ -15,17 +15,24 @@
   let password = null;
 
   /* ------------------------------------------------------------ bytes */
-  function b64decode(s) {
-    let bin;
-    try {
-      bin = atob(s); /* strips ASCII white space itself */
-    } catch (e) {
-      s = s.replace(/[^A-Za-z0-9+/]/g, '');
-      bin = atob(s.length % 4 === 1 ? s.slice(0, -1) : s);
+  /* One pass, skipping anything not base64 (line breaks, padding): about
+     twice as fast as atob() plus a copy loop on a large message. s is a
+     string or a Uint8Array of its ASCII bytes. */
+  const B64 = new Int8Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) B64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+  function b64decode(s, from = 0, to = s.length) {
+    const str = typeof s === 'string', out = new Uint8Array(((to - from) >> 2) * 3 + 3);
+    let o = 0, acc = 0, n = 0;
+    for (let i = from; i < to; i++) {
+      const c = str ? s.charCodeAt(i) : s[i];
+      const v = c < 128 ? B64[c] : -1;
+      if (v < 0) continue;
+      acc = (acc << 6) | v;
+      if (++n === 4) { out[o++] = acc >> 16; out[o++] = (acc >> 8) & 255; out[o++] = acc & 255; n = 0; acc = 0; }
     }
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
+    if (n === 2) out[o++] = acc >> 4;
+    else if (n === 3) { out[o++] = acc >> 10; out[o++] = (acc >> 2) & 255; }
+    return out.subarray(0, o);
   }
   function b64encode(bytes) {
     let s = '';
@@ -54,11 +61,14 @@
   function parseEnvelope(text) {
     const b = text.indexOf(BEGIN), e = text.indexOf(END, b);
     if (b < 0 || e < 0) throw new Error('format');
-    const body = text.slice(b + BEGIN.length, e).replace(/^[ \t\r]*\n/, '');
-    const sep = body.search(/\n[ \t\r]*\n/);
+    /* The headers are short: look for their end in the first 4 KB only,
+       and decode the body where it lies (no copy of a large string). */
+    const top = text.slice(b + BEGIN.length, Math.min(e, b + 4096)).replace(/^[ \t\r]*\n/, '');
+    const sep = top.search(/\n[ \t\r]*\n/);
     if (sep < 0) throw new Error('format');
+    const bodyStart = b + BEGIN.length + (Math.min(e, b + 4096) - b - BEGIN.length - top.length) + sep;
     const h = {};
-    for (const line of body.slice(0, sep).split('\n')) {
+    for (const line of top.slice(0, sep).split('\n')) {
       const m = /^([A-Za-z]+):[ \t]*(\S+)[ \t\r]*$/.exec(line);
       if (!m) throw new Error('format');
       h[m[1]] = m[2];
@@ -68,7 +78,7 @@
         !Number.isInteger(iter) || iter < MIN_ITER || iter > MAX_ITER) throw new Error('format');
     const salt = b64decode(h.Salt), iv = b64decode(h.IV);
     if (salt.length !== 16 || iv.length !== 12) throw new Error('format');
-    return { kind: h.Kind, iter, salt, iv, ct: b64decode(body.slice(sep)) };
+    return { kind: h.Kind, iter, salt, iv, ct: b64decode(text, bodyStart, e) };
   }
   const aad = (kind, iter, salt, iv) =>
     utf8('v=1;kind=' + kind + ';kdf=pbkdf2-sha256;iter=' + iter + ';salt=' + b64encode(salt) + ';iv=' + b64encode(iv));
@@ -191,7 +201,7 @@
     }
     const cte = (part.h['content-transfer-encoding'] || '').toLowerCase().trim();
     let data = part.body;
-    if (cte === 'base64') data = b64decode(decodeText(data, 'latin1'));
+    if (cte === 'base64') data = b64decode(data);
     else if (cte === 'quoted-printable') data = qpDecode(data);
     const name = disp.params.filename || ct.params.name;
     const inline = disp.value !== 'attachment' && !name;

@@ -26,8 +26,19 @@ async function until(page, fn, ms) {
 
 async function runCase(browser, job, c) {
   const ctx = await browser.newContext({ acceptDownloads: true });
-  const requests = [];
-  ctx.on('request', (r) => requests.push(r.url()));
+  /* Every request any frame starts, unless the page's CSP blocked it before
+     it left (Chromium may still report those, failed with
+     ERR_BLOCKED_BY_CSP). Routing alone misses requests from srcdoc frames. */
+  const started = [], blocked = new Set();
+  ctx.on('request', (r) => started.push(r));
+  const failures = [];
+  ctx.on('requestfailed', (r) => {
+    const why = (r.failure() && r.failure().errorText) || '';
+    failures.push(r.url() + ' ' + why);
+    if (/ERR_BLOCKED_BY_CSP|csp/i.test(why)) blocked.add(r);
+  });
+  const routed = [];
+  await ctx.route('**/*', (route) => { routed.push(route.request().url()); route.continue(); });
   const page = await ctx.newPage();
   const consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
@@ -87,7 +98,9 @@ async function runCase(browser, job, c) {
     res.mailto = await page.getAttribute('#mw-reply-mail', 'href');
     res.mailtoHidden = await page.evaluate(() => document.getElementById('mw-reply-mail').hidden);
   }
-  res.requests = requests;
+  await page.waitForTimeout(200);
+  res.failures = failures;
+  res.requests = started.filter((r) => !blocked.has(r)).map((r) => r.url()).concat(routed);
   res.consoleErrors = consoleErrors;
   await ctx.close();
   return res;

@@ -6,7 +6,7 @@ exact text, the HTML part without running its script or loading its remote
 image (a local HTTP server counts requests), attachments byte for byte; a
 wrong password shows the error and no plaintext; Enter opens; NFC and NFD
 spellings of a password both open; 1- and 1000-character passwords; an
-ISO-8859-1 quoted-printable text; a large attachment (3 MB, or 20 MB with
+ISO-8859-1 quoted-printable text; a large attachment (2 MB, or 20 MB with
 MW_PEM_BIG=1); a reply made in the page opens with milter-pgp-pem open; no
 page makes any network request; the password is in no file of the run."""
 import base64
@@ -82,7 +82,7 @@ def main(t):
 
     rnd = random.Random(13)
     pdf = bytes(rnd.randrange(256) for _ in range(100000))
-    big_size = (20 << 20) if os.environ.get("MW_PEM_BIG") else (3 << 20)
+    big_size = (20 << 20) if os.environ.get("MW_PEM_BIG") else (2 << 20)
     big = rnd.randbytes(big_size)
     text = "Bonjour Bob,\r\nla réunion est jeudi. Ελλάδα ✓ 日本語\r\n"
     html = ("<html><body><p id=\"s\">static part</p>"
@@ -150,8 +150,13 @@ def main(t):
         r = res.get(c["name"], {})
         t.ok("error" not in r, c["name"] + ": driver ran the case", r.get("error"))
         own = "file://" + c["file"]
-        t.eq([u for u in r.get("requests", []) if u != own and not u.startswith(("blob:", "data:"))], [],
-             c["name"] + ": no network request besides the file itself")
+        # Chromium sometimes announces the HTML part's image request although
+        # the CSP blocks it before it leaves (and a srcdoc frame's requests
+        # can go unseen): for that URL the HTTP server's count is the truth.
+        counted = "http://127.0.0.1:%d/" % port
+        t.ok(not [u for u in r.get("requests", []) if u != own and not u.startswith(("blob:", "data:", counted))],
+             c["name"] + ": no network request besides the file itself", "requests %r, failures %r"
+             % (r.get("requests"), r.get("failures")))
         # Expected: the blocks of the HTML part's script and remote image.
         t.eq([e for e in r.get("consoleErrors", ["?"]) if "allow-scripts' permission is not set" not in e
               and not ("remote.gif" in e and "Content Security Policy" in e)], [],
