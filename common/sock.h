@@ -61,4 +61,8 @@ int mw_sock_listen(const struct mw_sockspec *spec, const struct mw_sock_perms *p
 /* A connected, blocking socket, or -1 with err after timeout_ms. */
 int mw_sock_connect(const struct mw_sockspec *spec, int timeout_ms, struct mw_buf *err);
 
+/* Writes all n bytes of p to fd (a socket, pipe or file), again after EINTR
+ * and short writes. 0, or -1 with errno set. */
+int mw_sock_write_all(int fd, const void *p, size_t n);
+
 #endif

@@ -56,6 +56,7 @@
 #include "report_ingest.h"
 #include "report_redis.h"
 #include "report_store.h"
+#include "sock.h"
 #include "strnum.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/mailward/milter-auth.conf"
@@ -274,18 +275,7 @@ static int run_sendmail(const struct ma_settings *s, const char *rcpt, const str
 	close(fds[0]);
 	const char *p = mw_buf_str(msg);
 	size_t left = mw_buf_len(msg);
-	int ok = 1;
-	while (left > 0) {
-		ssize_t w = write(fds[1], p, left);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			ok = 0;
-			break;
-		}
-		p += w;
-		left -= (size_t)w;
-	}
+	int ok = mw_sock_write_all(fds[1], p, left) == 0;
 	close(fds[1]);
 	int status;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

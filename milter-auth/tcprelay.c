@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sock.h"
 #include "tcprelay.h"
 
 static int listen_fd = -1;
@@ -103,15 +104,7 @@ static int pump(int from, int to, int quickack)
 		int one = 1;
 		setsockopt(from, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 	}
-	for (ssize_t off = 0; off < n;) {
-		ssize_t w = write(to, buf + off, (size_t)(n - off));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		off += w;
-	}
-	return 0;
+	return mw_sock_write_all(to, buf, (size_t)n);
 }
 
 static void *relay_thread(void *arg)

@@ -16,6 +16,7 @@
 #include "inject.h"
 #include "keysrc.h"
 #include "log.h"
+#include "sock.h"
 #include "mime.h"
 #include "msg.h"
 #include "pem.h"
@@ -348,21 +349,6 @@ static int spool_open(struct mp_msg *m)
 	return fd;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 void mp_msg_body(struct mp_msg *m, const unsigned char *data, size_t len)
 {
 	if (m->body_error != 0)
@@ -374,7 +360,7 @@ void mp_msg_body(struct mp_msg *m, const unsigned char *data, size_t len)
 	m->body_len += len;
 	if (m->body_len > m->conf->s.max_message_size)
 		return; /* refused at the end; nothing more to keep */
-	if (write_all(m->body_fd, data, len) < 0)
+	if (mw_sock_write_all(m->body_fd, data, len) < 0)
 		m->body_error = errno;
 }
 
@@ -450,7 +436,7 @@ static int put_crlf(void *ctx, const void *data, size_t len)
 		out[o++] = in[i];
 		c->prev_cr = in[i] == '\r';
 	}
-	return write_all(c->dst, out, o);
+	return mw_sock_write_all(c->dst, out, o);
 }
 
 /* Copies src (from offset 0) to dst turning bare LF into CRLF (gpg's armor). */
@@ -569,21 +555,21 @@ static int protect(struct mp_msg *m, struct mp_gpg *g, int encrypt, const char *
 		*what = encrypt ? "encryption failed" : "signing failed";
 		goto out;
 	}
-	ok = write_all(*out_fd, part.data, mw_buf_len(&part)) == 0;
+	ok = mw_sock_write_all(*out_fd, part.data, mw_buf_len(&part)) == 0;
 	if (!encrypt) {
 		/* the signed entity exactly as signed, then the signature part */
-		ok = ok && write_all(*out_fd, head->data, mw_buf_len(head)) == 0 &&
-		     (len == 0 || write_all(*out_fd, map, len) == 0);
+		ok = ok && mw_sock_write_all(*out_fd, head->data, mw_buf_len(head)) == 0 &&
+		     (len == 0 || mw_sock_write_all(*out_fd, map, len) == 0);
 		mw_buf_reset(&part);
 		mw_buf_printf(&part, "\r\n--%s\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n"
 			      "Content-Description: OpenPGP digital signature\r\n"
 			      "Content-Disposition: attachment; filename=\"signature.asc\"\r\n\r\n", boundary);
-		ok = ok && write_all(*out_fd, part.data, mw_buf_len(&part)) == 0;
+		ok = ok && mw_sock_write_all(*out_fd, part.data, mw_buf_len(&part)) == 0;
 	}
 	ok = ok && copy_crlf(armor_fd, *out_fd) == 0;
 	mw_buf_reset(&part);
 	mw_buf_printf(&part, "\r\n--%s--\r\n", boundary);
-	ok = ok && write_all(*out_fd, part.data, mw_buf_len(&part)) == 0;
+	ok = ok && mw_sock_write_all(*out_fd, part.data, mw_buf_len(&part)) == 0;
 	if (!ok)
 		mw_buf_puts(err, strerror(errno));
 out:
@@ -633,11 +619,11 @@ static int split_copy(struct mp_msg *m, struct mp_gpg *g, int sign, const char *
 	}
 	mw_buf_puts(&fields, "\r\n");
 	*what = "cannot spool the message";
-	ok = (*copy_fd = spool_open(m)) >= 0 && write_all(*copy_fd, fields.data, mw_buf_len(&fields)) == 0;
+	ok = (*copy_fd = spool_open(m)) >= 0 && mw_sock_write_all(*copy_fd, fields.data, mw_buf_len(&fields)) == 0;
 	if (ok && sign)
 		ok = copy_crlf(body_fd, *copy_fd) == 0;
 	else if (ok)
-		ok = len == 0 || write_all(*copy_fd, map, len) == 0;
+		ok = len == 0 || mw_sock_write_all(*copy_fd, map, len) == 0;
 	if (!ok) {
 		mw_buf_puts(err, strerror(errno));
 		if (*copy_fd >= 0)
@@ -828,8 +814,8 @@ static int seal_envelope(struct mp_msg *m, struct mp_outcome *o, const char *map
 	}
 	mw_buf_puts(&head, "\r\n");
 	ilen = mw_buf_len(&head) + len;
-	if ((inner_fd = spool_open(m)) < 0 || write_all(inner_fd, head.data, mw_buf_len(&head)) < 0 ||
-	    (len > 0 && write_all(inner_fd, map, len) < 0) || (html_fd = spool_open(m)) < 0 ||
+	if ((inner_fd = spool_open(m)) < 0 || mw_sock_write_all(inner_fd, head.data, mw_buf_len(&head)) < 0 ||
+	    (len > 0 && mw_sock_write_all(inner_fd, map, len) < 0) || (html_fd = spool_open(m)) < 0 ||
 	    (asc_fd = spool_open(m)) < 0 || (out_fd = spool_open(m)) < 0) {
 		tempfail(o, "cannot spool the message", strerror(errno));
 		goto done;
@@ -953,7 +939,7 @@ static int password_copy(struct mp_msg *m, struct mp_outcome *o, const char *map
 	if (find_header(m, "MIME-Version") == NULL)
 		mw_buf_puts(&fields, "MIME-Version: 1.0\r\n");
 	mw_buf_puts(&fields, "\r\n");
-	int ok = (o->reinject_fd = spool_open(m)) >= 0 && write_all(o->reinject_fd, fields.data, mw_buf_len(&fields)) == 0 &&
+	int ok = (o->reinject_fd = spool_open(m)) >= 0 && mw_sock_write_all(o->reinject_fd, fields.data, mw_buf_len(&fields)) == 0 &&
 		 copy_crlf(body_fd, o->reinject_fd) == 0;
 	if (!ok)
 		tempfail(o, "cannot spool the message", strerror(errno));

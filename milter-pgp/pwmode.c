@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "pwmode.h"
+#include "sock.h"
 
 /* ------------------------------------------------------------ templates */
 
@@ -281,21 +282,6 @@ void mp_pw_fill_template(const char *tpl, const struct mp_pw_fill *f, int html, 
 
 /* ------------------------------------------------------------ MIME */
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Base64 in lines of 76 with CRLF; state carries up to 2 bytes and the
@@ -354,7 +340,7 @@ static int put_b64_fd(struct fd_b64 *c, const void *data, size_t len)
 {
 	mw_buf_reset(&c->chunk);
 	b64_update(&c->st, data, len, &c->chunk);
-	return write_all(c->out_fd, c->chunk.data != NULL ? c->chunk.data : "", mw_buf_len(&c->chunk));
+	return mw_sock_write_all(c->out_fd, c->chunk.data != NULL ? c->chunk.data : "", mw_buf_len(&c->chunk));
 }
 
 /* Reads fd from offset 0, base64 to out_fd; crlf: turn bare LF into CRLF
@@ -391,7 +377,7 @@ static int copy_fd(int in_fd, int out_fd, int base64)
 			out[o++] = buf[i];
 			prev_cr = buf[i] == '\r';
 		}
-		if (write_all(out_fd, out, o) < 0) {
+		if (mw_sock_write_all(out_fd, out, o) < 0) {
 			r = -1;
 			break;
 		}
@@ -399,7 +385,7 @@ static int copy_fd(int in_fd, int out_fd, int base64)
 	if (r == 0 && base64) {
 		mw_buf_reset(&c.chunk);
 		b64_final(&c.st, &c.chunk);
-		r = write_all(out_fd, c.chunk.data != NULL ? c.chunk.data : "", mw_buf_len(&c.chunk));
+		r = mw_sock_write_all(out_fd, c.chunk.data != NULL ? c.chunk.data : "", mw_buf_len(&c.chunk));
 	}
 	mw_buf_free(&c.chunk);
 	return r;
@@ -450,17 +436,17 @@ int mp_pw_envelope_write(const struct mp_pw_templates *tpl, const struct mp_pw_f
 	mw_buf_printf(&b, "--%s--\r\n\r\n--%s\r\nContent-Type: text/html; charset=utf-8; name=\"message.html\"\r\n"
 		      "Content-Disposition: attachment; filename=\"message.html\"\r\n"
 		      "Content-Transfer-Encoding: base64\r\n\r\n", alt, outer);
-	int ok = !mw_buf_failed(&b) && write_all(out_fd, b.data, mw_buf_len(&b)) == 0 &&
+	int ok = !mw_buf_failed(&b) && mw_sock_write_all(out_fd, b.data, mw_buf_len(&b)) == 0 &&
 		 copy_fd(html_fd, out_fd, 1) == 0;
 	mw_buf_reset(&b);
 	mw_buf_printf(&b, "\r\n--%s\r\nContent-Type: application/octet-stream; name=\"message.asc\"\r\n"
 		      "Content-Description: OpenPGP password-encrypted message\r\n"
 		      "Content-Disposition: attachment; filename=\"message.asc\"\r\n"
 		      "Content-Transfer-Encoding: 7bit\r\n\r\n", outer);
-	ok = ok && write_all(out_fd, b.data, mw_buf_len(&b)) == 0 && copy_fd(asc_fd, out_fd, 0) == 0;
+	ok = ok && mw_sock_write_all(out_fd, b.data, mw_buf_len(&b)) == 0 && copy_fd(asc_fd, out_fd, 0) == 0;
 	mw_buf_reset(&b);
 	mw_buf_printf(&b, "\r\n--%s--\r\n", outer);
-	ok = ok && write_all(out_fd, b.data, mw_buf_len(&b)) == 0;
+	ok = ok && mw_sock_write_all(out_fd, b.data, mw_buf_len(&b)) == 0;
 	mw_buf_printf(ctype, " multipart/mixed;\n\tboundary=\"%s\"", outer);
 	mw_buf_free(&b);
 	mw_buf_free(&text);
