@@ -12,6 +12,7 @@ import pty
 import random
 import select
 import subprocess
+import termios
 import time
 
 from mwtest import sandbox
@@ -26,6 +27,14 @@ def run(argv, pw=None, **kw):
                           timeout=120, **kw)
 
 
+def echo_on(fd):
+    """Whether the pty (read through its master) still echoes input."""
+    try:
+        return bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+    except termios.error:
+        return False
+
+
 def with_tty(argv, answer, prompt=b"assword", timeout=60):
     """Runs argv on a new pty, answers the first prompt; (status, output)."""
     pid, fd = pty.fork()
@@ -36,6 +45,9 @@ def with_tty(argv, answer, prompt=b"assword", timeout=60):
             os._exit(127)
     out = b""
     answered = False
+    # A program prints its prompt, then turns echo off: answering in between
+    # (a loaded machine) would echo the password back. Wait for echo off.
+    prompt_seen = float("inf")
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         r, _, _ = select.select([fd], [], [], 0.5)
@@ -47,9 +59,11 @@ def with_tty(argv, answer, prompt=b"assword", timeout=60):
             if not chunk:
                 break
             out += chunk
-        if not answered and prompt in out:
+        if not answered and prompt in out and (not echo_on(fd) or time.monotonic() > prompt_seen + 10):
             os.write(fd, answer.encode() + b"\n")
             answered = True
+        elif not answered and prompt in out and prompt_seen == float("inf"):
+            prompt_seen = time.monotonic()
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out
