@@ -386,7 +386,8 @@ int mp_inject_check(const struct mp_inject *inj, const char *value, const char *
 			for (size_t i = 0; have_mac && i < 32; i++) {
 				int a = hexval((unsigned char)v[2 * i]), b = hexval((unsigned char)v[2 * i + 1]);
 				have_mac = a >= 0 && b >= 0;
-				got[i] = (unsigned char)(a << 4 | b);
+				if (have_mac)
+					got[i] = (unsigned char)(a << 4 | b);
 			}
 		}
 		p += l;
