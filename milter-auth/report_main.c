@@ -153,10 +153,10 @@ static void redis_line(void *ctx, const char *line, size_t len)
 }
 
 /* Does key exist? 1, 0, or -1 with err. */
-static int redis_exists(struct redisContext *rc, const char *key, struct mw_buf *err)
+static int redis_exists(struct ma_report_redis_conn *rc, const char *key, struct mw_buf *err)
 {
 	const char *argv[] = { "EXISTS", key };
-	redisReply *r = mw_redis_command(rc, 2, argv, err);
+	redisReply *r = ma_report_redis_cmd(rc, 2, argv, err);
 	if (r == NULL)
 		return -1;
 	int yes = r->type == REDIS_REPLY_INTEGER && r->integer > 0;
@@ -468,7 +468,7 @@ static int store_days(const struct send_opts *o, unsigned *days, int max)
 
 /* report_store = redis: the days of the retention window with a list,
    added to days (kept unique and ascending). */
-static int redis_days(struct redisContext *rc, const struct ma_settings *s, time_t now, unsigned *days, int n,
+static int redis_days(struct ma_report_redis_conn *rc, const struct ma_settings *s, time_t now, unsigned *days, int n,
 		      int max, struct mw_buf *err)
 {
 	for (time_t t = now - (time_t)(s->report_retention_ms / 1000); t <= now + 86400 && n < max; t += 86400) {
@@ -504,8 +504,8 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 	}
 	if (!redis && s->report_store_dir[0] != '\0' && o->nstores < MAX_STORES)
 		o->stores[o->nstores++] = s->report_store_dir;
-	struct redisContext *rconn = NULL;
-	if (redis && (rconn = mw_redis_connect(&s->redis, &err)) == NULL) {
+	struct ma_report_redis_conn *rconn = NULL;
+	if (redis && (rconn = ma_report_redis_conn_open(&s->redis, &err)) == NULL) {
 		/* the evaluations stay in Redis: the next run sends them */
 		fprintf(stderr, "milter-auth-report: report_store = redis: %s\n", mw_buf_str(&err));
 		mw_buf_free(&err);
@@ -527,7 +527,7 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 		days[0] = o->day;
 	else if (rconn != NULL && (ndays = redis_days(rconn, s, now, days, ndays, 400, &err)) < 0) {
 		fprintf(stderr, "milter-auth-report: report_store = redis: %s\n", mw_buf_str(&err));
-		redisFree(rconn);
+		ma_report_redis_conn_close(rconn);
 		ma_dmarc_free(dm);
 		mw_dns_free(dns);
 		mw_buf_free(&err);
@@ -594,7 +594,7 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 			char ttl[32];
 			snprintf(ttl, sizeof(ttl), "%llu", s->report_retention_ms / 1000 + 86400);
 			const char *argv[] = { "SET", sent_key, "1", "EX", ttl };
-			redisReply *r = mw_redis_command(rconn, 5, argv, &err);
+			redisReply *r = ma_report_redis_cmd(rconn, 5, argv, &err);
 			if (r == NULL) {
 				mw_msg_error("report_store = redis: cannot mark day %u sent: %s", day, mw_buf_str(&err));
 				mw_buf_reset(&err);
@@ -609,7 +609,7 @@ static int cmd_send(struct ma_conf *c, struct send_opts *o)
 		rc |= day_rc;
 	}
 	if (rconn != NULL)
-		redisFree(rconn);
+		ma_report_redis_conn_close(rconn);
 	ma_dmarc_free(dm);
 	mw_dns_free(dns);
 	mw_buf_free(&err);

@@ -10,10 +10,11 @@
 
 #include "log.h"
 #include "mametrics.h"
+#include "redis_cluster.h"
 #include "report_redis.h"
 #include "report_store.h"
 
-/* lines per pipelined round trip */
+/* lines per batch: one RPUSH per day with them all */
 #define BATCH 512
 /* after a failed connection, lines queue up this long before the next try */
 #define RECONNECT_MS 1000
@@ -36,7 +37,7 @@ struct ma_report_redis {
 	int closing;
 	pthread_t thread;
 	time_t last_warning;       /* under lock */
-	struct redisContext *c;    /* the writer thread's */
+	struct ma_report_redis_conn *c; /* the writer thread's */
 	int gave_up;               /* the writer's: the last batch found no connection */
 };
 
@@ -48,6 +49,55 @@ void ma_report_redis_eval_key(unsigned day, char *out, size_t len)
 void ma_report_redis_sent_key(unsigned day, char *out, size_t len)
 {
 	snprintf(out, len, "mailward:dmarc:sent:%08u", day);
+}
+
+/* One server (redis_mode single or sentinel: its master) or a cluster,
+   where each command goes to the master of its key's slot. */
+struct ma_report_redis_conn {
+	struct redisContext *c;
+	struct mw_redis_cluster *cl;
+};
+
+struct ma_report_redis_conn *ma_report_redis_conn_open(const struct mw_redis_conf *conf, struct mw_buf *err)
+{
+	struct ma_report_redis_conn *rc = mw_xcalloc(1, sizeof(*rc));
+	if (conf->mode == MW_REDIS_CLUSTER) {
+		rc->cl = mw_redis_cluster_new(conf);
+		/* the slot map now, so an unreachable cluster fails here as one server would */
+		if (mw_redis_cluster_map(rc->cl, err) == NULL) {
+			ma_report_redis_conn_close(rc);
+			return NULL;
+		}
+	} else if ((rc->c = mw_redis_connect(conf, err)) == NULL) {
+		free(rc);
+		return NULL;
+	}
+	return rc;
+}
+
+void ma_report_redis_conn_close(struct ma_report_redis_conn *rc)
+{
+	if (rc == NULL)
+		return;
+	if (rc->c != NULL)
+		redisFree(rc->c);
+	if (rc->cl != NULL)
+		mw_redis_cluster_free(rc->cl);
+	free(rc);
+}
+
+struct redisReply *ma_report_redis_cmd(struct ma_report_redis_conn *rc, int argc, const char **argv,
+				       struct mw_buf *err)
+{
+	if (rc->c != NULL)
+		return mw_redis_command(rc->c, argc, argv, err);
+	redisReply *r = mw_redis_cluster_command(rc->cl, argv[1], strlen(argv[1]), argc, argv, err);
+	if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+		mw_buf_printf(err, "%s: %.*s", argv[0], (int)r->len, r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
 }
 
 static void warn_limited(struct ma_report_redis *r, const char *what)
@@ -76,11 +126,12 @@ void ma_report_redis_push(struct ma_report_redis *r, unsigned day, const char *l
 	pthread_mutex_lock(&r->lock);
 	int full = r->queued >= MA_REPORT_REDIS_QUEUE;
 	if (!full) {
-		struct item *it = mw_xmalloc(sizeof(*it) + len);
+		struct item *it = mw_xmalloc(sizeof(*it) + len + 1);
 		it->next = NULL;
 		it->day = day;
 		it->len = len;
 		memcpy(it->line, line, len);
+		it->line[len] = '\0'; /* a command argument */
 		*r->tail = it;
 		r->tail = &it->next;
 		r->queued++;
@@ -93,8 +144,7 @@ void ma_report_redis_push(struct ma_report_redis *r, unsigned day, const char *l
 
 static void drop_connection(struct ma_report_redis *r)
 {
-	if (r->c != NULL)
-		redisFree(r->c);
+	ma_report_redis_conn_close(r->c);
 	r->c = NULL;
 }
 
@@ -108,54 +158,45 @@ static void write_batch(struct ma_report_redis *r, struct item **list)
 		*list = (*list)->next;
 	}
 	struct mw_buf err = MW_BUF_INIT;
-	int failed = 0;
-	if (r->c == NULL && (r->c = mw_redis_connect(&r->conf, &err)) == NULL) {
+	int failed = n;
+	if (r->c == NULL && (r->c = ma_report_redis_conn_open(&r->conf, &err)) == NULL) {
 		lost(r, (unsigned long long)n, mw_buf_str(&err));
-		failed = n;
-	}
-	if (r->c != NULL) {
-		/* RPUSH each line, one EXPIREAT per day: pipelined, one round trip */
-		int sent = 0, nexp = 0;
-		unsigned days[BATCH];
-		for (int i = 0; i < n; i++) {
-			char key[64];
-			ma_report_redis_eval_key(batch[i]->day, key, sizeof(key));
-			const char *argv[] = { "RPUSH", key, batch[i]->line };
-			size_t lens[] = { 5, strlen(key), batch[i]->len };
-			if (redisAppendCommandArgv(r->c, 3, argv, lens) == REDIS_OK)
-				sent++;
-			int seen = 0;
-			for (int j = 0; j < nexp; j++)
-				seen |= days[j] == batch[i]->day;
-			if (!seen)
-				days[nexp++] = batch[i]->day;
-		}
-		for (int j = 0; j < nexp; j++) {
+	} else {
+		/* per day in the batch (nearly always one): one RPUSH of its lines,
+		   then its EXPIREAT; one key per command, so it works in a cluster */
+		const char **argv = mw_xcalloc((size_t)n + 2, sizeof(*argv));
+		int done[BATCH] = { 0 }, ok = 0;
+		for (int i = 0; i < n && r->c != NULL; i++) {
+			if (done[i])
+				continue;
+			unsigned day = batch[i]->day;
 			char key[64], at[32];
-			ma_report_redis_eval_key(days[j], key, sizeof(key));
-			snprintf(at, sizeof(at), "%lld",
-				 (long long)ma_report_day_start(days[j]) + 86400 + (long long)r->retention_s);
-			const char *argv[] = { "EXPIREAT", key, at };
-			size_t lens[] = { 8, strlen(key), strlen(at) };
-			redisAppendCommandArgv(r->c, 3, argv, lens);
-		}
-		int ok = 0, conn_error = 0;
-		for (int i = 0; i < sent + nexp && !conn_error; i++) {
-			redisReply *reply = NULL;
-			if (redisGetReply(r->c, (void **)&reply) != REDIS_OK || reply == NULL) {
-				mw_buf_printf(&err, "%s", r->c->errstr[0] ? r->c->errstr : "no answer");
-				conn_error = 1;
-			} else if (reply->type == REDIS_REPLY_ERROR) {
-				mw_buf_reset(&err);
-				mw_buf_printf(&err, "%.*s", (int)reply->len, reply->str);
-			} else if (i < sent) {
-				ok++;
+			ma_report_redis_eval_key(day, key, sizeof(key));
+			int argc = 0, lines = 0;
+			argv[argc++] = "RPUSH";
+			argv[argc++] = key;
+			for (int j = i; j < n; j++)
+				if (!done[j] && batch[j]->day == day) {
+					argv[argc++] = batch[j]->line;
+					done[j] = 1;
+					lines++;
+				}
+			redisReply *reply = ma_report_redis_cmd(r->c, argc, argv, &err);
+			if (reply == NULL) {
+				/* broken or refused: connect afresh for the next batch */
+				drop_connection(r);
+				break;
 			}
-			if (reply != NULL)
+			freeReplyObject(reply);
+			ok += lines;
+			snprintf(at, sizeof(at), "%lld", (long long)ma_report_day_start(day) + 86400 + (long long)r->retention_s);
+			const char *xargv[] = { "EXPIREAT", key, at };
+			if ((reply = ma_report_redis_cmd(r->c, 3, xargv, &err)) == NULL)
+				drop_connection(r); /* the lines are in; the next batch sets it again */
+			else
 				freeReplyObject(reply);
 		}
-		if (conn_error)
-			drop_connection(r);
+		free(argv);
 		failed = n - ok;
 		lost(r, (unsigned long long)failed, mw_buf_len(&err) ? mw_buf_str(&err) : "not written");
 	}
@@ -245,7 +286,7 @@ void ma_report_redis_free(struct ma_report_redis *r)
 	free(r);
 }
 
-int ma_report_redis_read_day(struct redisContext *c, unsigned day, ma_report_redis_line_fn *fn, void *ctx,
+int ma_report_redis_read_day(struct ma_report_redis_conn *c, unsigned day, ma_report_redis_line_fn *fn, void *ctx,
 			     struct mw_buf *err)
 {
 	char key[64];
@@ -255,7 +296,7 @@ int ma_report_redis_read_day(struct redisContext *c, unsigned day, ma_report_red
 		snprintf(a, sizeof(a), "%lld", start);
 		snprintf(b, sizeof(b), "%lld", start + LRANGE_CHUNK - 1);
 		const char *argv[] = { "LRANGE", key, a, b };
-		redisReply *reply = mw_redis_command(c, 4, argv, err);
+		redisReply *reply = ma_report_redis_cmd(c, 4, argv, err);
 		if (reply == NULL)
 			return -1;
 		if (reply->type != REDIS_REPLY_ARRAY) {

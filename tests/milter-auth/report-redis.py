@@ -12,7 +12,11 @@ and its Redis down: real traffic (a DMARC pass, a spoof refused, a
 quarantined one, a DNS timeout, a signed submission), then the scraped
 counters equal what was sent, the store errors are counted, and a Redis
 that comes back records again. A daemon without metrics_listen listens on
-no TCP port."""
+no TCP port.
+
+Part 3, redis_mode = cluster: three hosts record into a Redis Cluster
+named by one seed that does not serve the day's key (every command must
+follow the slot map), one report adds them up, the sent mark is set."""
 import gzip
 import os
 import pwd
@@ -30,6 +34,7 @@ from matest import message, run, sign  # noqa: E402
 from mwtest import sandbox  # noqa: E402
 from mwtest.dns import DnsServer  # noqa: E402
 from mwtest.postfix import Postfix  # noqa: E402
+from mwtest.rcluster import RedisCluster  # noqa: E402
 from mwtest.redis import Redis  # noqa: E402
 from mwtest.smtp import swaks  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
@@ -277,10 +282,66 @@ def part2(t, dns):
     pf.stop()
 
 
+def part3(t, dns):
+    cl = RedisCluster(masters=3, replicas=0)
+    key = "mailward:dmarc:eval:" + today()
+    owner = cl.master_of_slot(cl.keyslot(key))
+    seed = [n for n in cl.nodes if n is not owner][0]
+    extra = "redis_mode = cluster\n"
+    confs = [matest.base_conf(dns, "report_store = redis\nredis_servers = 127.0.0.1:%d\nredis_timeout = 2s\n"
+                                   "report_host_id = mx%d\nreport_email = dmarc-reports@mx.example.org\n%s"
+                              % (seed.port, i, extra)) for i in (1, 2, 3)]
+    good = sign(message(frm="News <news@rep.example>"), "sel", "rep.example", RSA)
+    spoof = message(frm="CEO <ceo@rep.example>", subject="wire")
+    for host, m, ip, times in [(0, good, IP, 2), (1, spoof, BAD, 3), (2, good, IP, 1)]:
+        for _ in range(times):
+            o = run(confs[host], m, client_ip=ip, mail_from="bounce-4711@rep.example")
+            watch("test mode, cluster", o.log)
+            t.ok(o.rc == 0 and "DMARC report store" not in o.log,
+                 "cluster: mx%d records its evaluation without a store error" % (host + 1), o.log[-1500:])
+    t.eq(owner.cli("LLEN", key).strip(), "6",
+         "cluster: all six evaluations in one list on the master of its slot (the seed named serves other slots)")
+    t.eq(seed.cli("DBSIZE").strip(), "0", "cluster: nothing written on the seed itself")
+    ttl = int(owner.cli("TTL", key).strip())
+    t.ok(ttl > 29 * 86400, "cluster: the list expires after the retention", ttl)
+    out = sandbox.mkdir("cluster-dry-run")
+    p = subprocess.run([REPORT, "-c", confs[2], "send", "--dry-run", out, "--day", "today"],
+                       capture_output=True, text=True, timeout=120)
+    watch("send, cluster", p.stderr)
+    t.eq(p.returncode, 0, "cluster: send --dry-run") or t.diag(p.stdout + p.stderr)
+    files = os.listdir(out)
+    t.eq(len(files), 1, "cluster: one report for rep.example") or t.diag(repr(files))
+    if files:
+        root = ET.fromstring(gzip.open(os.path.join(out, files[0])).read())
+        by = {}
+        for r in root.findall("d:record", NS):
+            ip = r.find("d:row/d:source_ip", NS).text
+            by[ip] = by.get(ip, 0) + int(r.find("d:row/d:count", NS).text)
+        t.eq(by, {IP: 3, BAD: 3}, "cluster: its counts add up over the three hosts")
+    # yesterday's list, sent once by the timer's run: the sent mark lands on its own slot's master
+    yday = time.strftime("%Y%m%d", time.gmtime(time.time() - 86400))
+    line = owner.cli("LRANGE", key, "0", "0").splitlines()[0].replace(today(), yday)
+    cl.cli("RPUSH", "mailward:dmarc:eval:" + yday, line)
+    spool = sandbox.mkdir("cluster-sent")
+    fake = sandbox.path("cluster-sendmail")
+    with open(fake, "w") as f:
+        f.write("#!/bin/sh\ncat > %s/$$.eml\n" % spool)
+    os.chmod(fake, 0o755)
+    sconf = matest.base_conf(dns, "report_store = redis\nredis_servers = 127.0.0.1:%d\nredis_timeout = 2s\n"
+                                  "report_host_id = mx1\nreport_email = dmarc-reports@mx.example.org\n%s"
+                                  "report_sendmail = %s\n" % (seed.port, extra, fake))
+    for attempt in (1, 2):
+        p = subprocess.run([REPORT, "-c", sconf, "send"], capture_output=True, text=True, timeout=120)
+        t.eq(p.returncode, 0, "cluster: send without --day, run %d" % attempt) or t.diag(p.stdout + p.stderr)
+    t.eq(len(os.listdir(spool)), 1, "cluster: yesterday reported once (the sent mark found in the cluster)")
+    t.eq(cl.cli("EXISTS", "mailward:dmarc:sent:" + yday).strip(), "1", "cluster: the sent mark is set")
+
+
 def main(t):
     dns = DnsServer(ZONE)
     part1(t, dns)
     part2(t, dns)
+    part3(t, dns)
     dns.stop()
     t.eq(sanitizer_reports, [], "no sanitizer report from any run (sanitizer build)")
 
