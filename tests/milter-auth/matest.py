@@ -58,6 +58,19 @@ def message(frm="Friend <friend@friend.example>", subject="hello", body="Hello A
             "Message-ID: <%s@friend.example>\r\n%s\r\n%s" % (frm, subject, abs(hash(subject + body)), extra, body))
 
 
+
+def report_counts(path):
+    """An aggregate report file (gzip XML, RFC 9990): message counts by source IP."""
+    import gzip
+    import xml.etree.ElementTree as ET
+    ns = {"d": "urn:ietf:params:xml:ns:dmarc-2.0"}
+    by = {}
+    for r in ET.fromstring(gzip.open(path).read()).findall("d:record", ns):
+        ip = r.find("d:row/d:source_ip", ns).text
+        by[ip] = by.get(ip, 0) + int(r.find("d:row/d:count", ns).text)
+    return by
+
+
 def write_conf(text):
     path = sandbox.path("milter-auth-%d.conf" % abs(hash(text)))
     with open(path, "w") as f:
