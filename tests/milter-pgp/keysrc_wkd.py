@@ -15,7 +15,7 @@ from kstest import (BADCERT, BIG, DBADCERT, MSG, NOBODY, OLD, PAULA, PETE, REVOK
                     decrypts, fetches, https, keys, mptest, new_ring, sandbox, static, zbase32_sha1)
 from mwtest.tap import Tap  # noqa: E402
 
-PAULA2, GONE = "pa2@wkd-pub.example", "gone@wkd-pub.example"
+PAULA2, GONE, EXPIRED = "pa2@wkd-pub.example", "gone@wkd-pub.example", "expired@wkd-pub.example"
 
 
 def main(t):
@@ -91,6 +91,11 @@ def main(t):
     listed = mptest.gpg(pring, "--with-colons", "--list-sigs", paula, check=False).stdout.decode()
     t.ok(re.search(r"^sig:[^:]*:[^:]*:[^:]*:%s:" % certifier_keyid, listed, re.M),
          "(paula's key in the keyring carries the certification)", listed)
+    # an expired key pair of ours (made in 2021, valid a day): not published
+    mptest.gpg(pring, "--faked-system-time", "20210101T000000!", "--quick-gen-key", EXPIRED, "ed25519", "sign,cert",
+               "1d")
+    mptest.gpg(pring, "--faked-system-time", "20210101T000000!", "--quick-add-key",
+               mptest.fingerprint(pring, EXPIRED), "cv25519", "encr", "1d")
     pub = sandbox.mkdir("wkd-tree")
     rc, out, err = keys(pconf, "publish-wkd", pub)
     t.ok(rc == 0 and os.path.exists(os.path.join(pub, "advanced/.well-known/openpgpkey/wkd-pub.example/policy")) and
@@ -100,14 +105,16 @@ def main(t):
     show = sandbox.mkdir("show", mode=0o700)
     for addr in (PAULA, PAULA2):
         local = addr.split("@")[0]
-        for tree in ("advanced/.well-known/openpgpkey/wkd-pub.example/hu", "direct/wkd-pub.example/.well-known/openpgpkey/hu"):
+        for tree in ("advanced/.well-known/openpgpkey/wkd-pub.example/hu",
+                     "direct/wkd-pub.example/.well-known/openpgpkey/hu"):
             path = os.path.join(pub, tree, zbase32_sha1(local))
             if not t.ok(os.path.exists(path), "<%s> published in the %s tree" % (addr, tree.split("/")[0])):
                 continue
             cols = mptest.gpg(show, "--show-keys", "--with-colons", path).stdout.decode()
             uids = [ln.split(":")[9] for ln in cols.splitlines() if ln.startswith("uid:")]
             t.ok(len(uids) == 1 and addr in uids[0] and cols.startswith("pub:") and "\nsub:" in cols,
-                 "<%s> (%s): the key with its own user id only (and its encryption subkey)" % (addr, tree.split("/")[0]),
+                 "<%s> (%s): the key with its own user id only (and its encryption subkey)"
+                 % (addr, tree.split("/")[0]),
                  cols)
             pk = mptest.gpg(show, "--list-packets", path, check=False).stdout.decode()
             issuers = set(re.findall(r":signature packet: algo \d+, keyid ([0-9A-F]{16})", pk))
@@ -117,6 +124,9 @@ def main(t):
     t.ok(not os.path.exists(os.path.join(pub, "advanced/.well-known/openpgpkey/wkd-pub.example/hu",
                                          zbase32_sha1(GONE.split("@")[0]))),
          "a revoked user id's address is not published", out)
+    t.ok(not os.path.exists(os.path.join(pub, "advanced/.well-known/openpgpkey/wkd-pub.example/hu",
+                                         zbase32_sha1(EXPIRED.split("@")[0]))),
+         "an expired key is not published", out)
     os.symlink(os.path.join(pub, "advanced"), os.path.join(static, "openpgpkey.wkd-pub.example"))
     os.symlink(os.path.join(pub, "direct", "wkd-pubd.example"), os.path.join(static, "wkd-pubd.example"))
     o = mptest.run(MSG, [PAULA, PAULA2, PETE], conf=anyconf)

@@ -123,7 +123,8 @@ def obscured(t):
     t.eq(plain, mptest.entity(RAW, "cipher", obscure=True), "the part byte for byte as documented")
     # signed only: nothing to hide the Subject in, it stays
     o = mptest.run(RAW.replace(b"X-Other:", b"X-Mailward-Encrypt: none\r\nX-Other:"), [BOB], conf=conf)
-    t.ok(o.rcpts == {BOB: "plaintext"} and b"Subject: " + SUBJECT + b"\r\n" in o.out and "change-header" not in o.stdout,
+    t.ok(o.rcpts == {BOB: "plaintext"} and b"Subject: " + SUBJECT + b"\r\n" in o.out and
+         "change-header" not in o.stdout,
          "protect_subject and a message not encrypted (signed only): the Subject stays", o.stdout)
     # protect_subject without protected headers would lose the Subject: not obscured
     o = mptest.run(RAW, [BOB], conf=mptest.base_conf("protect_subject = yes\nprotected_headers = no\n"))
