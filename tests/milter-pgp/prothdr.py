@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mptest  # noqa: E402
-from mptest import ALICE, BOB, CAROL  # noqa: E402
+from mptest import BOB, CAROL  # noqa: E402
 from mwtest import sandbox  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
 
