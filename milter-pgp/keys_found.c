@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "gpg.h"
 #include "keys_found.h"
 #include "keysrc.h"
 #include "log.h"
@@ -277,6 +280,123 @@ static int wanted(char **domains, int n, const char *domain)
 	return 0;
 }
 
+extern char **environ;
+
+#define MAX_PUBLISHED (1u << 20) /* one address's keys, minimal: far less */
+
+/*
+ * The keys, each reduced to what WKD wants for addr
+ * (draft-koch-openpgp-webkey-service): the user ids of that address alone,
+ * not revoked or expired, each with its latest self-signature only (no
+ * third-party certification), without expired or revoked subkeys; binary.
+ * GPGME (1.18, Debian 12) exports whole keys or minimal ones but filters
+ * no user id, so gpg itself does it (--export-filter). 0, or -1 (warned).
+ */
+static int export_for(const char *home, const char *addr, gpgme_key_t *keys, int n, struct mw_buf *out)
+{
+	gpgme_engine_info_t info = NULL;
+	if (gpgme_get_engine_info(&info) != 0)
+		info = NULL;
+	while (info != NULL && info->protocol != GPGME_PROTOCOL_OpenPGP)
+		info = info->next;
+	if (info == NULL || info->file_name == NULL) {
+		warn("export %s: no gpg engine", addr);
+		return -1;
+	}
+	/* "--": the address runs to the end, so nothing in it reads as && or || */
+	struct mw_buf uid = MW_BUF_INIT;
+	mw_buf_printf(&uid, "keep-uid=revoked -f && expired -f && -- mbox = %s", addr);
+	const char *argv[32 + 17];
+	int a = 0;
+	argv[a++] = info->file_name;
+	argv[a++] = "--homedir";
+	argv[a++] = home;
+	argv[a++] = "--batch";
+	argv[a++] = "--no-tty";
+	argv[a++] = "--quiet";
+	argv[a++] = "--export-options";
+	argv[a++] = "export-minimal";
+	argv[a++] = "--export-filter";
+	argv[a++] = mw_buf_str(&uid);
+	argv[a++] = "--export-filter";
+	argv[a++] = "drop-subkey=revoked -t || expired -t";
+	argv[a++] = "--export";
+	for (int i = 0; i < n && i < 16; i++)
+		argv[a++] = keys[i]->fpr;
+	argv[a] = NULL;
+
+	int fds[2], rc = -1, status = 0;
+	pid_t pid = -1;
+	posix_spawn_file_actions_t fa;
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		warn("export %s: pipe: %s", addr, strerror(errno));
+		mw_buf_free(&uid);
+		return -1;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+	int e = posix_spawn(&pid, info->file_name, &fa, NULL, (char *const *)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	if (e != 0) {
+		warn("export %s: %s: %s", addr, info->file_name, strerror(e));
+		close(fds[0]);
+		mw_buf_free(&uid);
+		return -1;
+	}
+	char buf[65536];
+	ssize_t r;
+	int big = 0;
+	while ((r = read(fds[0], buf, sizeof(buf))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			break;
+		if (mw_buf_len(out) + (size_t)r > MAX_PUBLISHED)
+			big = 1;
+		else
+			mw_buf_append(out, buf, (size_t)r);
+	}
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		warn("export %s: %s", addr, strerror(errno));
+	else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		warn("export %s: gpg failed (status %d)", addr, status);
+	else if (big)
+		warn("export %s: over %u bytes", addr, MAX_PUBLISHED);
+	else if (mw_buf_len(out) == 0)
+		warn("export %s: gpg exported nothing", addr);
+	else
+		rc = 0;
+	mw_buf_free(&uid);
+	return rc;
+}
+
+/* 1 when every key of data has a user id of addr: gpg exports a key whose
+   user ids the filter all dropped (expired ones) with none at all. */
+static int each_has_uid(gpgme_ctx_t ctx, const char *data, size_t len, const char *addr)
+{
+	gpgme_data_t d;
+	gpgme_key_t k;
+	int keys = 0, ok = 1;
+	if (gpgme_data_new_from_mem(&d, data, len, 0) != 0)
+		return 0;
+	gpgme_error_t e = gpgme_op_keylist_from_data_start(ctx, d, 0);
+	while (e == 0 && (e = gpgme_op_keylist_next(ctx, &k)) == 0) {
+		int found = 0;
+		keys++;
+		for (gpgme_user_id_t u = k->uids; u != NULL; u = u->next)
+			found |= u->email != NULL && strcasecmp(u->email, addr) == 0;
+		ok &= found;
+		gpgme_key_unref(k);
+	}
+	gpgme_op_keylist_end(ctx);
+	gpgme_data_release(d);
+	return ok && keys > 0 && gpgme_err_code(e) == GPG_ERR_EOF;
+}
+
 struct pub {
 	char *addr;
 	gpgme_key_t keys[17];
@@ -285,7 +405,6 @@ struct pub {
 
 int mp_keys_publish_wkd(struct mp_conf *conf, gpgme_ctx_t ctx, int argc, char **argv)
 {
-	(void)conf;
 	if (argc < 1 || argv[0][0] == '\0') {
 		fputs("usage: milter-pgp-keys publish-wkd DIR [DOMAIN...]\n", stderr);
 		return 2;
@@ -323,7 +442,6 @@ int mp_keys_publish_wkd(struct mp_conf *conf, gpgme_ctx_t ctx, int argc, char **
 	int bad = gpgme_err_code(e) != GPG_ERR_EOF;
 	if (bad)
 		warn("key listing: %s", gpgme_strerror(e));
-	gpgme_set_armor(ctx, 0); /* WKD serves binary keys */
 	int published = 0;
 	struct mw_buf domains = MW_BUF_INIT;
 	for (size_t i = 0; i < nv && !bad; i++) {
@@ -336,16 +454,14 @@ int mp_keys_publish_wkd(struct mp_conf *conf, gpgme_ctx_t ctx, int argc, char **
 			mw_buf_free(&dom);
 			continue;
 		}
-		gpgme_data_t d;
-		v[i].keys[v[i].n] = NULL;
-		if ((e = gpgme_data_new(&d)) != 0 ||
-		    (e = gpgme_op_export_keys(ctx, v[i].keys, GPGME_EXPORT_MODE_MINIMAL, d)) != 0) {
-			warn("export %s: %s", v[i].addr, gpgme_strerror(e));
+		struct mw_buf key = MW_BUF_INIT;
+		if (export_for(mp_gpg_home_path(conf->home), v[i].addr, v[i].keys, v[i].n, &key) < 0) {
 			bad = 1;
+		} else if (!each_has_uid(ctx, key.data, mw_buf_len(&key), v[i].addr)) {
+			warn("<%s>: no valid user id left once expired ones are dropped: not published", v[i].addr);
 		} else {
-			size_t len;
-			char *data = gpgme_data_release_and_get_mem(d, &len);
-			d = NULL;
+			size_t len = mw_buf_len(&key);
+			const char *data = key.data;
 			mw_buf_printf(&adv, "%s/advanced/.well-known/openpgpkey/%s/hu", root, mw_buf_str(&dom));
 			mw_buf_printf(&dir, "%s/direct/%s/.well-known/openpgpkey/hu", root, mw_buf_str(&dom));
 			if (write_file(mw_buf_str(&adv), hash, data, len) < 0 ||
@@ -355,12 +471,10 @@ int mp_keys_publish_wkd(struct mp_conf *conf, gpgme_ctx_t ctx, int argc, char **
 				printf("<%s> %s (%d key(s))\n", v[i].addr, hash, v[i].n);
 				published++;
 			}
-			gpgme_free(data);
 			if (!listed(mw_buf_str(&domains), mw_buf_str(&dom)))
 				mw_buf_printf(&domains, "%s\n", mw_buf_str(&dom));
 		}
-		if (d != NULL)
-			gpgme_data_release(d);
+		mw_buf_free(&key);
 		mw_buf_free(&dom);
 		mw_buf_free(&adv);
 		mw_buf_free(&dir);
@@ -377,7 +491,6 @@ int mp_keys_publish_wkd(struct mp_conf *conf, gpgme_ctx_t ctx, int argc, char **
 		mw_buf_free(&a);
 		mw_buf_free(&b);
 	}
-	gpgme_set_armor(ctx, 1);
 	for (size_t i = 0; i < nv; i++) {
 		for (int j = 0; j < v[i].n; j++)
 			gpgme_key_unref(v[i].keys[j]);

@@ -20,6 +20,7 @@
 #include "mime.h"
 #include "msg.h"
 #include "pem.h"
+#include "prothdr.h"
 #include "pwmode.h"
 
 #define MAX_HEADERS 10000
@@ -950,6 +951,29 @@ static int password_copy(struct mp_msg *m, struct mp_outcome *o, const char *map
 }
 
 
+/* The original entity's header section (prothdr.h), with protected
+   headers unless protected_headers = no; the hp written. */
+static enum mp_hp entity_head(const struct mp_msg *m, struct mw_buf *head, enum mp_hp hp)
+{
+	struct mp_field *f = mw_xcalloc((size_t)m->nheaders + 1, sizeof(*f));
+	for (int i = 0; i < m->nheaders; i++)
+		f[i] = (struct mp_field){ m->headers[i].name, m->headers[i].value };
+	hp = mp_prothdr_entity(head, f, m->nheaders, m->conf->s.protected_headers ? hp : MP_HP_NONE,
+			       m->untagged_subject, m->conf->s.protect_subject);
+	free(f);
+	return hp;
+}
+
+/* protect_subject: every outer Subject becomes the obscured literal (the
+   real one is inside, encrypted). */
+static void obscure_subject(const struct mp_msg *m, struct mp_outcome *o)
+{
+	int n = 0;
+	for (int i = 0; i < m->nheaders; i++)
+		if (strcasecmp(m->headers[i].name, "Subject") == 0)
+			add_change(o, 0, "Subject", " " MP_PROTHDR_OBSCURED_SUBJECT, ++n);
+}
+
 static size_t headers_size(const struct mp_msg *m)
 {
 	size_t n = 0;
@@ -1122,21 +1146,24 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 		goto out;
 	}
 
-	/* The original entity: its Content-* fields, a blank line, the body. */
-	for (int i = 0; i < m->nheaders; i++)
-		if (is_content_header(m->headers[i].name))
-			put_header(&head, &m->headers[i]);
-	mw_buf_puts(&head, "\r\n");
+	/* The original entity: its Content-* fields (and protected headers), a blank line, the body. */
+	int obscured = entity_head(m, &head, encrypt ? MP_HP_CIPHER : MP_HP_CLEAR) == MP_HP_CIPHER &&
+		       s->protect_subject;
 
 	if (split) {
 		/* the keyless recipients' copy: the password envelope, or plaintext */
+		struct mw_buf shead = MW_BUF_INIT;
+		int r = 0;
 		if (pw != MP_PW_NONE) {
-			if (password_copy(m, o, map, len, pw) < 0)
-				goto out;
-		} else if (split_copy(m, g, sign, map, len, &head, &o->reinject_fd, &what, &err) < 0) {
-			tempfail(o, what, mw_buf_str(&err));
-			goto out;
+			r = password_copy(m, o, map, len, pw);
+		} else {
+			entity_head(m, &shead, MP_HP_CLEAR); /* signed only: hp="clear" */
+			if ((r = split_copy(m, g, sign, map, len, &shead, &o->reinject_fd, &what, &err)) < 0)
+				tempfail(o, what, mw_buf_str(&err));
 		}
+		mw_buf_free(&shead);
+		if (r < 0)
+			goto out;
 		o->reinject_sender = mw_xstrdup(sender);
 		o->reinject_rcpts = mw_xcalloc((size_t)missing + 1, sizeof(char *));
 		o->delrcpts = mw_xcalloc((size_t)missing + 1, sizeof(char *));
@@ -1153,6 +1180,8 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 		goto out;
 	}
 	delete_headers(m, o, 1);
+	if (obscured)
+		obscure_subject(m, o);
 	add_change(o, 1, "Content-Type", mw_buf_str(&ctype), 0);
 	if (find_header(m, "MIME-Version") == NULL)
 		add_change(o, 1, "MIME-Version", " 1.0", 0);

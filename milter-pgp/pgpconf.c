@@ -124,6 +124,12 @@ const struct mw_conf_key mp_conf_schema[] = {
 	  .max = 16 << 20, .help = "a larger WKD reply is refused" },
 	{ .name = "wkd_port", .type = MW_CONF_UINT, .offset = S(wkd_port), .def = "443", .min = 1, .max = 65535,
 	  .help = "HTTPS port of WKD servers (only tests change it)" },
+	{ .name = "protected_headers", .type = MW_CONF_BOOL, .offset = S(protected_headers), .def = "yes",
+	  .help = "copy Subject, From, To, Cc, Date... into the signed or encrypted part (RFC 9788); "
+		  "no: the part is the original entity alone" },
+	{ .name = "protect_subject", .type = MW_CONF_BOOL, .offset = S(protect_subject), .def = "no",
+	  .help = "an encrypted message's outer Subject becomes \"[...]\" (the real one is inside; "
+		  "needs protected_headers)" },
 	MW_DNS_CONF_KEYS(struct mp_settings, dns),
 	MW_LOG_CONF_KEYS(struct mp_settings, log),
 	MW_DAEMON_CONF_KEYS(struct mp_settings, daemon, "mailward"),

@@ -62,6 +62,9 @@ struct mp_settings {
 	struct mp_pw_templates pw;     /* read by mp_conf_validate(), owned */
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;
+	/* protected headers (prothdr.h) */
+	int protected_headers;
+	int protect_subject;           /* outer Subject "[...]" when encrypted */
 };
 
 struct mp_gpg_home;

@@ -82,7 +82,7 @@ def main(t):
     t.ok(len(env["rcpts"]) == 2, "one copy, both recipients in its envelope", env)
     t.ok(b"multipart/encrypted" in got and "Grüße".encode() not in got and b"X-Mailward-Encrypt" not in got,
          "what leaves Postfix is PGP/MIME, nothing in clear, no control header")
-    want = mptest.entity(raw.replace(b"\r\n.leading", b"\r\n.leading"))
+    want = mptest.entity(raw.replace(b"\r\n.leading", b"\r\n.leading"), "cipher")
     for who in ("bob", "carol", "alice"):
         rc, plain, status = mptest.gpg_decrypt(mptest.person_home(who), mptest.armored(got))
         t.ok(rc == 0 and plain == want and "GOODSIG" in status,
@@ -110,7 +110,7 @@ def main(t):
     got = pf.wait_delivered(1, timeout=60)[0]
     env = pf.envelopes()[0]
     rc, plain, _ = mptest.gpg_decrypt(mptest.person_home("bob"), mptest.armored(got))
-    t.ok(len(env["rcpts"]) == 1 and BOB in env["rcpts"][0] and rc == 0 and plain == mptest.entity(raw),
+    t.ok(len(env["rcpts"]) == 1 and BOB in env["rcpts"][0] and rc == 0 and plain == mptest.entity(raw, "cipher"),
          "bob alone receives it, encrypted", env)
 
     # a key deleted from the keyring while milter-pgp runs is no longer used

@@ -95,7 +95,7 @@ def encrypted_shapes(t):
         t.ok(len(ct) == 1 and ct[0].startswith('multipart/encrypted; protocol="application/pgp-encrypted"')
              and mptest.header(o.out, "Content-Transfer-Encoding") == [],
              "%s: one outer Content-Type, multipart/encrypted (RFC 3156)" % name, ct)
-        want = mptest.entity(raw)
+        want = mptest.entity(raw, "cipher")  # protected headers: the entity plus that block
         arm = mptest.armored(o.out)
         rc, plain, status = mptest.gpg_decrypt(bob_home, arm)
         t.ok(rc == 0 and plain == want, "%s: gpg decrypts to the original entity byte for byte" % name,
@@ -175,7 +175,8 @@ def signed_only(t):
     t.ok(ct.startswith("multipart/signed;") and 'protocol="application/pgp-signature"' in ct and
          'micalg="pgp-sha' in ct, "multipart/signed with micalg (RFC 3156 5)", ct)
     p = mptest.parts(o.out)
-    t.eq(p[0], mptest.entity(raw.encode()), "the signed part is the original entity byte for byte")
+    t.eq(p[0], mptest.entity(raw.encode(), "clear"),
+         "the signed part is the original entity byte for byte (and its protected headers)")
     sig = sandbox.path("sig.asc")
     data = sandbox.path("signed.bin")
     open(sig, "wb").write(p[1][p[1].index(b"-----BEGIN PGP SIGNATURE-----"):])
@@ -216,7 +217,7 @@ def policies(t):
     # a sender without a key pair: encrypted, not signed
     o = mptest.run(msg, [BOB], sender=DAVE)
     rc, plain, status = mptest.gpg_decrypt(mptest.person_home("bob"), mptest.armored(o.out))
-    t.ok(rc == 0 and "GOODSIG" not in status and plain == mptest.entity(msg.encode()),
+    t.ok(rc == 0 and "GOODSIG" not in status and plain == mptest.entity(msg.encode(), "cipher"),
          "a sender without a key pair: encrypted, unsigned", status[-300:])
     # hidden recipients
     o = mptest.run(msg, [BOB, CAROL], conf=mptest.base_conf("hide_recipients = yes\n"))
@@ -227,7 +228,7 @@ def policies(t):
          "hide_recipients: no recipient key id in the message", text[:600])
     rc, plain, status = mptest.gpg_decrypt(mptest.person_home("carol"), mptest.armored(o.out))
     # gpg exits 2 after trying her key on bob's anonymous packet: what counts is the plaintext
-    t.ok("DECRYPTION_OKAY" in status and plain == mptest.entity(msg.encode()), "... and carol still decrypts it",
+    t.ok("DECRYPTION_OKAY" in status and plain == mptest.entity(msg.encode(), "cipher"), "... and carol still decrypts it",
          status[-800:])
 
 
@@ -236,7 +237,7 @@ def broken(t):
         "Content-Type: text/plain\r\n\r\n-----BEGIN PGP MESSAGE-----\r\nno end\r\n"
     o = mptest.run(msg, [BOB])
     rc, plain, _ = mptest.gpg_decrypt(mptest.person_home("bob"), mptest.armored(o.out))
-    t.ok(o.rcpts == {BOB: "encrypted"} and plain == mptest.entity(msg.encode()),
+    t.ok(o.rcpts == {BOB: "encrypted"} and plain == mptest.entity(msg.encode(), "cipher"),
          "a boundary that never closes: encrypted as it is, byte for byte", o.stdout + o.log)
     empty = sandbox.mkdir("emptyring", mode=0o700)
     o = mptest.run(HEAD % ("v", "v") + "\r\nhello\r\n", [BOB], conf=mptest.write_conf(

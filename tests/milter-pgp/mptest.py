@@ -163,12 +163,48 @@ def split(raw):
     return fields, body
 
 
-def entity(raw):
+# the fields milter-pgp copies into the signed or encrypted part (prothdr.h)
+PROTECTED = (b"date", b"from", b"sender", b"reply-to", b"to", b"cc", b"message-id", b"in-reply-to", b"references",
+             b"subject", b"comments", b"keywords")
+
+
+def field_name(f):
+    return f.split(b":", 1)[0].strip().lower()
+
+
+def entity(raw, hp=None, obscure=False, subject=None):
     """The original MIME entity: the Content-* fields, a blank line, the
-    body (CRLF), what the encrypted part must hold byte for byte."""
+    body (CRLF), what the encrypted part must hold byte for byte.
+
+    With hp ("cipher" or "clear"), as milter-pgp protects headers (RFC
+    9788, prothdr.h): the same bytes with exactly these additions: the hp
+    parameter on a line of its own at the end of the Content-Type (or that
+    whole field when there is none), after the Content-* fields a copy of
+    each protected field, and (cipher) one HP-Outer line per copy with the
+    outer value (Subject "[...]" when obscured). subject: the first
+    Subject's value inside (a password tag removed)."""
     fields, body = split(raw)
     content = [f for f in fields if f.lower().startswith(b"content-")]
-    return b"".join(f + b"\r\n" for f in content) + b"\r\n" + body
+    if hp is None:
+        return b"".join(f + b"\r\n" for f in content) + b"\r\n" + body
+    param = b'\r\n hp="' + hp.encode() + b'"'
+    ct = next((i for i, f in enumerate(content) if field_name(f) == b"content-type"), None)
+    if ct is None:
+        content.insert(0, b"Content-Type: text/plain; charset=us-ascii;" + param)
+    else:
+        content[ct] += (b"" if content[ct].rstrip().endswith(b";") else b";") + param
+    copies, outer = [], []
+    for f in fields:
+        if field_name(f) not in PROTECTED:
+            continue
+        if field_name(f) == b"subject" and subject is not None and not any(field_name(c) == b"subject" for c in copies):
+            f = f.split(b":", 1)[0] + b":" + subject
+        copies.append(f)
+        if field_name(f) == b"subject" and obscure:
+            f = f.split(b":", 1)[0] + b": [...]"
+        outer.append(b"HP-Outer: " + f)
+    block = copies + (outer if hp == "cipher" else [])
+    return b"".join(f + b"\r\n" for f in content + block) + b"\r\n" + body
 
 
 def header(raw, name):
