@@ -16,14 +16,21 @@ Through a private Postfix delivering to a private Dovecot (LMTP), with
 contrib/postfix/milter-pgp.cf pasted unchanged: the Maildir file of the
 user who opted in holds no byte of the text and decrypts to the original
 entity; the other's holds the text."""
+import glob
 import os
+import pwd
+import shutil
+import smtplib
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mptest  # noqa: E402
 from mptest import ALICE, BOB, CAROL, DAVE, EVE  # noqa: E402
 from mwtest import sandbox  # noqa: E402
+from mwtest.dovecot import Dovecot  # noqa: E402
+from mwtest.postfix import Postfix  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
 
 KEYS = os.path.join(sandbox.top_builddir(), "milter-pgp/milter-pgp-keys")
@@ -180,6 +187,85 @@ def test_mode(t):
     keys(conf, "at-rest", "on", BOB)
 
 
+def maildir(dc, user):
+    return sorted(glob.glob(os.path.join(dc.mail_dir, user, "Maildir", "new", "*")))
+
+
+def e2e(t):
+    if os.geteuid() != 0:
+        t.skip("Postfix and Dovecot end to end", "needs root")
+        return
+    # the milter's own keyring (owned by the user it runs as) with everyone's public keys
+    nobody = pwd.getpwnam("nobody")
+    ring = sandbox.path("e2e-ring")
+    shutil.copytree(mptest.keyring(), ring, ignore=shutil.ignore_patterns("S.*", "mailward-atrest*"))
+    for d, _, files in os.walk(ring):
+        os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        for f in files:
+            os.chown(os.path.join(d, f), nobody.pw_uid, nobody.pw_gid)
+    lmtp = sandbox.free_port()
+    dc = Dovecot(users={BOB: "x", DAVE: "x"},
+                 extra="protocols = imap pop3 lmtp\nservice lmtp {\n  inet_listener lmtp {\n"
+                       "    address = 127.0.0.1\n    port = %d\n  }\n}\n" % lmtp)
+    # our domains delivered to Dovecot over LMTP
+    pf = Postfix(name="postfix-atrest", main={
+        "virtual_mailbox_domains": "example.net example.com",
+        "virtual_transport": "lmtp:inet:127.0.0.1:%d" % lmtp,
+        "smtpd_reject_unlisted_recipient": "no",
+    })
+    sockdir = os.path.join(pf.get("queue_directory"), "mailward")
+    os.makedirs(sockdir, exist_ok=True)
+    os.chmod(sockdir, 0o750)
+    os.chown(sockdir, 0, pwd.getpwnam("postfix").pw_gid)
+    rport = sandbox.free_port()
+    conf = sandbox.path("milter-pgp-atrest-e2e.conf")
+    with open(conf, "w") as f:
+        # trusted_networks elsewhere: the test's mail from 127.0.0.1 is inbound
+        f.write("socket = unix:%s/milter-pgp.sock\nkeyring = %s\ntmpdir = %s\nuser = nobody\n"
+                "socket_group = postfix\nsocket_mode = 0660\ntrusted_networks = 192.0.2.0/24\n"
+                "log_level = debug\nreinject = smtp:127.0.0.1:%d\npassword_templates = %s\n"
+                % (sockdir, ring, sandbox.mkdir("atrest-e2e-spool", mode=0o1777), rport, mptest.TEMPLATES))
+    rc, out = keys(conf, "at-rest", "on", BOB)
+    t.ok(rc == 0 and "at-rest <%s> on" % BOB in out, "milter-pgp-keys at-rest on bob (as root, for the keyring's owner)",
+         out)
+    t.eq(os.stat(os.path.join(ring, "mailward-atrest")).st_uid, nobody.pw_uid, "the opt-in file is the milter's")
+    log = sandbox.path("milter-pgp-atrest-e2e.log")
+    mp = sandbox.spawn([mptest.MILTER_PGP, "-f", "-c", conf], log=log)
+    sandbox.at_cleanup(lambda: sandbox.stop(mp))
+    sandbox.wait_for(lambda: "listening on" in sandbox.read_text(log) or mp.poll() is not None, 30,
+                     what="milter-pgp to listen")
+    pf.apply_snippet("contrib/postfix/milter-pgp.cf", replace={"127.0.0.1:10026": "127.0.0.1:%d" % rport})
+    pf.start()
+    sandbox.wait_port(pf.port, timeout=60)
+
+    sent = {}
+    for n, rcpts in ((21, [BOB]), (22, [DAVE]), (23, [BOB, DAVE])):
+        raw = msg(n, ", ".join(rcpts))
+        sent[n] = raw
+        with smtplib.SMTP("127.0.0.1", pf.port, timeout=120) as s:
+            s.sendmail(OUTSIDE, rcpts, raw)
+    sandbox.wait_for(lambda: len(maildir(dc, BOB)) >= 2 and len(maildir(dc, DAVE)) >= 2, 180,
+                     what="delivery to bob's and dave's Maildir")
+    time.sleep(1)  # a duplicate would show up now
+    bob = [open(p, "rb").read() for p in maildir(dc, BOB)]
+    dave = [open(p, "rb").read() for p in maildir(dc, DAVE)]
+    t.eq((len(bob), len(dave)), (2, 2), "one copy per recipient: bob 2 messages, dave 2")
+    t.ok(all(b"secret text" not in m and b"Gr\xc3\xbc\xc3\x9fe" not in m for m in bob),
+         "bob's Maildir holds no byte of the text (ciphertext only)")
+    t.ok(all(b"secret text" in m for m in dave), "dave's Maildir holds the text (he did not opt in)")
+    for m in bob:
+        n = int(mptest.header(m, "Subject")[0].split()[-1])
+        rc, plain, status = mptest.gpg_decrypt(mptest.person_home("bob"), mptest.armored(m))
+        t.ok(rc == 0 and plain == mptest.entity(sent[n]), "bob's stored message %d decrypts to the original entity" % n,
+             status)
+        t.ok(b"Authentication-Results: mx.example.net" in m and mptest.header(m, "From") == ["News <news@lists.example.com>"],
+             "message %d: the header fields for filtering stay outside" % n)
+    text = sandbox.read_text(log)
+    t.ok("atrest=encrypted" in text and "split=1 reinjected=1" in text, "milter-pgp logs atrest= and the split",
+         text[-1500:])
+
+
 t = Tap()
 t.run(test_mode)
+t.run(e2e)
 t.done()
