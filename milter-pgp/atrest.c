@@ -105,7 +105,7 @@ int mp_atrest_next(const struct mp_atrest *a, size_t *pos, char *out, size_t siz
 		const char *s;
 		*pos += n + 1;
 		line_addr(p, n, &s, &len);
-		if (len > 0 && len < size) {
+		if (len > 0 && len < size && memchr(s, '\0', len) == NULL) {
 			memcpy(out, s, len);
 			out[len] = '\0';
 			return 1;
