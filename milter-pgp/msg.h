@@ -11,7 +11,9 @@
  * control header is always removed. With mixed_recipients = split, the
  * recipients without a key are removed and get one plaintext copy,
  * re-injected by the caller (inject.h) with the loop mark; a message whose
- * loop mark checks passes unchanged (the mark removed).
+ * loop mark checks passes unchanged (the mark removed). Inbound mail to
+ * users who opted in to encryption at rest (atrest.h) is encrypted to
+ * their keys alone, the others split off the same way.
  *
  * Memory: the outcome owns its strings and its body file (closed by
  * mp_outcome_free()).
