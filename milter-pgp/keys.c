@@ -9,6 +9,7 @@
  *   milter-pgp-keys [-c FILE] default ADDR FPR     the key pair ADDR signs with
  *   milter-pgp-keys [-c FILE] refresh | pin ADDR [FPR] | accept ADDR | publish-wkd DIR [DOMAIN...]
  *                                                  (keys_found.h)
+ *   milter-pgp-keys [-c FILE] at-rest on|off ADDR  inbound encryption at rest (atrest.h)
  *
  * Run as root, it works as the owner of the keyring directory, so the files
  * it writes stay readable by milter-pgp after its privilege drop.
@@ -29,6 +30,7 @@
 
 #include <gpgme.h>
 
+#include "atrest.h"
 #include "daemon.h"
 #include "gpg.h"
 #include "keys_found.h"
@@ -48,7 +50,8 @@ static const char usage_text[] =
 	"       milter-pgp-keys [-c FILE] refresh\n"
 	"       milter-pgp-keys [-c FILE] pin ADDR [FPR]\n"
 	"       milter-pgp-keys [-c FILE] accept ADDR\n"
-	"       milter-pgp-keys [-c FILE] publish-wkd DIR [DOMAIN...]\n";
+	"       milter-pgp-keys [-c FILE] publish-wkd DIR [DOMAIN...]\n"
+	"       milter-pgp-keys [-c FILE] at-rest on|off ADDR\n";
 
 static struct mp_conf *conf;
 static gpgme_ctx_t ctx;
@@ -215,6 +218,58 @@ static void print_time(const char *label, long t)
 	printf(" %s=%s", label, day);
 }
 
+/* 1 when addr has a usable encryption key (what milter-pgp would use). */
+static int usable_key(const char *addr)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	struct mp_gpg *g = mp_gpg_new(conf->home, &err);
+	int k = g != NULL ? mp_gpg_recipient(g, addr, 0, &err) : -1;
+	if (k < 0)
+		fprintf(stderr, "milter-pgp-keys: %s: %s\n", addr, mw_buf_str(&err));
+	mp_gpg_free(g);
+	mw_buf_free(&err);
+	return k;
+}
+
+/* The opted-in users, each with whether milter-pgp can encrypt for them. */
+static void list_atrest(void)
+{
+	struct mp_atrest a;
+	struct mw_buf err = MW_BUF_INIT;
+	if (mp_atrest_load(conf->s.keyring, &a, &err) < 0) {
+		fprintf(stderr, "milter-pgp-keys: %s\n", mw_buf_str(&err));
+		exit(1);
+	}
+	char addr[512];
+	size_t pos = 0;
+	while (mp_atrest_next(&a, &pos, addr, sizeof(addr)))
+		printf("at-rest <%s> %s\n", addr, usable_key(addr) == 1 ? "on" : "on, no usable key: delivered in clear");
+	mp_atrest_free(&a);
+	mw_buf_free(&err);
+}
+
+static int cmd_at_rest(int argc, char **argv)
+{
+	struct mw_buf err = MW_BUF_INIT;
+	if (argc != 2 || (strcmp(argv[0], "on") != 0 && strcmp(argv[0], "off") != 0))
+		usage();
+	int on = strcmp(argv[0], "on") == 0;
+	if (mp_atrest_set(conf->s.keyring, argv[1], on, &err) < 0) {
+		fprintf(stderr, "milter-pgp-keys: at-rest: %s\n", mw_buf_str(&err));
+		return 1;
+	}
+	if (!on) {
+		printf("at-rest <%s> off\n", argv[1]);
+	} else if (usable_key(argv[1]) == 1) {
+		printf("at-rest <%s> on\n", argv[1]);
+	} else {
+		/* opted in all the same: the key may be imported next */
+		printf("at-rest <%s> on, no usable key: delivered in clear until one is imported\n", argv[1]);
+	}
+	mw_buf_free(&err);
+	return 0;
+}
+
 static int cmd_list(int argc, char **argv)
 {
 	(void)argv;
@@ -261,6 +316,7 @@ static int cmd_list(int argc, char **argv)
 	mw_buf_free(&secret);
 	mw_buf_free(&defaults);
 	mp_keys_list_pins(conf);
+	list_atrest();
 	return 0;
 }
 
@@ -432,7 +488,7 @@ int main(int argc, char **argv)
 		{ "import", cmd_import }, { "export", cmd_export }, { "list", cmd_list },
 		{ "delete", cmd_delete }, { "generate", cmd_generate }, { "default", cmd_default },
 		{ "refresh", cmd_refresh }, { "pin", cmd_pin }, { "accept", cmd_accept },
-		{ "publish-wkd", cmd_publish_wkd },
+		{ "publish-wkd", cmd_publish_wkd }, { "at-rest", cmd_at_rest },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

@@ -206,7 +206,9 @@ static int inject_mode(struct mp_conf *conf, const struct test_args *t, const ch
 	return r < 0 ? 1 : 0;
 }
 
-static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected", "plaintext(split)", "password" };
+static const char *const rcpt_states[] = { "plaintext", "encrypted", "rejected", "plaintext(split)", "password",
+					   "encrypted(at-rest)", "plaintext(at-rest-no-usable-key)",
+					   "plaintext(at-rest-oversize)" };
 
 static int test_mode(const char *config_path, const struct test_args *t)
 {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atrest.h"
 #include "gpg.h"
 #include "inject.h"
 #include "keysrc.h"
@@ -36,6 +37,7 @@ struct rcpt {
 	char *addr;   /* bare */
 	char *raw;    /* as the MTA gave it (for smfi_delrcpt) */
 	int has_key;  /* after eom */
+	int atrest;   /* inbound: opted in to encryption at rest (atrest.h) */
 	enum mp_rcpt_state state;
 };
 
@@ -306,6 +308,7 @@ void mp_msg_rcpt(struct mp_msg *m, const char *rcpt, struct mp_reply *r)
 	m->rcpts[m->nrcpts].addr = addr;
 	m->rcpts[m->nrcpts].raw = mw_xstrndup(rcpt, ADDR_MAX);
 	m->rcpts[m->nrcpts].has_key = 0;
+	m->rcpts[m->nrcpts].atrest = 0;
 	m->rcpts[m->nrcpts].state = r->action == MP_ACCEPT ? MP_RCPT_PLAINTEXT : MP_RCPT_REJECTED;
 	m->nrcpts++;
 	mw_buf_free(&err);
@@ -982,6 +985,171 @@ static size_t headers_size(const struct mp_msg *m)
 	return n;
 }
 
+/* The message's size once encrypted to nkeys keys, from above: base64
+   armor, 4/3 and 66 bytes a line for 64; a session key packet per key; the
+   PGP/MIME frame; gpg's compression is not counted on. */
+static unsigned long long encrypted_estimate(const struct mp_msg *m, size_t len, int nkeys)
+{
+	return (unsigned long long)headers_size(m) + ((unsigned long long)len + 600ULL * (unsigned)nkeys + 1024) *
+							     137 / 100 + 2048;
+}
+
+/*
+ * Inbound mail: encryption at rest (atrest.h) for the recipients who opted
+ * in and have a usable key in the keyring; PGP/MIME encrypted to their keys
+ * only (not signed), the original entity inside byte for byte, the other
+ * header fields kept outside for filtering. The others get the message as
+ * it came: when both kinds are in the transaction, the others are removed
+ * and get one copy re-injected (as a split, inject.h). In clear for an
+ * opted-in recipient: no usable key, or too big once encrypted (logged as
+ * a warning: mail is never refused or held for that). Already protected
+ * mail passes unchanged.
+ */
+static void inbound(struct mp_msg *m, struct mp_outcome *o)
+{
+	const struct mp_settings *s = &m->conf->s;
+	struct mw_buf err = MW_BUF_INIT, head = MW_BUF_INIT, ctype = MW_BUF_INIT;
+	struct mp_atrest optin;
+	char *map = NULL;
+	size_t len = (size_t)m->body_len;
+	int opted = 0, holders = 0, clear = 0, out_fd = -1;
+	const char *what, *first_nokey = NULL;
+
+	mw_buf_puts(&o->log, " direction=inbound");
+	if (mp_atrest_load(s->keyring, &optin, &err) < 0) {
+		mp_atrest_free(&optin);
+		tempfail(o, "cannot read the encryption at rest opt-ins", mw_buf_str(&err));
+		goto done;
+	}
+	for (int i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state != MP_RCPT_REJECTED && (m->rcpts[i].atrest = mp_atrest_has(&optin, m->rcpts[i].addr)))
+			opted++;
+	mp_atrest_free(&optin);
+	if (opted == 0) {
+		mw_buf_puts(&o->log, " action=none");
+		goto done;
+	}
+	if (m->body_len > s->max_message_size) {
+		/* larger than the MTA takes at all: nothing spooled to encrypt */
+		for (int i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].atrest)
+				m->rcpts[i].state = MP_RCPT_ATREST_OVERSIZE;
+		mw_buf_printf(&o->log, " action=none atrest=oversize size=%llu", m->body_len);
+		mw_msg_warn("encryption at rest: message over max_message_size (%llu bytes), delivered in clear",
+			    s->max_message_size);
+		goto done;
+	}
+	if (m->body_fd < 0 && (m->body_fd = spool_open(m)) < 0) {
+		tempfail(o, "cannot spool the message", strerror(errno));
+		goto done;
+	}
+	if (len > 0) {
+		map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, m->body_fd, 0);
+		if (map == MAP_FAILED) {
+			map = NULL;
+			tempfail(o, "cannot read the spooled message", strerror(errno));
+			goto done;
+		}
+	}
+	const struct header *ct = find_header(m, "Content-Type");
+	struct mp_result mr;
+	mp_classify(ct != NULL ? ct->value : NULL, ct != NULL ? strlen(ct->value) : 0, map, len, &mr);
+	if (mr.protection != MP_PLAIN) {
+		mw_buf_printf(&o->log, " action=none atrest=already already=%s", mp_protection_name(mr.protection));
+		goto done;
+	}
+	struct mp_gpg *g = gpg_of(m, &err);
+	if (g == NULL) {
+		tempfail(o, "OpenPGP is not available", mw_buf_str(&err));
+		goto done;
+	}
+	for (int i = 0; i < m->nrcpts; i++) {
+		if (m->rcpts[i].state == MP_RCPT_REJECTED)
+			continue;
+		int k = m->rcpts[i].atrest ? mp_gpg_recipient(g, m->rcpts[i].addr, 1, &err) : 0;
+		if (k < 0) {
+			tempfail(o, "cannot look up the recipients' keys", mw_buf_str(&err));
+			goto done;
+		}
+		m->rcpts[i].has_key = k;
+		holders += k;
+		clear += !k;
+		if (m->rcpts[i].atrest && !k) {
+			m->rcpts[i].state = MP_RCPT_ATREST_NOKEY;
+			if (first_nokey == NULL)
+				first_nokey = m->rcpts[i].addr;
+			/* loud: the user expects ciphertext only in the mailbox */
+			mw_msg_warn("encryption at rest: <%s> opted in but has no usable key (expired, revoked or "
+				    "deleted?), delivered in clear", m->rcpts[i].addr);
+		}
+	}
+	if (holders == 0) {
+		mw_buf_printf(&o->log, " action=none atrest=no-usable-key first_without_key=<%s>", first_nokey);
+		goto done;
+	}
+	unsigned long long est = encrypted_estimate(m, len, mp_gpg_nrecipients(g));
+	if (est > s->max_message_size) {
+		for (int i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].has_key)
+				m->rcpts[i].state = MP_RCPT_ATREST_OVERSIZE;
+		mw_buf_printf(&o->log, " action=none atrest=oversize estimate=%llu", est);
+		mw_msg_warn("encryption at rest: about %llu bytes once encrypted, over max_message_size (%llu), "
+			    "delivered in clear", est, s->max_message_size);
+		goto done;
+	}
+	for (int i = 0; i < m->nheaders; i++)
+		if (is_content_header(m->headers[i].name))
+			put_header(&head, &m->headers[i]);
+	mw_buf_puts(&head, "\r\n");
+	if (clear > 0) {
+		/* the others' copy, as it came (without Bcc and our fields) */
+		if (m->conf->inject == NULL) {
+			tempfail(o, "cannot pass on the copy for the others", "reinject is not configured");
+			goto done;
+		}
+		if (split_copy(m, g, 0, map, len, &head, &o->reinject_fd, &what, &err) < 0) {
+			tempfail(o, what, mw_buf_str(&err));
+			goto done;
+		}
+		o->reinject_sender = mw_xstrdup(mw_buf_str(&m->sender));
+		o->reinject_rcpts = mw_xcalloc((size_t)clear + 1, sizeof(char *));
+		o->delrcpts = mw_xcalloc((size_t)clear + 1, sizeof(char *));
+		for (int i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].state != MP_RCPT_REJECTED && !m->rcpts[i].has_key) {
+				o->reinject_rcpts[o->nreinject++] = mw_xstrdup(m->rcpts[i].addr);
+				o->delrcpts[o->ndelrcpts++] = mw_xstrdup(m->rcpts[i].raw);
+				if (m->rcpts[i].state == MP_RCPT_PLAINTEXT)
+					m->rcpts[i].state = MP_RCPT_SPLIT;
+			}
+	}
+	if (protect(m, g, 1, map, len, &head, &out_fd, &ctype, &what, &err) < 0) {
+		tempfail(o, what, mw_buf_str(&err));
+		goto done;
+	}
+	delete_headers(m, o, 1);
+	add_change(o, 1, "Content-Type", mw_buf_str(&ctype), 0);
+	if (find_header(m, "MIME-Version") == NULL)
+		add_change(o, 1, "MIME-Version", " 1.0", 0);
+	o->body_fd = out_fd;
+	for (int i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].has_key)
+			m->rcpts[i].state = MP_RCPT_ATREST;
+	mw_buf_printf(&o->log, " action=encrypt atrest=encrypted keys=%d%s", mp_gpg_nrecipients(g),
+		      s->hide_recipients ? " hidden" : "");
+	if (clear > 0)
+		mw_buf_printf(&o->log, " split=%d", clear);
+	if (first_nokey != NULL)
+		mw_buf_printf(&o->log, " atrest_without_key=<%s>", first_nokey);
+done:
+	if (o->body_fd < 0 && o->reply.action == MP_ACCEPT)
+		delete_headers(m, o, 0); /* unchanged but for our fields */
+	if (map != NULL)
+		munmap(map, len);
+	mw_buf_free(&head);
+	mw_buf_free(&ctype);
+	mw_buf_free(&err);
+}
+
 void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 {
 	const struct mp_settings *s = &m->conf->s;
@@ -1009,8 +1177,7 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 	enum control control = control_of(m);
 	int is_out = outbound(m);
 	if (!is_out) {
-		delete_headers(m, o, 0);
-		mw_buf_puts(&o->log, " direction=inbound action=none");
+		inbound(m, o);
 		goto out;
 	}
 	enum mp_pw_source pw = password_request(m, o);
@@ -1114,12 +1281,7 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 	}
 	int oversize = 0;
 	if (encrypt) {
-		/* base64 armor: 4/3, and 66 bytes a line for 64; a session key
-		   packet per key; the PGP/MIME frame; gpg's compression is not
-		   counted on */
-		unsigned long long est = (unsigned long long)headers_size(m) +
-					 ((unsigned long long)len + 600ULL * (unsigned)mp_gpg_nrecipients(g) + 1024) *
-						 137 / 100 + 2048;
+		unsigned long long est = encrypted_estimate(m, len, mp_gpg_nrecipients(g));
 		if (est > s->max_message_size) {
 			if (s->oversize == MP_OVERSIZE_REJECT || control == CONTROL_REQUIRE) {
 				set_reply(&o->reply, MP_REJECT, "552", "5.3.4",

@@ -11,7 +11,9 @@
  * control header is always removed. With mixed_recipients = split, the
  * recipients without a key are removed and get one plaintext copy,
  * re-injected by the caller (inject.h) with the loop mark; a message whose
- * loop mark checks passes unchanged (the mark removed).
+ * loop mark checks passes unchanged (the mark removed). Inbound mail to
+ * users who opted in to encryption at rest (atrest.h) is encrypted to
+ * their keys alone, the others split off the same way.
  *
  * Memory: the outcome owns its strings and its body file (closed by
  * mp_outcome_free()).
@@ -24,8 +26,12 @@
 
 enum mp_action { MP_ACCEPT, MP_REJECT, MP_TEMPFAIL };
 /* MP_RCPT_SPLIT: removed from the transaction, gets the re-injected copy;
-   MP_RCPT_PASSWORD: gets the password-encrypted envelope (pwmode.h) */
-enum mp_rcpt_state { MP_RCPT_PLAINTEXT, MP_RCPT_ENCRYPTED, MP_RCPT_REJECTED, MP_RCPT_SPLIT, MP_RCPT_PASSWORD };
+   MP_RCPT_PASSWORD: gets the password-encrypted envelope (pwmode.h);
+   MP_RCPT_ATREST*: inbound, opted in to encryption at rest (atrest.h):
+   encrypted to their key, or in clear for want of a usable key or because
+   it would be too big encrypted */
+enum mp_rcpt_state { MP_RCPT_PLAINTEXT, MP_RCPT_ENCRYPTED, MP_RCPT_REJECTED, MP_RCPT_SPLIT, MP_RCPT_PASSWORD,
+		     MP_RCPT_ATREST, MP_RCPT_ATREST_NOKEY, MP_RCPT_ATREST_OVERSIZE };
 
 struct mp_reply {
 	enum mp_action action; /* MP_ACCEPT: go on */
