@@ -630,3 +630,82 @@ int mp_gpg_sign(struct mp_gpg *g, const char *head, size_t headlen, int in_fd, i
 	gpgme_data_release(out);
 	return r;
 }
+
+/* ------------------------------------------------------------ Autocrypt */
+
+/* The newest valid encryption subkey of k: its fingerprint into out. */
+static int encryption_subkey(gpgme_key_t k, char *out, size_t size)
+{
+	long best = -1;
+	time_t now = time(NULL);
+	out[0] = '\0';
+	for (gpgme_subkey_t s = k->subkeys; s != NULL; s = s->next) {
+		if (s->revoked || s->expired || s->disabled || s->invalid || !s->can_encrypt ||
+		    expired_now(s->expires, now) || s->fpr == NULL || s->timestamp <= best)
+			continue;
+		best = s->timestamp;
+		snprintf(out, size, "%s", s->fpr);
+	}
+	return out[0] != '\0';
+}
+
+int mp_gpg_autocrypt_key(struct mp_gpg *g, const char *addr, struct mw_buf *out, struct mw_buf *err)
+{
+	gpgme_key_t k;
+	char sub[128], keep[600], drop[200];
+	gpgme_engine_info_t info = NULL;
+	gpgme_ctx_t ctx = NULL;
+	gpgme_data_t dout = NULL, derr = NULL;
+	gpgme_error_t e;
+	int r;
+
+	/* gpg's filter expressions: an address that could extend one is not ours */
+	if (strlen(addr) > 320 || strpbrk(addr, " \t\r\n|&\"'\\") != NULL)
+		return 0;
+	if ((r = find_key(g, addr, 1, &k, err)) <= 0)
+		return r;
+	if (!encryption_subkey(k, sub, sizeof(sub)) || k->fpr == NULL) {
+		gpgme_key_release(k);
+		return 0;
+	}
+	snprintf(keep, sizeof(keep), "keep-uid=mbox = %s", addr);
+	snprintf(drop, sizeof(drop), "drop-subkey=fpr <> %s", sub);
+	const char *argv[] = { "gpg", "--homedir", g->h->home, "--batch", "--no-tty", "--export",
+			       "--export-options", "export-minimal,export-clean", "--export-filter", keep,
+			       "--export-filter", drop, k->fpr, NULL };
+	if ((e = gpgme_get_engine_info(&info)) != 0)
+		goto fail;
+	while (info != NULL && info->protocol != GPGME_PROTOCOL_OpenPGP)
+		info = info->next;
+	if (info == NULL || info->file_name == NULL) {
+		e = gpgme_error(GPG_ERR_INV_ENGINE);
+		goto fail;
+	}
+	/* gpg itself: GPGME has no export filter (an export is a gpg process anyway) */
+	if ((e = gpgme_new(&ctx)) != 0 || (e = gpgme_set_protocol(ctx, GPGME_PROTOCOL_SPAWN)) != 0 ||
+	    (e = gpgme_data_new(&dout)) != 0 || (e = gpgme_data_new(&derr)) != 0 ||
+	    (e = gpgme_op_spawn(ctx, info->file_name, argv, NULL, dout, derr, 0)) != 0)
+		goto fail;
+	size_t n = 0;
+	char *mem = gpgme_data_release_and_get_mem(dout, &n);
+	dout = NULL;
+	r = n > 0 && mem != NULL ? 1 : 0;
+	if (r == 0)
+		mw_buf_printf(err, "gpg exported nothing for %s", addr);
+	else if (mw_buf_append(out, mem, n) < 0)
+		r = -1;
+	if (r <= 0 && mw_buf_len(err) == 0)
+		mw_buf_puts(err, "out of memory");
+	gpgme_free(mem);
+	r = r > 0 ? 1 : -1;
+	goto done;
+fail:
+	r = fail(err, "export of the Autocrypt key", e);
+done:
+	gpgme_data_release(dout);
+	gpgme_data_release(derr);
+	if (ctx != NULL)
+		gpgme_release(ctx);
+	gpgme_key_release(k);
+	return r;
+}
