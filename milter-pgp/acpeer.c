@@ -379,6 +379,27 @@ static int judge_key(const char *gpg_home, const char *addr, const unsigned char
 	return r;
 }
 
+/* 1 when the file at path holds exactly key. */
+static int same_key(const char *path, const unsigned char *key, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	int same = 0;
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size == len) {
+		unsigned char *buf = mw_xmalloc(len + 1);
+		size_t off = 0;
+		ssize_t n;
+		while (off < len && ((n = read(fd, buf + off, len - off)) > 0 || (n < 0 && errno == EINTR)))
+			off += n > 0 ? (size_t)n : 0;
+		same = off == len && memcmp(buf, key, len) == 0;
+		free(buf);
+	}
+	close(fd);
+	return same;
+}
+
 int mp_ac_peer_learn(struct mp_conf *c, const char *addr, long long eff, const struct mp_ac_header *h, const char **why,
 		 struct mw_buf *err)
 {
@@ -386,19 +407,37 @@ int mp_ac_peer_learn(struct mp_conf *c, const char *addr, long long eff, const s
 	struct mp_ac_peer p, old;
 	memset(&p, 0, sizeof(p));
 	*why = "";
-	int ok = judge_key(mp_gpg_home_path(c->home), addr, h->keydata, h->keylen, &p, why, err);
-	if (ok < 0)
+	/* Most mail programs send their key with every message: the key
+	   stored already (validated then) only gets its dates updated, no gpg */
+	int have = mp_ac_peer_get(keyring, addr, &old, err);
+	if (have < 0)
+		return -1;
+	int same = have > 0 && same_key(old.key_path, h->keydata, h->keylen), ok = 1;
+	if (!same && (ok = judge_key(mp_gpg_home_path(c->home), addr, h->keydata, h->keylen, &p, why, err)) < 0)
 		return -1;
 	int fd = lock_store(keyring, err);
 	if (fd < 0)
 		return -1;
-	int have = mp_ac_peer_get(keyring, addr, &old, err);
+	have = mp_ac_peer_get(keyring, addr, &old, err);
 	int r = -1;
 	if (have < 0)
 		goto out;
 	if (have > 0 && eff < old.timestamp) {
 		*why = "older-than-stored";
 		r = 0;
+		goto out;
+	}
+	if (same && (have == 0 || !same_key(old.key_path, h->keydata, h->keylen))) {
+		*why = "changed-meanwhile"; /* another message updated the peer at the same time */
+		r = 0;
+		goto out;
+	}
+	if (same) {
+		p = old;
+		p.timestamp = eff;
+		p.last_seen = old.last_seen > eff ? old.last_seen : eff;
+		p.mutual = h->mutual;
+		r = write_peer(keyring, &p, NULL, 0, err) == 0 ? 1 : -1;
 		goto out;
 	}
 	if (!ok) {

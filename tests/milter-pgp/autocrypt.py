@@ -180,6 +180,12 @@ def main(t):
     out = listed(conf)
     t.ok("autocrypt=ignored(older-than-stored)" in o.log and ("<%s> %s" % (PETE, pete_fpr)) in out,
          "an older Date: ignored, the stored key stays", o.log + out)
+    o = learn_run(conf, inbound(PETE, [ac(PETE, pete, pete_fpr)], [ar_pass("peer.example")],
+                                date="Tue, 01 Dec 2026 12:00:00 +0000"))
+    out = listed(conf)
+    t.ok("autocrypt=learned" in o.log and re.search(
+        r"<%s> %s prefer-encrypt=nopreference last_seen=2026-12-01T12:00:00Z autocrypt_timestamp=2026-12-01T12:00:00Z"
+        % (PETE, pete_fpr), out), "the same key again, newer: its dates and prefer-encrypt updated", o.log + out)
     # ---- the learned key used (key_trust any)
     o = mptest.run(OUT_MSG % (PETE, ""), [PETE], conf=conf, auth="alice")
     rc, text, status = mptest.gpg_decrypt(pete, mptest.armored(o.out)) if o.out and o.rcpts.get(PETE) == "encrypted" \
