@@ -649,8 +649,45 @@ static int encryption_subkey(gpgme_key_t k, char *out, size_t size)
 	return out[0] != '\0';
 }
 
+/* Exported keydata by home, keyring state, address and keys: an export is
+   a gpg process, and a sender's key seldom changes (any change to the
+   keyring's files makes a new state). */
+#define AC_CACHE_SIZE 64
+static pthread_mutex_t ac_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char *id;
+	char *data;
+	size_t len;
+} ac_cache[AC_CACHE_SIZE];
+static size_t ac_next;
+
+static int ac_cached(const char *id, struct mw_buf *out)
+{
+	int hit = 0;
+	pthread_mutex_lock(&ac_lock);
+	for (size_t i = 0; i < AC_CACHE_SIZE && !hit; i++)
+		if (ac_cache[i].id != NULL && strcmp(ac_cache[i].id, id) == 0)
+			hit = mw_buf_append(out, ac_cache[i].data, ac_cache[i].len) == 0;
+	pthread_mutex_unlock(&ac_lock);
+	return hit;
+}
+
+static void ac_remember(const char *id, const char *data, size_t len)
+{
+	pthread_mutex_lock(&ac_lock);
+	size_t i = ac_next++ % AC_CACHE_SIZE;
+	free(ac_cache[i].id);
+	free(ac_cache[i].data);
+	ac_cache[i].id = mw_xstrdup(id);
+	ac_cache[i].data = mw_xmalloc(len);
+	memcpy(ac_cache[i].data, data, len);
+	ac_cache[i].len = len;
+	pthread_mutex_unlock(&ac_lock);
+}
+
 int mp_gpg_autocrypt_key(struct mp_gpg *g, const char *addr, struct mw_buf *out, struct mw_buf *err)
 {
+	struct mw_buf id = MW_BUF_INIT;
 	gpgme_key_t k;
 	char sub[128], keep[600], drop[200];
 	gpgme_engine_info_t info = NULL;
@@ -667,6 +704,13 @@ int mp_gpg_autocrypt_key(struct mp_gpg *g, const char *addr, struct mw_buf *out,
 	if (!encryption_subkey(k, sub, sizeof(sub)) || k->fpr == NULL) {
 		gpgme_key_release(k);
 		return 0;
+	}
+	pthread_mutex_lock(&g->h->cache.lock);
+	mw_buf_printf(&id, "%s\n%s\n%s\n%s\n%s", g->h->home, g->h->cache.stamp, k->fpr, sub, addr);
+	pthread_mutex_unlock(&g->h->cache.lock);
+	if (ac_cached(mw_buf_str(&id), out)) {
+		r = 1;
+		goto done;
 	}
 	snprintf(keep, sizeof(keep), "keep-uid=mbox = %s", addr);
 	snprintf(drop, sizeof(drop), "drop-subkey=fpr <> %s", sub);
@@ -694,6 +738,10 @@ int mp_gpg_autocrypt_key(struct mp_gpg *g, const char *addr, struct mw_buf *out,
 		mw_buf_printf(err, "gpg exported nothing for %s", addr);
 	else if (mw_buf_append(out, mem, n) < 0)
 		r = -1;
+	if (r > 0) {
+		mw_msg_debug("Autocrypt key of <%s>: %s exported (%zu bytes)", addr, k->fpr, n);
+		ac_remember(mw_buf_str(&id), mem, n);
+	}
 	if (r <= 0 && mw_buf_len(err) == 0)
 		mw_buf_puts(err, "out of memory");
 	gpgme_free(mem);
@@ -707,5 +755,6 @@ done:
 	if (ctx != NULL)
 		gpgme_release(ctx);
 	gpgme_key_release(k);
+	mw_buf_free(&id);
 	return r;
 }

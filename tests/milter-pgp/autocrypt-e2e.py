@@ -4,7 +4,9 @@ milter-pgp (both contrib snippets pasted), the local test DNS: milter-auth's
 real Authentication-Results (DMARC pass for a DKIM-signed message) makes
 milter-pgp learn the sender's Autocrypt key; a forged A-R of our
 authserv-id on a message whose DMARC fails is removed by milter-auth before
-milter-pgp sees the message, and nothing is learned from it."""
+milter-pgp sees the message, and nothing is learned from it. Outbound, the
+daemon adds the header to each message of an opted-in sender, exporting
+the key once."""
 import base64
 import os
 import pwd
@@ -71,6 +73,7 @@ def main(t):
     conf = mptest.write_conf(
         "socket = unix:%s/milter-pgp.sock\nkeyring = %s\ntmpdir = %s\nuser = nobody\nsocket_group = postfix\n"
         "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\nauthserv_id = mx.example.org\n"
+        "autocrypt_for = example.org\n"
         % (sockdir, ring, sandbox.mkdir("ac-spool", mode=0o1777)), "milter-pgp-ac-e2e.conf")
     log = sandbox.path("milter-pgp-ac-e2e.log")
     mp = sandbox.spawn([mptest.MILTER_PGP, "-f", "-c", conf], log=log)
@@ -109,6 +112,19 @@ def main(t):
          "autocrypt=ignored(not-authenticated)" in sandbox.read_text(log) and OPEN not in out.stdout,
          "milter-auth removed the forgery before milter-pgp saw it: nothing learned",
          sandbox.read_text(log)[-3000:] + out.stdout)
+
+    # outbound (trusted client): the header on each message, the key exported once
+    for i in (1, 2):
+        code, tr = send(pf, matest.message(frm="Alice <%s>" % mptest.ALICE, subject="out %d" % i).encode(),
+                        "127.0.0.1", mptest.ALICE)
+        t.eq(code, 0, "alice's message %d accepted" % i) or t.diag(tr)
+    got = pf.wait_delivered(4, timeout=120)[2:]
+    hs = [mptest.header(g.replace(b"\n", b"\r\n"), "Autocrypt") for g in got]
+    t.ok(len(hs) == 2 and all(len(h) == 1 and h[0].startswith("addr=%s; keydata=" % mptest.ALICE) for h in hs) and
+         re.sub(r"\s", "", hs[0][0]) == re.sub(r"\s", "", hs[1][0]),
+         "the daemon adds alice's Autocrypt header to each of her messages", repr(hs))
+    t.eq(sandbox.read_text(log).count("Autocrypt key of <%s>:" % mptest.ALICE), 1,
+         "her key is exported once (a gpg process), then taken from the cache")
 
 
 t = Tap()
