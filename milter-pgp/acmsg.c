@@ -48,7 +48,7 @@ static int aligned(const char *d, const char *from_domain)
 void mp_ac_inbound(struct mp_conf *c, const struct mp_msg *m, struct mw_buf *log)
 {
 	const struct mp_settings *s = &c->s;
-	int n = mp_msg_nheaders(m), nac = 0, nfrom = 0, matching = 0, mismatch = 0, invalid = 0;
+	int n = mp_msg_nheaders(m), nac = 0, nfrom = 0, matching = 0, mismatch = 0;
 	const char *from = NULL, *date = NULL, *ctype = NULL, *why = "", *bad = "";
 	struct mp_ac_header h, got;
 	struct mw_buf err = MW_BUF_INIT;
@@ -90,10 +90,8 @@ void mp_ac_inbound(struct mp_conf *c, const struct mp_msg *m, struct mw_buf *log
 		const char *value = mp_msg_header_value(m, i);
 		if (strcasecmp(mp_msg_header_name(m, i), "Autocrypt") != 0)
 			continue;
-		if (mp_ac_parse(value, strlen(value), &h, &bad) < 0) {
-			invalid++;
-			continue;
-		}
+		if (mp_ac_parse(value, strlen(value), &h, &bad) < 0)
+			continue; /* invalid headers are ignored (Level 1) */
 		if (strcmp(h.addr, addr) != 0) {
 			mismatch++;
 		} else if (matching++ == 0) {
