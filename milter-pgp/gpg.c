@@ -630,3 +630,131 @@ int mp_gpg_sign(struct mp_gpg *g, const char *head, size_t headlen, int in_fd, i
 	gpgme_data_release(out);
 	return r;
 }
+
+/* ------------------------------------------------------------ Autocrypt */
+
+/* The newest valid encryption subkey of k: its fingerprint into out. */
+static int encryption_subkey(gpgme_key_t k, char *out, size_t size)
+{
+	long best = -1;
+	time_t now = time(NULL);
+	out[0] = '\0';
+	for (gpgme_subkey_t s = k->subkeys; s != NULL; s = s->next) {
+		if (s->revoked || s->expired || s->disabled || s->invalid || !s->can_encrypt ||
+		    expired_now(s->expires, now) || s->fpr == NULL || s->timestamp <= best)
+			continue;
+		best = s->timestamp;
+		snprintf(out, size, "%s", s->fpr);
+	}
+	return out[0] != '\0';
+}
+
+/* Exported keydata by home, keyring state, address and keys: an export is
+   a gpg process, and a sender's key seldom changes (any change to the
+   keyring's files makes a new state). */
+#define AC_CACHE_SIZE 64
+static pthread_mutex_t ac_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char *id;
+	char *data;
+	size_t len;
+} ac_cache[AC_CACHE_SIZE];
+static size_t ac_next;
+
+static int ac_cached(const char *id, struct mw_buf *out)
+{
+	int hit = 0;
+	pthread_mutex_lock(&ac_lock);
+	for (size_t i = 0; i < AC_CACHE_SIZE && !hit; i++)
+		if (ac_cache[i].id != NULL && strcmp(ac_cache[i].id, id) == 0)
+			hit = mw_buf_append(out, ac_cache[i].data, ac_cache[i].len) == 0;
+	pthread_mutex_unlock(&ac_lock);
+	return hit;
+}
+
+static void ac_remember(const char *id, const char *data, size_t len)
+{
+	pthread_mutex_lock(&ac_lock);
+	size_t i = ac_next++ % AC_CACHE_SIZE;
+	free(ac_cache[i].id);
+	free(ac_cache[i].data);
+	ac_cache[i].id = mw_xstrdup(id);
+	ac_cache[i].data = mw_xmalloc(len);
+	memcpy(ac_cache[i].data, data, len);
+	ac_cache[i].len = len;
+	pthread_mutex_unlock(&ac_lock);
+}
+
+int mp_gpg_autocrypt_key(struct mp_gpg *g, const char *addr, struct mw_buf *out, struct mw_buf *err)
+{
+	struct mw_buf id = MW_BUF_INIT;
+	gpgme_key_t k;
+	char sub[128], keep[600], drop[200];
+	gpgme_engine_info_t info = NULL;
+	gpgme_ctx_t ctx = NULL;
+	gpgme_data_t dout = NULL, derr = NULL;
+	gpgme_error_t e;
+	int r;
+
+	/* gpg's filter expressions: an address that could extend one is not ours */
+	if (strlen(addr) > 320 || strpbrk(addr, " \t\r\n|&\"'\\") != NULL)
+		return 0;
+	if ((r = find_key(g, addr, 1, &k, err)) <= 0)
+		return r;
+	if (!encryption_subkey(k, sub, sizeof(sub)) || k->fpr == NULL) {
+		gpgme_key_release(k);
+		return 0;
+	}
+	pthread_mutex_lock(&g->h->cache.lock);
+	mw_buf_printf(&id, "%s\n%s\n%s\n%s\n%s", g->h->home, g->h->cache.stamp, k->fpr, sub, addr);
+	pthread_mutex_unlock(&g->h->cache.lock);
+	if (ac_cached(mw_buf_str(&id), out)) {
+		r = 1;
+		goto done;
+	}
+	snprintf(keep, sizeof(keep), "keep-uid=mbox = %s", addr);
+	snprintf(drop, sizeof(drop), "drop-subkey=fpr <> %s", sub);
+	const char *argv[] = { "gpg", "--homedir", g->h->home, "--batch", "--no-tty", "--export",
+			       "--export-options", "export-minimal,export-clean", "--export-filter", keep,
+			       "--export-filter", drop, k->fpr, NULL };
+	if ((e = gpgme_get_engine_info(&info)) != 0)
+		goto fail;
+	while (info != NULL && info->protocol != GPGME_PROTOCOL_OpenPGP)
+		info = info->next;
+	if (info == NULL || info->file_name == NULL) {
+		e = gpgme_error(GPG_ERR_INV_ENGINE);
+		goto fail;
+	}
+	/* gpg itself: GPGME has no export filter (an export is a gpg process anyway) */
+	if ((e = gpgme_new(&ctx)) != 0 || (e = gpgme_set_protocol(ctx, GPGME_PROTOCOL_SPAWN)) != 0 ||
+	    (e = gpgme_data_new(&dout)) != 0 || (e = gpgme_data_new(&derr)) != 0 ||
+	    (e = gpgme_op_spawn(ctx, info->file_name, argv, NULL, dout, derr, 0)) != 0)
+		goto fail;
+	size_t n = 0;
+	char *mem = gpgme_data_release_and_get_mem(dout, &n);
+	dout = NULL;
+	r = n > 0 && mem != NULL ? 1 : 0;
+	if (r == 0)
+		mw_buf_printf(err, "gpg exported nothing for %s", addr);
+	else if (mw_buf_append(out, mem, n) < 0)
+		r = -1;
+	if (r > 0) {
+		mw_msg_debug("Autocrypt key of <%s>: %s exported (%zu bytes)", addr, k->fpr, n);
+		ac_remember(mw_buf_str(&id), mem, n);
+	}
+	if (r <= 0 && mw_buf_len(err) == 0)
+		mw_buf_puts(err, "out of memory");
+	gpgme_free(mem);
+	r = r > 0 ? 1 : -1;
+	goto done;
+fail:
+	r = fail(err, "export of the Autocrypt key", e);
+done:
+	gpgme_data_release(dout);
+	gpgme_data_release(derr);
+	if (ctx != NULL)
+		gpgme_release(ctx);
+	gpgme_key_release(k);
+	mw_buf_free(&id);
+	return r;
+}

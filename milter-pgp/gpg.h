@@ -58,4 +58,12 @@ int mp_gpg_encrypt(struct mp_gpg *g, int hide, const char *head, size_t headlen,
 int mp_gpg_sign(struct mp_gpg *g, const char *head, size_t headlen, int in_fd, int out_fd, char *micalg,
 		size_t micalg_size, struct mw_buf *err);
 
+/*
+ * Autocrypt's keydata for addr's key pair (the one mp_gpg_signer() would
+ * sign with): the primary key, the user id of addr, one encryption subkey
+ * (the newest valid one) and their self-signatures, binary, appended to
+ * out. 1, 0 when addr has no such key pair, -1 with err.
+ */
+int mp_gpg_autocrypt_key(struct mp_gpg *g, const char *addr, struct mw_buf *out, struct mw_buf *err);
+
 #endif

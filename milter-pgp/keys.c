@@ -31,6 +31,7 @@
 #include <gpgme.h>
 
 #include "atrest.h"
+#include "acpeer.h"
 #include "daemon.h"
 #include "gpg.h"
 #include "keys_found.h"
@@ -51,7 +52,8 @@ static const char usage_text[] =
 	"       milter-pgp-keys [-c FILE] pin ADDR [FPR]\n"
 	"       milter-pgp-keys [-c FILE] accept ADDR\n"
 	"       milter-pgp-keys [-c FILE] publish-wkd DIR [DOMAIN...]\n"
-	"       milter-pgp-keys [-c FILE] at-rest on|off ADDR\n";
+	"       milter-pgp-keys [-c FILE] at-rest on|off ADDR\n"
+	"       milter-pgp-keys [-c FILE] autocrypt list|forget ADDR\n";
 
 static struct mp_conf *conf;
 static gpgme_ctx_t ctx;
@@ -465,6 +467,24 @@ static int cmd_pin(int argc, char **argv) { return mp_keys_pin(conf, ctx, argc, 
 static int cmd_accept(int argc, char **argv) { return mp_keys_accept(conf, ctx, argc, argv); }
 static int cmd_publish_wkd(int argc, char **argv) { return mp_keys_publish_wkd(conf, ctx, argc, argv); }
 
+/* The Autocrypt peer store (acpeer.h). */
+static int cmd_autocrypt(int argc, char **argv)
+{
+	if (argc == 1 && strcmp(argv[0], "list") == 0)
+		return mp_ac_peer_list(conf->s.keyring, stdout);
+	if (argc == 2 && strcmp(argv[0], "forget") == 0) {
+		struct mw_buf err = MW_BUF_INIT;
+		int r = mp_ac_peer_forget(conf->s.keyring, argv[1], &err);
+		if (r < 0)
+			fprintf(stderr, "milter-pgp-keys: %s\n", mw_buf_str(&err));
+		else
+			printf("<%s> forgotten\n", argv[1]);
+		mw_buf_free(&err);
+		return r < 0 ? 1 : 0;
+	}
+	usage();
+}
+
 int main(int argc, char **argv)
 {
 	const char *config_path = DEFAULT_CONFIG;
@@ -488,7 +508,7 @@ int main(int argc, char **argv)
 		{ "import", cmd_import }, { "export", cmd_export }, { "list", cmd_list },
 		{ "delete", cmd_delete }, { "generate", cmd_generate }, { "default", cmd_default },
 		{ "refresh", cmd_refresh }, { "pin", cmd_pin }, { "accept", cmd_accept },
-		{ "publish-wkd", cmd_publish_wkd }, { "at-rest", cmd_at_rest },
+		{ "publish-wkd", cmd_publish_wkd }, { "at-rest", cmd_at_rest }, { "autocrypt", cmd_autocrypt },
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(cmd, cmds[i].name) == 0) {

@@ -165,9 +165,7 @@ static int expired_at(long expires, time_t now)
 	return expires > 0 && expires <= now;
 }
 
-/* The key's usable encryption subkey's expiry (0 never) in *expires; 1 when
-   k is usable for addr, else 0 with why. */
-static int usable_for(gpgme_key_t k, const char *addr, long *expires, const char **why)
+int mp_keysrc_usable_for(gpgme_key_t k, const char *addr, long *expires, const char **why)
 {
 	time_t now = time(NULL);
 	int uid_ok = 0, enc_ok = 0;
@@ -294,7 +292,7 @@ static int choose(struct mp_keysrc *ks, const char *addr, const unsigned char *d
 		while (e == 0 && (e = gpgme_op_keylist_next(ctx, &k)) == 0) {
 			long exp = 0;
 			const char *w = "";
-			if (usable_for(k, addr, &exp, &w)) {
+			if (mp_keysrc_usable_for(k, addr, &exp, &w)) {
 				long t = 0;
 				for (gpgme_subkey_t s = k->subkeys; s != NULL; s = s->next)
 					if (s->can_encrypt && s->timestamp > t)

@@ -38,6 +38,8 @@
 #ifndef MP_KEYSRC_H
 #define MP_KEYSRC_H
 
+#include <gpgme.h>
+
 #include "buf.h"
 #include "dns.h"
 #include "pins.h"
@@ -82,5 +84,11 @@ void mp_keysrc_get(struct mp_keysrc *ks, const char *addr, struct mp_key_found *
 /* A fresh lookup now, in this thread, no cache (milter-pgp-keys refresh and
    pin). With pin_check 0 the pins are neither read nor written. */
 void mp_keysrc_lookup(struct mp_keysrc *ks, const char *addr, int pin_check, struct mp_key_found *out);
+
+/* The key's usable encryption subkey's expiry (0 never) in *expires; 1 when
+   k (not expired, revoked or disabled, a valid encryption subkey, a valid
+   user id of exactly addr) is usable for addr, else 0 with why. Also for
+   the Autocrypt peer store (acpeer.h). */
+int mp_keysrc_usable_for(gpgme_key_t k, const char *addr, long *expires, const char **why);
 
 #endif

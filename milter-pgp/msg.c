@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "atrest.h"
+#include "acmsg.h"
+#include "acpeer.h"
 #include "gpg.h"
 #include "inject.h"
 #include "keysrc.h"
@@ -241,9 +243,9 @@ static struct mp_gpg *gpg_of(struct mp_msg *m, struct mw_buf *err)
 static int discovered(struct mp_msg *m, const char *addr, struct mp_gpg *g, struct mw_buf *err)
 {
 	struct mp_key_found f;
-	int r;
-	if (m->conf->keysrc == NULL)
-		return 0;
+	int r = mp_ac_recipient(m->conf, g, addr, err); /* Autocrypt before WKD and OPENPGPKEY */
+	if (r != 0 || m->conf->keysrc == NULL)
+		return r;
 	mp_key_found_init(&f);
 	mp_keysrc_get(m->conf->keysrc, addr, &f);
 	if (f.state == MP_KEY_FOUND)
@@ -301,7 +303,7 @@ void mp_msg_rcpt(struct mp_msg *m, const char *rcpt, struct mp_reply *r)
 	} else if (outbound(m) && m->conf->keysrc != NULL) {
 		/* the lookup runs while the message comes in */
 		struct mp_gpg *g = gpg_of(m, &err);
-		if (g != NULL && mp_gpg_recipient(g, addr, 0, &err) == 0)
+		if (g != NULL && mp_gpg_recipient(g, addr, 0, &err) == 0 && mp_ac_recipient(m->conf, NULL, addr, &err) == 0)
 			mp_keysrc_prefetch(m->conf->keysrc, addr);
 	}
 	m->rcpts = mw_xrealloc(m->rcpts, sizeof(*m->rcpts) * (size_t)(m->nrcpts + 1));
@@ -372,6 +374,10 @@ int mp_msg_nrcpts(const struct mp_msg *m) { return m->nrcpts; }
 const char *mp_msg_rcpt_addr(const struct mp_msg *m, int i) { return m->rcpts[i].addr; }
 enum mp_rcpt_state mp_msg_rcpt_state(const struct mp_msg *m, int i) { return m->rcpts[i].state; }
 int mp_msg_body_fd(const struct mp_msg *m) { return m->body_fd; }
+int mp_msg_nheaders(const struct mp_msg *m) { return m->nheaders; }
+const char *mp_msg_header_name(const struct mp_msg *m, int i) { return m->headers[i].name; }
+const char *mp_msg_header_value(const struct mp_msg *m, int i) { return m->headers[i].value; }
+const char *mp_msg_sender(const struct mp_msg *m) { return mw_buf_str(&m->sender); }
 
 /* ------------------------------------------------------------ end of message */
 
@@ -1178,6 +1184,8 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 	int is_out = outbound(m);
 	if (!is_out) {
 		inbound(m, o);
+		if (o->reply.action == MP_ACCEPT)
+			mp_ac_inbound(m->conf, m, &o->log);
 		goto out;
 	}
 	enum mp_pw_source pw = password_request(m, o);
@@ -1368,6 +1376,10 @@ void mp_msg_eom(struct mp_msg *m, const char *qid, struct mp_outcome *o)
 		mw_buf_puts(&o->log, " reason=header-none");
 
 out:
+	if (o->reply.action == MP_ACCEPT && outbound(m) && mp_ac_wanted(m->conf, sender)) {
+		mw_buf_reset(&err);
+		mp_ac_outbound(m->conf, m, gpg_of(m, &err), o);
+	}
 	if (o->reply.action != MP_ACCEPT) {
 		/* refused: nothing goes out, no change counts */
 		mp_outcome_clear(o);

@@ -93,6 +93,12 @@ int mp_msg_reinject(struct mp_msg *m, struct mp_outcome *o);
 int mp_msg_nrcpts(const struct mp_msg *m);
 const char *mp_msg_rcpt_addr(const struct mp_msg *m, int i);
 enum mp_rcpt_state mp_msg_rcpt_state(const struct mp_msg *m, int i);
+/* The header fields so far, in order (Autocrypt: acpeer.h), and the
+   envelope sender. */
+int mp_msg_nheaders(const struct mp_msg *m);
+const char *mp_msg_header_name(const struct mp_msg *m, int i);
+const char *mp_msg_header_value(const struct mp_msg *m, int i);
+const char *mp_msg_sender(const struct mp_msg *m);
 /* The original body file (for the test mode's output). */
 int mp_msg_body_fd(const struct mp_msg *m);
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "acpeer.h"
 #include "gpg.h"
 #include "inject.h"
 #include "keysrc.h"
@@ -34,6 +35,7 @@ static const char *const mixed_modes[] = { "plaintext", "reject", "split", NULL 
 static const char *const oversize_modes[] = { "reject", "plaintext", NULL };
 static const char *const trust_modes[] = { "local", "tofu", "any", NULL };
 static const char *const failure_modes[] = { "tempfail", "plaintext", NULL };
+static const char *const ac_prefer_modes[] = { "nopreference", "mutual", NULL };
 
 #define S(field) offsetof(struct mp_settings, field)
 const struct mw_conf_key mp_conf_schema[] = {
@@ -130,6 +132,18 @@ const struct mw_conf_key mp_conf_schema[] = {
 	{ .name = "protect_subject", .type = MW_CONF_BOOL, .offset = S(protect_subject), .def = "no",
 	  .help = "an encrypted message's outer Subject becomes \"[...]\" (the real one is inside; "
 		  "needs protected_headers)" },
+	{ .name = "autocrypt_for", .type = MW_CONF_LIST, .offset = S(autocrypt_for), .def = "",
+	  .flags = MW_CONF_MULTI,
+	  .help = "senders (address or domain) whose outgoing mail carries an Autocrypt header with their key" },
+	{ .name = "autocrypt_prefer_encrypt", .type = MW_CONF_ENUM, .offset = S(autocrypt_prefer_encrypt),
+	  .def = "nopreference", .choices = ac_prefer_modes,
+	  .help = "what our Autocrypt headers say: nopreference or mutual (prefer-encrypt=mutual)" },
+	{ .name = "autocrypt_learn", .type = MW_CONF_BOOL, .offset = S(autocrypt_learn), .def = "yes",
+	  .help = "inbound Autocrypt headers (DMARC or aligned DKIM pass in our Authentication-Results) "
+		  "update the peer store, used as a key source with key_trust tofu or any" },
+	{ .name = "authserv_id", .type = MW_CONF_STRING, .offset = S(authserv_id), .def = "",
+	  .help = "authserv-id of the Authentication-Results that milter-auth adds (empty: the host name, "
+		  "milter-auth's default)" },
 	MW_DNS_CONF_KEYS(struct mp_settings, dns),
 	MW_LOG_CONF_KEYS(struct mp_settings, log),
 	MW_DAEMON_CONF_KEYS(struct mp_settings, daemon, "mailward"),
@@ -166,6 +180,8 @@ int mp_conf_validate(struct mw_conf *cfg, void *target)
 	for (const char *p = s->control_header; *p != '\0'; p++)
 		if (*p <= ' ' || *p == ':' || (unsigned char)*p >= 0x7f)
 			return mw_conf_fail(cfg, "control_header", "not a header field name");
+	if (mp_ac_conf_validate(cfg, s) < 0)
+		return -1;
 	struct mw_buf e = MW_BUF_INIT;
 	if (mp_inject_check_spec(s->reinject, &e) < 0) {
 		int r = mw_conf_fail(cfg, "reinject", "%s", mw_buf_str(&e));

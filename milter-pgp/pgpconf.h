@@ -60,6 +60,11 @@ struct mp_settings {
 	char *password_language;
 	unsigned long long password_kdf_iterations; /* PBKDF2 rounds (pem.h) */
 	struct mp_pw_templates pw;     /* read by mp_conf_validate(), owned */
+	/* Autocrypt (acpeer.h) */
+	char **autocrypt_for;          /* senders (address or domain) whose mail carries their key */
+	int autocrypt_prefer_encrypt;  /* 1: prefer-encrypt=mutual */
+	int autocrypt_learn;           /* inbound headers update the peer store */
+	char *authserv_id;             /* of milter-auth's Authentication-Results */
 	struct mw_log_conf log;
 	struct mw_daemon_conf daemon;
 	/* protected headers (prothdr.h) */
