@@ -10,11 +10,13 @@ milter-pgp runs with the host name mx.example.org (its own UTS namespace,
 as Sendmail's daemon does): the split copy goes through
 `reinject = sendmail:SENDMAIL -C submit.cf`, a submission program as
 Debian's /usr/sbin/sendmail is, which wants a qualified host name."""
+import email
 import os
 import pwd
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -29,6 +31,7 @@ from mwtest.tap import Tap  # noqa: E402
 ERIN = "erin@example.com"  # no key, Bcc
 SNIPPET_SOCKET = "unix:/run/mailward/milter-pgp.sock"
 EXTERNAL_IP = "127.0.0.3"  # not in trusted_networks
+PASSWORD = "correct horse battery staple"
 MSG = ("From: Alice <alice@example.org>\r\nTo: %(to)s\r\n%(extra)s"
        "Subject: sendmail %(n)d\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
        "Message-ID: <sendmail-%(n)d@example.org>\r\nMIME-Version: 1.0\r\n"
@@ -83,11 +86,13 @@ class Milter:
         return sandbox.read_text(self.log)
 
 
-def send(sm, rcpts, data, auth=True, client=EXTERNAL_IP):
+def send(sm, rcpts, data, auth=True, client=EXTERNAL_IP, tls=False):
     """(swaks exit status, transcript): SMTP AUTH as alice unless auth is
-    False; from client (a loopback address)."""
+    False; from client (a loopback address); STARTTLS first with tls."""
     args = ["--from", ALICE, "--to", ",".join(rcpts), "--helo", "client.example", "--local-interface", client,
             "--data", "-"]
+    if tls:
+        args += ["--tls"]
     if auth:
         args += ["--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "alice-pw"]
     # swaks ends the data with its own CRLF
@@ -137,6 +142,14 @@ def main(t):
     sock = os.path.join(sockdir, "milter-pgp.sock")
     snippet = sm.apply_snippet("contrib/sendmail/milter-pgp.mc", replace={SNIPPET_SOCKET: "unix:" + sock})
     t.ok("unix:" + sock in snippet, "the snippet names the socket its comment says (replaced for the sandbox)")
+    # STARTTLS with a self-signed certificate, for {tls_version}
+    cert, key = sandbox.path("sendmail-pgp-cert.pem"), sandbox.path("sendmail-pgp-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=mx.example.org",
+                    "-days", "2", "-keyout", key, "-out", cert], check=True, capture_output=True, timeout=120)
+    os.chmod(key, 0o600)
+    sm.add_mc("define(`confCACERT_PATH', `%s')dnl\ndefine(`confCACERT', `%s')dnl\n"
+              "define(`confSERVER_CERT', `%s')dnl\ndefine(`confSERVER_KEY', `%s')dnl\n"
+              % (os.path.dirname(cert), cert, cert, key))
     cf = sm.build_cf()
     t.ok(re.search(r"^Xmilter-pgp, S=unix:%s, F=T," % re.escape(sock), cf, re.M),
          "the .cf has the milter, tempfail when it is down (F=T)")
@@ -205,9 +218,30 @@ def main(t):
     t.ok(code != 0 and re.search(r"<~?\*\* 550[ -]5\.7\.1 .*%s" % re.escape(DAVE), tr),
          "require with a keyless recipient: 550 5.7.1 at end of data, naming him", tr)
 
+    # {tls_version}: a password header is honoured only from an
+    # authenticated user over TLS
+    raw = msg(5, to="Dave <dave@example.com>", extra="X-Mailward-Password: %s\r\n" % PASSWORD)
+    code, tr = send(sm, [DAVE], raw)
+    t.ok(code != 0 and re.search(r"<~?\*\* 550[ -]5\.7\.1 .*X-Mailward-Password", tr)
+         and "rejected=password-header-without-tls" in mp.text(),
+         "the password header with AUTH but without TLS: 550 5.7.1", tr[-600:])
+    code, tr = send(sm, [DAVE], raw, tls=True)
+    t.ok(code == 0 and re.search(r"<-  220 2\.0\.0 Ready to start TLS", tr), "the same over STARTTLS: accepted", tr[-1500:])
+    got = sm.wait_delivered(delivered + 1, timeout=120)[-1] if code == 0 else b""
+    delivered += 1 if code == 0 else 0
+    asc = next((p.get_payload(decode=True) for p in email.message_from_bytes(got).walk()
+                if p.get_filename() == "message.asc"), b"")
+    home = sandbox.mkdir("sendmail-gpg-sym", mode=0o700)
+    p = subprocess.run(["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase",
+                        PASSWORD, "--decrypt"], input=asc, capture_output=True, timeout=120)
+    t.ok(p.returncode == 0 and "Grüße through Sendmail 5".encode() in p.stdout and PASSWORD.encode() not in got
+         and re.search(r"mode=password source=header envelopes=1 action=password-envelope", mp.text()),
+         "it leaves as the password envelope, message.asc opens with the password ({tls_version} reached the milter)",
+         (p.stdout[-300:], p.stderr[-300:], mp.text()[-600:]))
+
     # mixed_recipients = reject: dave refused at RCPT, bob gets it encrypted
     mp.reload(reinject + "mixed_recipients = reject\n")
-    raw = msg(5, to="Bob <bob@example.net>, Dave <dave@example.com>")
+    raw = msg(6, to="Bob <bob@example.net>, Dave <dave@example.com>")
     code, tr = send(sm, [BOB, DAVE], raw)
     t.ok(re.search(r"<~?\*\* 550[ -]5\.7\.1 .*%s" % re.escape(DAVE), tr) and "RCPT TO:<%s>" % DAVE in tr,
          "mixed_recipients = reject: 550 5.7.1 at RCPT naming dave", tr)
@@ -221,7 +255,7 @@ def main(t):
     # (key), Cc dave (no key), Bcc carol (key) and erin (no key)
     mp.reload(reinject + "mixed_recipients = split\n")
     sm.clear_delivered()
-    raw = msg(6, to="Bob <bob@example.net>",
+    raw = msg(7, to="Bob <bob@example.net>",
               extra="Cc: Dave <dave@example.com>\r\nBcc: Carol <carol@example.net>, erin@example.com\r\n")
     code, tr = send(sm, [BOB, DAVE, CAROL, ERIN], raw)
     t.eq(code, 0, "split: all four recipients accepted") or t.diag(tr + mp.text()[-1500:])
@@ -239,8 +273,16 @@ def main(t):
     for addr in (DAVE, ERIN):
         m = got.get(addr, [b""])[0]
         ok = b"multipart/signed" in head_of(m) and "Grüße".encode() in m
-        t.ok(ok and mptest.parts(m)[0] == want,
-             "%s (no key) gets the plaintext copy, signed, the entity byte for byte" % addr, m[:600])
+        if ok:
+            signed, sig = mptest.parts(m)[0], mptest.parts(m)[1]
+            sigfile, datafile = sandbox.path("sig-%s.asc" % addr), sandbox.path("signed-%s" % addr)
+            with open(sigfile, "wb") as f:
+                f.write(sig[sig.index(b"-----BEGIN PGP SIGNATURE-----"):])
+            with open(datafile, "wb") as f:
+                f.write(signed)
+            p = mptest.gpg(mptest.person_home("bob"), "--status-fd", "1", "--verify", sigfile, datafile, check=False)
+            ok = p.returncode == 0 and b"GOODSIG" in p.stdout and signed == want
+        t.ok(ok, "%s (no key) gets the plaintext copy, signed by alice, the entity byte for byte" % addr, m[:600])
     for m in sm.delivered():
         h = head_of(m).lower()
         t.ok(b"carol" not in h and b"erin" not in h and b"bcc" not in h and b"x-mailward" not in h,
@@ -257,7 +299,7 @@ def main(t):
     rc = mp.proc.wait(30)
     t.ok(rc == 0 and "Sanitizer" not in mp.text() and "runtime error" not in mp.text(),
          "milter-pgp exits cleanly, no sanitizer report", "rc=%s\n%s" % (rc, mp.text()[-3000:]))
-    code, tr = send(sm, [BOB], msg(7, to="Bob <bob@example.net>"))
+    code, tr = send(sm, [BOB], msg(8, to="Bob <bob@example.net>"))
     t.ok(code != 0 and re.search(r"\b4\d\d[ -]4\.", tr), "milter down: mail deferred (4xx), never sent in clear", tr)
     time.sleep(1)
     t.eq(len(sm.wait_delivered(delivered)), delivered, "and nothing delivered")
