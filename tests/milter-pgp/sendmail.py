@@ -25,6 +25,7 @@ import mptest  # noqa: E402
 from mptest import ALICE, BOB, CAROL, DAVE  # noqa: E402
 from mwtest import sandbox  # noqa: E402
 from mwtest import sendmail  # noqa: E402
+from mwtest.dns import DnsServer  # noqa: E402
 from mwtest.smtp import swaks  # noqa: E402
 from mwtest.tap import Tap  # noqa: E402
 
@@ -32,6 +33,7 @@ ERIN = "erin@example.com"  # no key, Bcc
 SNIPPET_SOCKET = "unix:/run/mailward/milter-pgp.sock"
 EXTERNAL_IP = "127.0.0.3"  # not in trusted_networks
 PASSWORD = "correct horse battery staple"
+MILTER_AUTH = os.path.join(sandbox.top_builddir(), "milter-auth/milter-auth")
 MSG = ("From: Alice <alice@example.org>\r\nTo: %(to)s\r\n%(extra)s"
        "Subject: sendmail %(n)d\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
        "Message-ID: <sendmail-%(n)d@example.org>\r\nMIME-Version: 1.0\r\n"
@@ -81,6 +83,27 @@ class Milter:
         self.write(extra)
         os.kill(self.proc.pid, signal.SIGHUP)
         sandbox.wait_for(lambda: self.text().count("configuration reloaded") > n, 30, what="reload")
+
+    def text(self):
+        return sandbox.read_text(self.log)
+
+
+class MilterAuth:
+    """milter-auth -f as nobody (its own DNS server: nothing to find)."""
+
+    def __init__(self, socket):
+        self.dns = DnsServer("friend.example TXT \"v=spf1 -all\"\n")
+        conf = sandbox.path("milter-auth-sendmail.conf")
+        with open(conf, "w") as f:
+            f.write("authserv_id = mx.example.org\ndns_resolver = %s\ndns_timeout = 1s\n"
+                    "trusted_networks = 127.0.0.1/32\nsocket = %s\nuser = nobody\nsocket_group = root\n"
+                    "socket_mode = 0660\nlog_level = debug\n" % (self.dns.spec, socket))
+        self.log = sandbox.path("milter-auth-sendmail.log")
+        self.proc = sandbox.spawn([MILTER_AUTH, "-f", "-c", conf], log=self.log)
+        sandbox.wait_for(lambda: "listening on" in self.text() or self.proc.poll() is not None, 30,
+                         what="milter-auth to listen")
+        if self.proc.poll() is not None:
+            raise RuntimeError("milter-auth exited: " + self.text())
 
     def text(self):
         return sandbox.read_text(self.log)
@@ -140,6 +163,15 @@ def main(t):
         return
     sockdir = sandbox.mkdir("sendmail-pgp-milter", mode=0o750)
     sock = os.path.join(sockdir, "milter-pgp.sock")
+    # milter-auth's snippet before ours, as its comment says, when both run
+    ma = None
+    if os.access(MILTER_AUTH, os.X_OK):
+        ma_sock = os.path.join(sockdir, "milter-auth.sock")
+        ma = MilterAuth("unix:" + ma_sock)
+        sm.apply_snippet("contrib/sendmail/milter-auth.mc",
+                         replace={"unix:/run/mailward/milter-auth.sock": "unix:" + ma_sock})
+    else:
+        t.diag("milter-auth not built: milter-pgp's snippet alone")
     snippet = sm.apply_snippet("contrib/sendmail/milter-pgp.mc", replace={SNIPPET_SOCKET: "unix:" + sock})
     t.ok("unix:" + sock in snippet, "the snippet names the socket its comment says (replaced for the sandbox)")
     # STARTTLS with a self-signed certificate, for {tls_version}
@@ -153,6 +185,9 @@ def main(t):
     cf = sm.build_cf()
     t.ok(re.search(r"^Xmilter-pgp, S=unix:%s, F=T," % re.escape(sock), cf, re.M),
          "the .cf has the milter, tempfail when it is down (F=T)")
+    if ma:
+        t.eq(cf_option(cf, "InputMailFilters"), ["milter-auth", "milter-pgp"],
+             "with milter-auth's snippet first: both milters, milter-auth first")
     t.ok("{client_addr}" in cf_option(cf, "Milter.macros.connect"), "{client_addr} is sent at connect")
     envfrom = cf_option(cf, "Milter.macros.envfrom")
     t.ok("{auth_authen}" in envfrom and "{tls_version}" in envfrom,
@@ -199,6 +234,9 @@ def main(t):
     delivered += 1
     t.ok(b"multipart/encrypted" not in got and got.endswith(raw.split(b"\r\n\r\n", 1)[1]),
          "it is delivered unchanged ({client_addr}: inbound)", got[-300:])
+    if ma:
+        t.ok(b"Authentication-Results: mx.example.org;" in head_of(got),
+             "milter-auth, first in line, verified it (Authentication-Results)", head_of(got))
     qid = sendmail.received_id(got)
     t.ok(qid and re.search(r"%s: from=<%s> .*direction=inbound" % (qid, re.escape(ALICE)), mp.text()),
          "logged as inbound with its queue id", mp.text()[-500:])
@@ -301,6 +339,9 @@ def main(t):
          "milter-pgp exits cleanly, no sanitizer report", "rc=%s\n%s" % (rc, mp.text()[-3000:]))
     code, tr = send(sm, [BOB], msg(8, to="Bob <bob@example.net>"))
     t.ok(code != 0 and re.search(r"\b4\d\d[ -]4\.", tr), "milter down: mail deferred (4xx), never sent in clear", tr)
+    if ma:
+        t.ok(ma.proc.poll() is None and "skipped: authenticated as alice" in ma.text(),
+             "milter-auth ran beside it all along (outbound mail of alice skipped)", ma.text()[-800:])
     time.sleep(1)
     t.eq(len(sm.wait_delivered(delivered)), delivered, "and nothing delivered")
     sm.stop()
