@@ -326,6 +326,12 @@ def main(t):
         t.ok(b"carol" not in h and b"erin" not in h and b"bcc" not in h and b"x-mailward" not in h,
              "no Bcc recipient, loop mark or control header in the %s copy" %
              ("encrypted" if b"multipart/encrypted" in h else "plaintext"), head_of(m))
+    plain = got.get(DAVE, [b""])[0]
+    t.ok(re.search(rb"^Received: .*by mx\.example\.org \(8[./0-9]*/Submit\)", head_of(plain).replace(b"\r\n\t", b" "),
+                   re.M) and len(re.findall(rb"^Received: ", head_of(plain), re.M)) == 2,
+         "the plaintext copy came through the submission program, then Sendmail", head_of(plain))
+    # milter-pgp's user among submit.cf's trusted users, as the snippet says
+    t.ok(b"set sender to" not in head_of(plain), "no X-Authentication-Warning for its -f", head_of(plain))
     t.ok(re.search(r"action=sign\+encrypt keys=3 split=2 .*reinjected=2 via=sendmail:", mp.text())
          and "action=none reinjected" in mp.text(),
          "the copy went through the submission program, Sendmail and milter-pgp again, its mark accepted",

@@ -7,7 +7,9 @@ later milter-pgp).
     sm.start()
     ... send to 127.0.0.1:sm.port ...
     sm.wait_delivered(1)[0]      # bytes, as the next hop received them
+    sm.envelopes()               # [{"mail_from", "rcpts", ...}] of each
     sm.quarantined()             # [(queue id, reason)]
+    sm.submit_cf("nobody")       # a submission program's .cf (after start)
 
 Debian's sendmail-bin conflicts with postfix (both are the
 mail-transport-agent), so it is not installed: `apt-get download` fetches
@@ -234,7 +236,9 @@ MAILER(`smtp')dnl
         """A mail submission program's .cf (FEATURE(`msp'), as Debian's
         /usr/sbin/sendmail uses submit.cf) that relays over SMTP to this
         instance's port, its queue (clientmqueue) owned by user, who runs
-        `sendmail -C SUBMIT_CF` (milter-pgp's reinject = sendmail:). Like
+        `sendmail -C SUBMIT_CF` (milter-pgp's reinject = sendmail:), and
+        who is trusted to set the sender with -f. Call
+        it after start(), which may move the instance to another port. Like
         the daemon, it wants a qualified host name: run it where the node
         name has a dot (unshare --uts, as _argv does). Returns its path."""
         pw = pwd.getpwnam(user)
@@ -247,6 +251,7 @@ define(`__OSTYPE__',`')dnl
 define(`confDOMAIN_NAME', `%(host)s')dnl
 define(`confRUN_AS_USER', `%(user)s')dnl
 define(`confTRUSTED_USER', `%(user)s')dnl
+define(`confTRUSTED_USERS', `%(user)s')dnl
 define(`MSP_QUEUE_DIR', `%(q)s')dnl
 define(`STATUS_FILE', `%(q)s/sm-client.st')dnl
 define(`confPID_FILE', `%(q)s/sm-client.pid')dnl
