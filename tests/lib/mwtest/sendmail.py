@@ -7,7 +7,9 @@ later milter-pgp).
     sm.start()
     ... send to 127.0.0.1:sm.port ...
     sm.wait_delivered(1)[0]      # bytes, as the next hop received them
+    sm.envelopes()               # [{"mail_from", "rcpts", ...}] of each
     sm.quarantined()             # [(queue id, reason)]
+    sm.submit_cf("nobody")       # a submission program's .cf (after start)
 
 Debian's sendmail-bin conflicts with postfix (both are the
 mail-transport-agent), so it is not installed: `apt-get download` fetches
@@ -230,6 +232,50 @@ MAILER(`smtp')dnl
             f.write(p.stdout)
         return p.stdout
 
+    def submit_cf(self, user="nobody"):
+        """A mail submission program's .cf (FEATURE(`msp'), as Debian's
+        /usr/sbin/sendmail uses submit.cf) that relays over SMTP to this
+        instance's port, its queue (clientmqueue) owned by user, who runs
+        `sendmail -C SUBMIT_CF` (milter-pgp's reinject = sendmail:), and
+        who is trusted to set the sender with -f. Call
+        it after start(), which may move the instance to another port. Like
+        the daemon, it wants a qualified host name: run it where the node
+        name has a dot (unshare --uts, as _argv does). Returns its path."""
+        pw = pwd.getpwnam(user)
+        qdir = sandbox.mkdir(self.name, "clientmqueue", mode=0o770)
+        os.chown(qdir, pw.pw_uid, pw.pw_gid)
+        mc = """divert(0)dnl
+VERSIONID(`mailward private submission program (tests/lib/mwtest/sendmail.py)')dnl
+define(`confCF_VERSION', `Submit')dnl
+define(`__OSTYPE__',`')dnl
+define(`confDOMAIN_NAME', `%(host)s')dnl
+define(`confRUN_AS_USER', `%(user)s')dnl
+define(`confTRUSTED_USER', `%(user)s')dnl
+define(`confTRUSTED_USERS', `%(user)s')dnl
+define(`MSP_QUEUE_DIR', `%(q)s')dnl
+define(`STATUS_FILE', `%(q)s/sm-client.st')dnl
+define(`confPID_FILE', `%(q)s/sm-client.pid')dnl
+define(`confSERVICE_SWITCH_FILE', `%(d)s/service.switch')dnl
+define(`confHOSTS_FILE', `/etc/hosts')dnl
+define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl
+define(`confTO_IDENT', `0s')dnl
+define(`confMIN_FREE_BLOCKS', `0')dnl
+define(`RELAY_MAILER_ARGS', `TCP $h %(port)d')dnl
+FEATURE(`msp', `[127.0.0.1]')dnl
+""" % {"host": self.HOSTNAME, "user": user, "q": qdir, "d": self.dir, "port": self.port}
+        path = os.path.join(self.dir, "submit.mc")
+        with open(path, "w") as f:
+            f.write(mc)
+        p = subprocess.run(["m4", "-D_CF_DIR_=%s/" % CF_DIR, os.path.join(CF_DIR, "m4", "cf.m4"), path],
+                           capture_output=True, text=True)
+        if p.returncode != 0 or p.stderr.strip():
+            raise RuntimeError("m4 %s: %s" % (path, p.stderr))
+        cf = os.path.join(self.dir, "submit.cf")
+        with open(cf, "w") as f:
+            f.write(p.stdout)
+        os.chmod(cf, 0o644)
+        return cf
+
     # ------------------------------------------------------------ life
     def _make_sink_dir(self):
         os.makedirs(self.sink_dir, exist_ok=True)
@@ -378,6 +424,22 @@ MAILER(`smtp')dnl
         """Each delivered message as Sendmail sent it to the next hop
         (CRLF line ends, smtp-sink's own lines removed), in arrival order."""
         return [Postfix._split_sink(raw)[1] for _, raw in self._sink_files() or []]
+
+    def envelopes(self):
+        """The envelope of each delivered message as the next hop got it,
+        as Postfix.envelopes(): {"client", "helo", "mail_from", "rcpts"}."""
+        out = []
+        for _, raw in self._sink_files() or []:
+            env = {"client": None, "helo": None, "mail_from": None, "rcpts": []}
+            for ln in Postfix._split_sink(raw)[0]:
+                k, _, v = ln.decode(errors="replace").partition(": ")
+                key = {"X-Client-Addr": "client", "X-Helo-Args": "helo", "X-Mail-Args": "mail_from"}.get(k)
+                if key:
+                    env[key] = v
+                elif k == "X-Rcpt-Args":
+                    env["rcpts"].append(v)
+            out.append(env)
+        return out
 
     def wait_delivered(self, n, timeout=30):
         sandbox.wait_for(lambda: len(self._sink_files() or []) >= n and self._sink_files() is not None,
