@@ -259,6 +259,16 @@ int mw_redis_discover_master(const struct mw_redis_conf *conf, struct mw_redis_a
 	return -1;
 }
 
+/* A connection whose set-up failed: frees it and the reply r (NULL: none);
+   NULL for the caller to return. */
+static redisContext *connect_failed(redisContext *c, redisReply *r)
+{
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(c);
+	return NULL;
+}
+
 redisContext *mw_redis_connect_addr(const struct mw_redis_conf *conf, const struct mw_redis_addr *addr,
 				    struct mw_buf *err)
 {
@@ -266,34 +276,27 @@ redisContext *mw_redis_connect_addr(const struct mw_redis_conf *conf, const stru
 	if (c == NULL)
 		return NULL;
 
-	redisReply *r = NULL;
 	if (conf->password != NULL && conf->password[0] != '\0') {
 		int user = conf->username != NULL && conf->username[0] != '\0';
 		const char *argv[] = { "AUTH", user ? conf->username : conf->password, conf->password };
-		r = redisCommandArgv(c, user ? 3 : 2, argv, NULL);
+		redisReply *r = redisCommandArgv(c, user ? 3 : 2, argv, NULL);
 		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 			/* never echo the password: only Redis's own message */
 			mw_buf_printf(err, "AUTH: %s", r != NULL ? r->str : c->errstr);
-			goto fail;
+			return connect_failed(c, r);
 		}
 		freeReplyObject(r);
-		r = NULL;
 	}
 	if (conf->database != 0) {
 		char db[24];
 		snprintf(db, sizeof(db), "%llu", conf->database);
 		const char *argv[] = { "SELECT", db };
-		if ((r = mw_redis_command(c, 2, argv, err)) == NULL)
-			goto fail;
+		redisReply *r = mw_redis_command(c, 2, argv, err);
+		if (r == NULL)
+			return connect_failed(c, NULL);
 		freeReplyObject(r);
-		r = NULL;
 	}
 	return c;
-fail:
-	if (r != NULL)
-		freeReplyObject(r);
-	redisFree(c);
-	return NULL;
 }
 
 redisContext *mw_redis_connect(const struct mw_redis_conf *conf, struct mw_buf *err)
@@ -304,23 +307,18 @@ redisContext *mw_redis_connect(const struct mw_redis_conf *conf, struct mw_buf *
 	redisContext *c = mw_redis_connect_addr(conf, &master, err);
 	if (c == NULL)
 		return NULL;
-	redisReply *r = NULL;
 	if (conf->servers.sentinel) {
 		/* A Sentinel may name the old master for a moment after a failover. */
 		const char *argv[] = { "ROLE" };
-		if ((r = mw_redis_command(c, 1, argv, err)) == NULL)
-			goto fail;
+		redisReply *r = mw_redis_command(c, 1, argv, err);
+		if (r == NULL)
+			return connect_failed(c, NULL);
 		if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
 		    r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "master") != 0) {
 			mw_buf_printf(err, "%s:%d is not a master (yet)", master.host, master.port);
-			goto fail;
+			return connect_failed(c, r);
 		}
 		freeReplyObject(r);
 	}
 	return c;
-fail:
-	if (r != NULL)
-		freeReplyObject(r);
-	redisFree(c);
-	return NULL;
 }

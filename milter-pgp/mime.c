@@ -1,8 +1,11 @@
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
+#include "log.h"
 #include "mime.h"
 
 static int lower(int c)
@@ -323,4 +326,14 @@ void mp_classify(const char *ctype_value, size_t ctype_len, const char *body, si
 	r->protection = walk_entity(&w, &ct, have, body, len, 0);
 	if (r->malformed)
 		r->protection = MP_PLAIN;
+}
+
+void mp_mime_boundary(const char *prefix, char *out, size_t size)
+{
+	unsigned char r[12];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		mw_msg_panic("getrandom failed");
+	size_t n = (size_t)snprintf(out, size, "%s", prefix);
+	for (size_t i = 0; i < sizeof(r) && n + 2 < size; i++)
+		n += (size_t)snprintf(out + n, size - n, "%02x", r[i]);
 }

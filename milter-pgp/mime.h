@@ -11,6 +11,9 @@
  * malformed MIME the message counts as not protected, which makes it
  * encrypted (opaquely, byte for byte): a limit never lets a message out in
  * clear that should have been encrypted.
+ *
+ * mp_mime_boundary draws the boundaries of the multiparts milter-pgp writes
+ * (the only function here that is not pure: getrandom).
  */
 #ifndef MP_MIME_H
 #define MP_MIME_H
@@ -56,5 +59,9 @@ void mp_classify(const char *ctype_value, size_t ctype_len, const char *body, si
 		 struct mp_result *r);
 
 const char *mp_protection_name(enum mp_protection p);
+
+/* A fresh boundary into out (size bytes, cut to fit): prefix, then 24 random
+   hex digits. Panics if the kernel gives no random bytes. */
+void mp_mime_boundary(const char *prefix, char *out, size_t size);
 
 #endif

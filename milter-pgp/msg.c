@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -401,16 +400,6 @@ static void put_header(struct mw_buf *b, const struct header *h)
 	mw_buf_puts(b, "\r\n");
 }
 
-static void make_boundary(char *out, size_t size)
-{
-	unsigned char r[12];
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		mw_msg_panic("getrandom failed");
-	size_t n = (size_t)snprintf(out, size, "=-mailward-");
-	for (size_t i = 0; i < sizeof(r) && n + 2 < size; i++)
-		n += (size_t)snprintf(out + n, size - n, "%02x", r[i]);
-}
-
 int mp_fd_chunks(int fd, int (*fn)(void *ctx, const void *data, size_t len), void *ctx)
 {
 	char buf[65536];
@@ -532,7 +521,7 @@ static int protect(struct mp_msg *m, struct mp_gpg *g, int encrypt, const char *
 	int armor_fd = -1, ok = 0;
 	struct mw_buf part = MW_BUF_INIT;
 	do
-		make_boundary(boundary, sizeof(boundary));
+		mp_mime_boundary("=-mailward-", boundary, sizeof(boundary));
 	while (boundary_in(map, len, head, boundary));
 	*out_fd = -1;
 	*what = "cannot spool the message";

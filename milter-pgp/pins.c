@@ -181,19 +181,35 @@ static int valid_addr(const char *addr, struct mw_buf *err)
 	return 1;
 }
 
-int mp_pins_set(const char *dir, const char *addr, const char *pinned, const char *changed, struct mw_buf *err)
+static void unlock(int lock, struct mw_buf *text)
 {
-	struct mw_buf text = MW_BUF_INIT;
+	close(lock);
+	mw_buf_free(text);
+}
+
+/* For a change to addr's pin: checks addr, takes the lock and reads the file
+   into text. The lock's descriptor for unlock(), or -1 with err set and
+   nothing held. */
+static int lock_read(const char *dir, const char *addr, struct mw_buf *text, struct mw_buf *err)
+{
 	if (!valid_addr(addr, err))
 		return -1;
 	int lock = lock_open(dir, err);
+	if (lock >= 0 && mp_pins_read(dir, text, err) < 0) {
+		unlock(lock, text);
+		lock = -1;
+	}
+	return lock;
+}
+
+int mp_pins_set(const char *dir, const char *addr, const char *pinned, const char *changed, struct mw_buf *err)
+{
+	struct mw_buf text = MW_BUF_INIT;
+	int lock = lock_read(dir, addr, &text, err);
 	if (lock < 0)
 		return -1;
-	int rc = mp_pins_read(dir, &text, err);
-	if (rc == 0)
-		rc = rewrite(dir, mw_buf_str(&text), addr, pinned, changed, err);
-	close(lock);
-	mw_buf_free(&text);
+	int rc = rewrite(dir, mw_buf_str(&text), addr, pinned, changed, err);
+	unlock(lock, &text);
 	return rc;
 }
 
@@ -203,15 +219,11 @@ int mp_pins_check(const char *dir, const char *addr, const char *fpr, char pinne
 	struct mw_buf text = MW_BUF_INIT;
 	char changed[MP_FPR_MAX + 1] = "";
 	size_t s, l;
-	if (!valid_addr(addr, err))
-		return -1;
-	int lock = lock_open(dir, err);
+	int lock = lock_read(dir, addr, &text, err);
 	if (lock < 0)
 		return -1;
-	int rc = mp_pins_read(dir, &text, err);
-	if (rc < 0) {
-		rc = -1;
-	} else if (find_line(mw_buf_str(&text), addr, &s, &l, pinned, changed) < 0) {
+	int rc;
+	if (find_line(mw_buf_str(&text), addr, &s, &l, pinned, changed) < 0) {
 		snprintf(pinned, MP_FPR_MAX + 1, "%s", fpr);
 		rc = rewrite(dir, mw_buf_str(&text), addr, fpr, NULL, err) < 0 ? -1 : 1;
 	} else if (strcasecmp(pinned, fpr) == 0) {
@@ -221,7 +233,6 @@ int mp_pins_check(const char *dir, const char *addr, const char *fpr, char pinne
 	} else {
 		rc = rewrite(dir, mw_buf_str(&text), addr, pinned, fpr, err) < 0 ? -1 : 0;
 	}
-	close(lock);
-	mw_buf_free(&text);
+	unlock(lock, &text);
 	return rc;
 }

@@ -6,14 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "mime.h"
 #include "pwmode.h"
 #include "sock.h"
+
+/* the prefix of the boundaries of the envelope and of the notice's Message-ID */
+#define PW_BOUNDARY "=-mailward-pw-"
 
 /* ------------------------------------------------------------ templates */
 
@@ -391,16 +394,6 @@ static int copy_fd(int in_fd, int out_fd, int base64)
 	return r;
 }
 
-static void make_boundary(char *out, size_t size)
-{
-	unsigned char r[12];
-	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-		mw_msg_panic("getrandom failed");
-	size_t n = (size_t)snprintf(out, size, "=-mailward-pw-");
-	for (size_t i = 0; i < sizeof(r) && n + 2 < size; i++)
-		n += (size_t)snprintf(out + n, size - n, "%02x", r[i]);
-}
-
 /* A text part, base64 (the templates may hold any UTF-8, lines of any length). */
 static void text_part(struct mw_buf *b, const char *boundary, const char *type, const char *text)
 {
@@ -423,8 +416,8 @@ int mp_pw_envelope_write(const struct mp_pw_templates *tpl, const struct mp_pw_f
 			 int out_fd, struct mw_buf *ctype)
 {
 	char outer[64], alt[64];
-	make_boundary(outer, sizeof(outer));
-	make_boundary(alt, sizeof(alt));
+	mp_mime_boundary(PW_BOUNDARY, outer, sizeof(outer));
+	mp_mime_boundary(PW_BOUNDARY, alt, sizeof(alt));
 	struct mw_buf b = MW_BUF_INIT, text = MW_BUF_INIT;
 	mw_buf_printf(&b, "This is a password-encrypted message in MIME format.\r\n\r\n"
 		      "--%s\r\nContent-Type: multipart/alternative; boundary=\"%s\"\r\n\r\n", outer, alt);
@@ -489,7 +482,7 @@ void mp_pw_notice(const struct mp_pw_templates *tpl, const struct mp_pw_fill *f,
 	time_t now = time(NULL);
 	struct tm tm;
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
-	make_boundary(id, sizeof(id));
+	mp_mime_boundary(PW_BOUNDARY, id, sizeof(id));
 	const char *at = strrchr(f->sender, '@');
 	mw_buf_puts(out, "From: <");
 	put_value(out, f->sender, 0);

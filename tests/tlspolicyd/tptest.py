@@ -2,18 +2,16 @@
 client (netstrings, as Postfix's dict_sockmap speaks), a test CA and the
 local HTTPS server for MTA-STS policies."""
 import os
-import socket
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from mwtest import sandbox  # noqa: E402
+from mwtest import daemon, sandbox  # noqa: E402
 
 BUILD = sandbox.top_builddir()
 TLSPOLICYD = os.path.join(BUILD, "milter-pgp", "tlspolicyd")
 
-_count = 0
 
 
 def netstring(payload):
@@ -22,21 +20,12 @@ def netstring(payload):
     return b"%d:%s," % (len(payload), payload)
 
 
-class Client:
+class Client(daemon.Client):
     """One socketmap connection, kept open as Postfix keeps it."""
 
-    def __init__(self, spec, timeout=60):
-        if spec.startswith("unix:"):
-            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.s.connect(spec[5:])  # blocking: waits while the backlog is full
-            self.s.settimeout(timeout)
-        else:
-            port, host = spec[5:].split("@")
-            self.s = socket.create_connection((host, int(port)), timeout=timeout)
-        self.pending = b""
-
-    def send(self, data):
-        self.s.sendall(data.encode() if isinstance(data, str) else data)
+    timeout = 60
+    closed_timeout = 10
+    connect_blocking = True
 
     def reply(self):
         """The next reply's payload; None when the connection closed."""
@@ -56,79 +45,26 @@ class Client:
         self.send(netstring("%s %s" % (name, key)))
         return self.reply()
 
-    def closed(self, timeout=10):
-        self.s.settimeout(timeout)
-        try:
-            while True:
-                chunk = self.s.recv(65536)
-                if not chunk:
-                    return True
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-        except socket.timeout:
-            return False
 
-    def close(self):
-        self.s.close()
-
-
-class Daemon:
+class Daemon(daemon.Daemon):
     """tlspolicyd in the foreground with its own config in the sandbox."""
 
-    def __init__(self, conf="", name=None, start=True):
-        global _count
-        _count += 1
-        self.name = name or "tp%d" % _count
-        self.dir = sandbox.mkdir(self.name, mode=0o755)
-        self.socket = "unix:" + os.path.join(self.dir, "tlspolicyd.sock")
-        self.conf = os.path.join(self.dir, "tlspolicyd.conf")
-        self.logfile = os.path.join(self.dir, "tlspolicyd.log")
-        self.cache = os.path.join(self.dir, "tlspolicyd.cache")
-        self.proc = None
-        self.write(conf)
-        if start:
-            self.start()
+    program = TLSPOLICYD
+    prefix = "tp"
+    socket_file = "tlspolicyd.sock"
+    ready = "ready:"
+    start_timeout = 30
+    stop_timeout = 30
+    log_timeout = 20
+    client_class = Client
 
-    def write(self, conf):
-        given = {ln.split("=")[0].strip() for ln in conf.splitlines() if "=" in ln}
-        base = [("socket", self.socket), ("pid_file", ""), ("user", ""), ("log_level", "info"),
+    @property
+    def cache(self):
+        return os.path.join(self.dir, "tlspolicyd.cache")
+
+    def settings(self):
+        return [("socket", self.socket), ("pid_file", ""), ("user", ""), ("log_level", "info"),
                 ("cache_file", self.cache), ("dns_trust_anchor", "none"), ("dns_resolver", "127.0.0.1@9")]
-        for ln in conf.splitlines():
-            if ln.split("=")[0].strip() == "socket":
-                self.socket = ln.split("=", 1)[1].strip()
-        text = "".join("%s = %s\n" % (k, v) for k, v in base if k not in given)
-        with open(self.conf, "w") as f:
-            f.write(text + conf)
-
-    def log(self):
-        return sandbox.read_text(self.logfile)
-
-    def start(self):
-        mark = len(self.log())
-        self.proc = sandbox.spawn([TLSPOLICYD, "-f", "-c", self.conf], log=self.logfile)
-
-        def up():
-            return self.proc.poll() is not None or "ready:" in self.log()[mark:]
-        sandbox.wait_for(up, 30, what="tlspolicyd to listen")
-        if self.proc.poll() is not None:
-            raise RuntimeError("tlspolicyd exited %s:\n%s" % (self.proc.returncode, self.log()))
-
-    def stop(self):
-        if self.proc is not None:
-            sandbox.stop(self.proc, timeout=30)
-            rc = self.proc.returncode
-            self.proc = None
-            return rc
-        return None
-
-    def reload(self):
-        mark = len(self.log())
-        self.proc.send_signal(1)
-        sandbox.wait_for(lambda: "reload" in self.log()[mark:], 20, what="tlspolicyd to reload")
-        return self.log()[mark:]
-
-    def client(self):
-        return Client(self.socket)
 
     def test(self, domain, timeout=120):
         """tlspolicyd -t DOMAIN: (policy, reason, exit status)."""
@@ -141,9 +77,6 @@ class Daemon:
             elif ln.startswith("reason: "):
                 reason = ln[8:]
         return policy, reason, p.returncode, p.stderr
-
-    def wait_log(self, text, timeout=20, since=0):
-        sandbox.wait_for(lambda: text in self.log()[since:], timeout, what="%r in the log" % text)
 
 
 def run(argv):
