@@ -26,14 +26,16 @@ static int is_content(const char *name)
 	return strncasecmp(name, "Content-", 8) == 0;
 }
 
-/* Past blanks, folds and (nested) comments from i. */
+/* Past blanks, folds and (nested) comments from i; never past len (a
+   backslash as the last byte of a comment escapes nothing). */
 static size_t skip_cfws(const char *s, size_t len, size_t i)
 {
 	int depth = 0;
 	for (; i < len; i++) {
 		char c = s[i];
 		if (depth > 0 && c == '\\') {
-			i++;
+			if (i + 1 < len)
+				i++;
 		} else if (c == '(') {
 			depth++;
 		} else if (c == ')' && depth > 0) {
@@ -73,7 +75,7 @@ int mp_prothdr_has_hp(const char *s, size_t len)
 		if (c != ';')
 			continue;
 		size_t j = skip_cfws(s, len, i + 1);
-		if (len - j >= 2 && strncasecmp(s + j, "hp", 2) == 0) {
+		if (j <= len && len - j >= 2 && strncasecmp(s + j, "hp", 2) == 0) {
 			size_t k = skip_cfws(s, len, j + 2);
 			if (k < len && s[k] == '=')
 				return 1;
