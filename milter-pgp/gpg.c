@@ -546,7 +546,7 @@ static int open_data(struct source *src, const char *head, size_t headlen, int i
 	return 0;
 }
 
-int mp_gpg_encrypt(struct mp_gpg *g, int hide, const char *head, size_t headlen, int in_fd, int out_fd,
+int mp_gpg_encrypt(struct mp_gpg *g, int opts, const char *head, size_t headlen, int in_fd, int out_fd,
 		   struct mw_buf *err)
 {
 	struct source src;
@@ -565,7 +565,8 @@ int mp_gpg_encrypt(struct mp_gpg *g, int hide, const char *head, size_t headlen,
 		free(recp);
 		return -1;
 	}
-	gpgme_encrypt_flags_t flags = GPGME_ENCRYPT_ALWAYS_TRUST | (hide ? GPGME_ENCRYPT_THROW_KEYIDS : 0);
+	gpgme_encrypt_flags_t flags = GPGME_ENCRYPT_ALWAYS_TRUST | ((opts & MP_GPG_HIDE) ? GPGME_ENCRYPT_THROW_KEYIDS : 0) |
+				      ((opts & MP_GPG_COMPRESS) ? 0 : GPGME_ENCRYPT_NO_COMPRESS);
 	gpgme_error_t e;
 	if (recp != NULL)
 		e = g->signer ? gpgme_op_encrypt_sign_ext(g->ctx, NULL, recp, flags, in, out)

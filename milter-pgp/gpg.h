@@ -50,9 +50,12 @@ int mp_gpg_has_signer(const struct mp_gpg *g);
 /*
  * The input is head (headlen bytes) followed by in_fd from offset 0 to its
  * end; the armored output goes to out_fd. Encrypts to the recipients (and
- * signs in the same pass when a signer is set); hide: throw the key ids.
+ * signs in the same pass when a signer is set); opts: MP_GPG_HIDE throws
+ * the key ids, MP_GPG_COMPRESS lets gpg compress before encrypting.
  */
-int mp_gpg_encrypt(struct mp_gpg *g, int hide, const char *head, size_t headlen, int in_fd, int out_fd,
+#define MP_GPG_HIDE 1
+#define MP_GPG_COMPRESS 2
+int mp_gpg_encrypt(struct mp_gpg *g, int opts, const char *head, size_t headlen, int in_fd, int out_fd,
 		   struct mw_buf *err);
 /* A detached armored signature; micalg gets e.g. "pgp-sha256". */
 int mp_gpg_sign(struct mp_gpg *g, const char *head, size_t headlen, int in_fd, int out_fd, char *micalg,

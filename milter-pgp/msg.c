@@ -531,7 +531,8 @@ static int protect(struct mp_msg *m, struct mp_gpg *g, int encrypt, const char *
 	}
 	int r;
 	if (encrypt) {
-		r = mp_gpg_encrypt(g, m->conf->s.hide_recipients, head->data, mw_buf_len(head), m->body_fd, armor_fd,
+		int opts = (m->conf->s.hide_recipients ? MP_GPG_HIDE : 0) | (m->conf->s.compress ? MP_GPG_COMPRESS : 0);
+		r = mp_gpg_encrypt(g, opts, head->data, mw_buf_len(head), m->body_fd, armor_fd,
 				   err);
 		mw_buf_printf(&part, "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n"
 			      "--%s\r\nContent-Type: application/pgp-encrypted\r\n"

@@ -38,6 +38,7 @@ struct mp_settings {
 	int sign;                      /* sign with the sender's key */
 	int encrypt_to_sender;
 	int hide_recipients;           /* throw key ids */
+	int compress;                  /* let gpg compress before encrypting */
 	char *control_header;          /* X-Mailward-Encrypt */
 	/* recipient keys beyond the keyring (keysrc.h) */
 	int key_trust;                 /* enum mp_key_trust */
