@@ -230,15 +230,15 @@ def policies(t):
     # gpg exits 2 after trying her key on bob's anonymous packet: what counts is the plaintext
     t.ok("DECRYPTION_OKAY" in status and plain == mptest.entity(msg.encode(), "cipher"), "... and carol still decrypts it",
          status[-800:])
-    # compression: off by default (CPU, and lengths that tell of the content), on with compress = yes
-    for conf, want in ((None, False), (mptest.base_conf("compress = yes\n"), True)):
+    # compression: gpg's, on by default; compress = no turns it off (lengths that tell of the content)
+    for conf, want in ((None, True), (mptest.base_conf("compress = no\n"), False)):
         o = mptest.run(msg, [BOB], conf=conf)
         pk = mptest.gpg(mptest.person_home("bob"), "--list-packets", input=mptest.armored(o.out), check=False)
         text = pk.stdout.decode(errors="replace")
         rc, plain, status = mptest.gpg_decrypt(mptest.person_home("bob"), mptest.armored(o.out))
         t.ok((":compressed packet:" in text) == want and ":literal data packet:" in text and rc == 0
              and plain == mptest.entity(msg.encode(), "cipher"),
-             "compress = %s: %s compressed packet, decrypts to the entity" % ("yes" if want else "no (default)",
+             "compress = %s: %s compressed packet, decrypts to the entity" % ("yes (default)" if want else "no",
                                                                                "a" if want else "no"), text[:800])
 
 
