@@ -382,6 +382,24 @@ ok:
 	return fd;
 }
 
+int mw_sock_read_all(int fd, struct mw_buf *out, size_t max)
+{
+	char chunk[8192];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		if (mw_buf_len(out) + (size_t)n > max || mw_buf_append(out, chunk, (size_t)n) < 0) {
+			errno = EFBIG;
+			return -1;
+		}
+	}
+}
+
 int mw_sock_write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;

@@ -65,4 +65,8 @@ int mw_sock_connect(const struct mw_sockspec *spec, int timeout_ms, struct mw_bu
  * and short writes. 0, or -1 with errno set. */
 int mw_sock_write_all(int fd, const void *p, size_t n);
 
+/* Appends what fd has until end of file to out, again after EINTR; at most
+ * max bytes in out in all. 0, or -1 with errno set (EFBIG past max). */
+int mw_sock_read_all(int fd, struct mw_buf *out, size_t max);
+
 #endif

@@ -18,7 +18,6 @@
 int mp_atrest_load(const char *dir, struct mp_atrest *a, struct mw_buf *err)
 {
 	struct mw_buf p = MW_BUF_INIT;
-	char buf[8192];
 	int rc = 0;
 	mw_buf_init(&a->text, MAX_ATREST_FILE + 1);
 	mw_buf_printf(&p, "%s/%s", dir, ATREST_FILE);
@@ -31,22 +30,12 @@ int mp_atrest_load(const char *dir, struct mp_atrest *a, struct mw_buf *err)
 		mw_buf_free(&p);
 		return rc;
 	}
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			mw_buf_printf(err, "%s: %s", mw_buf_str(&p), strerror(errno));
-			rc = -1;
-			break;
-		}
-		if (n == 0)
-			break;
-		if (mw_buf_len(&a->text) + (size_t)n > MAX_ATREST_FILE || mw_buf_append(&a->text, buf, (size_t)n) < 0) {
+	if (mw_sock_read_all(fd, &a->text, MAX_ATREST_FILE) < 0) {
+		if (errno == EFBIG)
 			mw_buf_printf(err, "%s: larger than %u bytes", mw_buf_str(&p), MAX_ATREST_FILE);
-			rc = -1;
-			break;
-		}
+		else
+			mw_buf_printf(err, "%s: %s", mw_buf_str(&p), strerror(errno));
+		rc = -1;
 	}
 	close(fd);
 	mw_buf_free(&p);

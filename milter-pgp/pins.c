@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pins.h"
+#include "sock.h"
 
 #define PINS "mailward-pins"
 #define MAX_PINS_FILE (16u << 20)
@@ -44,23 +45,12 @@ int mp_pins_read(const char *dir, struct mw_buf *out, struct mw_buf *err)
 		mw_buf_free(&p);
 		return rc;
 	}
-	char buf[8192];
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			mw_buf_printf(err, "%s: %s", mw_buf_str(&p), strerror(errno));
-			rc = -1;
-			break;
-		}
-		if (n == 0)
-			break;
-		if (mw_buf_len(out) + (size_t)n > MAX_PINS_FILE || mw_buf_append(out, buf, (size_t)n) < 0) {
+	if (mw_sock_read_all(fd, out, MAX_PINS_FILE) < 0) {
+		if (errno == EFBIG)
 			mw_buf_printf(err, "%s: larger than %u bytes", mw_buf_str(&p), MAX_PINS_FILE);
-			rc = -1;
-			break;
-		}
+		else
+			mw_buf_printf(err, "%s: %s", mw_buf_str(&p), strerror(errno));
+		rc = -1;
 	}
 	close(fd);
 	mw_buf_free(&p);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sock.h"
 #include "strnum.h"
 #include "tlspol_policy.h"
 
@@ -262,25 +263,14 @@ int tlspol_policy_load(struct tlspol_policy *p, const char *path, struct mw_buf 
 	}
 	struct mw_buf text;
 	mw_buf_init(&text, TLSPOL_POLICY_MAX_FILE);
-	char chunk[65536];
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			mw_buf_printf(err, "%s: %s", path, strerror(errno));
-			close(fd);
-			mw_buf_free(&text);
-			return -1;
-		}
-		if (r == 0)
-			break;
-		if (mw_buf_append(&text, chunk, (size_t)r) < 0) {
+	if (mw_sock_read_all(fd, &text, TLSPOL_POLICY_MAX_FILE) < 0) {
+		if (errno == EFBIG)
 			mw_buf_printf(err, "%s: larger than %d bytes", path, TLSPOL_POLICY_MAX_FILE);
-			close(fd);
-			mw_buf_free(&text);
-			return -1;
-		}
+		else
+			mw_buf_printf(err, "%s: %s", path, strerror(errno));
+		close(fd);
+		mw_buf_free(&text);
+		return -1;
 	}
 	close(fd);
 	int rc = tlspol_policy_parse(p, path, mw_buf_str(&text), mw_buf_len(&text), err);
