@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "milterutil.h"
 
@@ -47,4 +49,30 @@ void mw_milter_reply_text(const char *in, struct mw_buf *out)
 		else
 			mw_buf_putc(out, *p >= 0x20 && *p < 0x7f ? *p : '?');
 	}
+}
+
+int mw_milter_authserv_id(char **id, struct mw_buf *err)
+{
+	if ((*id)[0] == '\0') {
+		char host[256];
+		if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0') {
+			mw_buf_puts(err, "not set and the host name is unknown");
+			return -1;
+		}
+		host[sizeof(host) - 1] = '\0';
+		char *copy = strdup(host);
+		if (copy == NULL) {
+			mw_buf_puts(err, "out of memory");
+			return -1;
+		}
+		free(*id);
+		*id = copy;
+	}
+	for (const char *p = *id; *p != '\0'; p++)
+		if (*p <= ' ' || *p == ';' || *p == '(' || *p == '"' || (unsigned char)*p >= 0x7f) {
+			mw_buf_printf(err, "\"%s\" is not a valid authserv-id (a host name, without spaces, quotes, "
+					   "';' or '(')", *id);
+			return -1;
+		}
+	return 0;
 }

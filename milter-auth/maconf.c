@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "hdrparse.h"
+#include "milterutil.h"
 #include "maconf.h"
 #include "madkim.h"
 #include "madmarc.h"
@@ -201,20 +202,14 @@ static int validate_signing(struct mw_conf *cfg, struct ma_settings *s)
 int ma_conf_validate(struct mw_conf *cfg, void *target)
 {
 	struct ma_settings *s = target;
-	if (s->authserv_id[0] == '\0') {
-		char host[256];
-		if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
-			return mw_conf_fail(cfg, "authserv_id", "not set and the host name is unknown");
-		host[sizeof(host) - 1] = '\0';
-		free(s->authserv_id);
-		s->authserv_id = strdup(host);
+	struct mw_buf why = MW_BUF_INIT;
+	if (mw_milter_authserv_id(&s->authserv_id, &why) < 0) {
+		int rc = mw_conf_fail(cfg, "authserv_id", "%s", mw_buf_str(&why));
+		mw_buf_free(&why);
+		return rc;
 	}
+	mw_buf_free(&why);
 	char norm[MA_DOMAIN_MAX];
-	for (const char *p = s->authserv_id; *p != '\0'; p++)
-		if (*p <= ' ' || *p == ';' || *p == '(' || *p == '"' || (unsigned char)*p >= 0x7f)
-			return mw_conf_fail(cfg, "authserv_id", "\"%s\" is not a valid authserv-id "
-					    "(a host name, without spaces, quotes, ';' or '(')",
-					    s->authserv_id);
 	if (s->dmarc_override_domains != NULL) {
 		for (char **d = s->dmarc_override_domains; *d != NULL; d++) {
 			if (ma_domain_normalize(*d, strlen(*d), norm, sizeof(norm)) < 0)

@@ -17,6 +17,7 @@
 #include "gpg.h"
 #include "keysrc.h"
 #include "log.h"
+#include "milterutil.h"
 #include "wkd.h"
 
 #define STORE_DIR "mailward-autocrypt"
@@ -27,19 +28,13 @@
 
 int mp_ac_conf_validate(struct mw_conf *cfg, struct mp_settings *s)
 {
-	if (s->authserv_id[0] == '\0') {
-		/* milter-auth's default, so the two agree unless told otherwise */
-		char host[256];
-		if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
-			return mw_conf_fail(cfg, "authserv_id", "not set and the host name is unknown");
-		host[sizeof(host) - 1] = '\0';
-		free(s->authserv_id);
-		s->authserv_id = mw_xstrdup(host);
-	}
-	for (const char *p = s->authserv_id; *p != '\0'; p++)
-		if (*p <= ' ' || *p == ';' || *p == '(' || *p == '"' || (unsigned char)*p >= 0x7f)
-			return mw_conf_fail(cfg, "authserv_id", "\"%s\" is not a valid authserv-id", s->authserv_id);
-	return 0;
+	/* milter-auth's rule and default, so the two agree unless told otherwise */
+	struct mw_buf err = MW_BUF_INIT;
+	int rc = 0;
+	if (mw_milter_authserv_id(&s->authserv_id, &err) < 0)
+		rc = mw_conf_fail(cfg, "authserv_id", "%s", mw_buf_str(&err));
+	mw_buf_free(&err);
+	return rc;
 }
 
 static int listed(char **list, const char *addr)

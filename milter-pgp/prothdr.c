@@ -84,10 +84,10 @@ int mp_prothdr_has_hp(const char *s, size_t len)
 	return 0;
 }
 
-/* "Name:value" with every line end CRLF (the value's folds kept). */
-static void put_field(struct mw_buf *b, const char *prefix, const char *name, const char *value)
+/* "Name:value" with every line end of the value CRLF (its folds kept), no
+   line end after it. */
+static void put_name_value(struct mw_buf *b, const char *name, const char *value)
 {
-	mw_buf_puts(b, prefix);
 	mw_buf_puts(b, name);
 	mw_buf_putc(b, ':');
 	for (const char *p = value; *p != '\0'; p++) {
@@ -97,6 +97,13 @@ static void put_field(struct mw_buf *b, const char *prefix, const char *name, co
 			mw_buf_putc(b, '\r');
 		mw_buf_putc(b, *p);
 	}
+}
+
+/* prefix, "Name:value" and CRLF. */
+static void put_field(struct mw_buf *b, const char *prefix, const char *name, const char *value)
+{
+	mw_buf_puts(b, prefix);
+	put_name_value(b, name, value);
 	mw_buf_puts(b, "\r\n");
 }
 
@@ -107,15 +114,7 @@ static void put_ctype(struct mw_buf *b, const char *name, const char *value, con
 	size_t n = strlen(value);
 	while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t' || value[n - 1] == '\r' || value[n - 1] == '\n'))
 		n--;
-	mw_buf_puts(b, name);
-	mw_buf_putc(b, ':');
-	for (const char *p = value; *p != '\0'; p++) {
-		if (*p == '\r')
-			continue;
-		if (*p == '\n')
-			mw_buf_putc(b, '\r');
-		mw_buf_putc(b, *p);
-	}
+	put_name_value(b, name, value);
 	mw_buf_printf(b, "%s\r\n hp=\"%s\"\r\n", n > 0 && value[n - 1] == ';' ? "" : ";", hp);
 }
 
