@@ -7,7 +7,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -60,11 +62,44 @@ static void test_client_ip_or(void **state)
 	assert_string_equal(ip, "");
 }
 
+/* Both milters take the authserv-id through one rule: the host name when
+   unset, no spaces, quotes, ';' or '(' (they would end the field's id). */
+static void test_authserv_id(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		int ok;
+	} rows[] = {
+		{ "mx.example.org", 1 }, { "mx", 1 },     { "bad id", 0 },   { "x;y", 0 },
+		{ "a(b", 0 },            { "q\"", 0 },    { "tab\there", 0 }, { "caf\xc3\xa9", 0 },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char *id = strdup(rows[i].in);
+		struct mw_buf err = MW_BUF_INIT;
+		int r = mw_milter_authserv_id(&id, &err);
+		if ((r == 0) != rows[i].ok)
+			fail_msg("%s: got %d (%s)", rows[i].in, r, mw_buf_str(&err));
+		assert_string_equal(id, rows[i].in);
+		mw_buf_free(&err);
+		free(id);
+	}
+	char host[256];
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	char *id = strdup("");
+	struct mw_buf err = MW_BUF_INIT;
+	assert_int_equal(mw_milter_authserv_id(&id, &err), 0);
+	assert_string_equal(id, host);
+	mw_buf_free(&err);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sender),
 		cmocka_unit_test(test_client_ip_or),
+		cmocka_unit_test(test_authserv_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
