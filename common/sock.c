@@ -400,6 +400,24 @@ int mw_sock_read_all(int fd, struct mw_buf *out, size_t max)
 	}
 }
 
+int mw_sock_read_file(const char *path, struct mw_buf *out, size_t max, struct mw_buf *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		mw_buf_printf(err, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	int rc = mw_sock_read_all(fd, out, max);
+	if (rc < 0 && errno == EFBIG)
+		mw_buf_printf(err, "%s: larger than %zu bytes", path, max);
+	else if (rc < 0)
+		mw_buf_printf(err, "%s: %s", path, strerror(errno));
+	close(fd);
+	return rc;
+}
+
 int mw_sock_write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;

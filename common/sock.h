@@ -10,6 +10,9 @@
  * A port is a number from 1 to 65535; a host is an address literal or a
  * host name; a unix path is absolute and fits sun_path. Nothing here
  * allocates except the error text written into the caller's buffer.
+ *
+ * Also the fd I/O every daemon repeats: write all of a buffer, read a whole
+ * (capped) file or stream into an mw_buf the caller owns.
  */
 #ifndef MW_SOCK_H
 #define MW_SOCK_H
@@ -68,5 +71,10 @@ int mw_sock_write_all(int fd, const void *p, size_t n);
 /* Appends what fd has until end of file to out, again after EINTR; at most
  * max bytes in out in all. 0, or -1 with errno set (EFBIG past max). */
 int mw_sock_read_all(int fd, struct mw_buf *out, size_t max);
+
+/* The same for a small state file: path (never through a symbolic link)
+ * appended to out, at most max bytes; a missing file reads as empty. 0, or
+ * -1 with "path: reason" in err. */
+int mw_sock_read_file(const char *path, struct mw_buf *out, size_t max, struct mw_buf *err);
 
 #endif

@@ -18,26 +18,9 @@
 int mp_atrest_load(const char *dir, struct mp_atrest *a, struct mw_buf *err)
 {
 	struct mw_buf p = MW_BUF_INIT;
-	int rc = 0;
 	mw_buf_init(&a->text, MAX_ATREST_FILE + 1);
 	mw_buf_printf(&p, "%s/%s", dir, ATREST_FILE);
-	int fd = open(mw_buf_str(&p), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		if (errno != ENOENT) {
-			mw_buf_printf(err, "%s: %s", mw_buf_str(&p), strerror(errno));
-			rc = -1;
-		}
-		mw_buf_free(&p);
-		return rc;
-	}
-	if (mw_sock_read_all(fd, &a->text, MAX_ATREST_FILE) < 0) {
-		if (errno == EFBIG)
-			mw_buf_printf(err, "%s: larger than %u bytes", mw_buf_str(&p), MAX_ATREST_FILE);
-		else
-			mw_buf_printf(err, "%s: %s", mw_buf_str(&p), strerror(errno));
-		rc = -1;
-	}
-	close(fd);
+	int rc = mw_sock_read_file(mw_buf_str(&p), &a->text, MAX_ATREST_FILE, err);
 	mw_buf_free(&p);
 	return rc;
 }

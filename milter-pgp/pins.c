@@ -35,24 +35,7 @@ int mp_pins_read(const char *dir, struct mw_buf *out, struct mw_buf *err)
 	struct mw_buf p = MW_BUF_INIT;
 	mw_buf_printf(&p, "%s/%s", dir, PINS);
 	mw_buf_reset(out);
-	int fd = open(mw_buf_str(&p), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	int rc = 0;
-	if (fd < 0) {
-		if (errno != ENOENT) {
-			mw_buf_printf(err, "%s: %s", mw_buf_str(&p), strerror(errno));
-			rc = -1;
-		}
-		mw_buf_free(&p);
-		return rc;
-	}
-	if (mw_sock_read_all(fd, out, MAX_PINS_FILE) < 0) {
-		if (errno == EFBIG)
-			mw_buf_printf(err, "%s: larger than %u bytes", mw_buf_str(&p), MAX_PINS_FILE);
-		else
-			mw_buf_printf(err, "%s: %s", mw_buf_str(&p), strerror(errno));
-		rc = -1;
-	}
-	close(fd);
+	int rc = mw_sock_read_file(mw_buf_str(&p), out, MAX_PINS_FILE, err);
 	mw_buf_free(&p);
 	return rc;
 }
