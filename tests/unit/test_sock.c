@@ -221,6 +221,49 @@ static void test_inet_listen_connect(void **state)
 	mw_buf_free(&err);
 }
 
+/* mw_sock_read_file: what the state files (opt-ins, pins) rely on. */
+static void test_read_file(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mw-test-readfile-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[128], link[128];
+	snprintf(path, sizeof(path), "%s/f", dir);
+	snprintf(link, sizeof(link), "%s/l", dir);
+	struct mw_buf out = MW_BUF_INIT, err = MW_BUF_INIT;
+
+	/* missing: empty, no error */
+	assert_int_equal(mw_sock_read_file(path, &out, 100, &err), 0);
+	assert_int_equal(mw_buf_len(&out), 0);
+	assert_int_equal(mw_buf_len(&err), 0);
+
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 3000; i++)
+		fputs("0123456789", f);
+	fclose(f);
+	/* whole, appended */
+	mw_buf_puts(&out, "x");
+	assert_int_equal(mw_sock_read_file(path, &out, 30001, &err), 0);
+	assert_int_equal(mw_buf_len(&out), 30001);
+	/* past the cap: refused, the reason says so */
+	mw_buf_reset(&out);
+	assert_int_equal(mw_sock_read_file(path, &out, 29999, &err), -1);
+	assert_non_null(strstr(mw_buf_str(&err), "larger than 29999 bytes"));
+	/* never through a symbolic link */
+	mw_buf_reset(&out);
+	mw_buf_reset(&err);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(mw_sock_read_file(link, &out, 100000, &err), -1);
+	assert_non_null(strstr(mw_buf_str(&err), link));
+
+	unlink(link);
+	unlink(path);
+	rmdir(dir);
+	mw_buf_free(&out);
+	mw_buf_free(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_parse_bad),
 		cmocka_unit_test(test_unix_listen_connect_and_stale),
 		cmocka_unit_test(test_inet_listen_connect),
+		cmocka_unit_test(test_read_file),
 	};
 	return cmocka_run_group_tests_name("sock", tests, setup, teardown);
 }
