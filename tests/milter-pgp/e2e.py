@@ -23,26 +23,11 @@ MSG = ("From: Alice <alice@example.org>\r\nTo: Bob <bob@example.net>, Carol <car
        "X-Mailward-Encrypt: require\r\n\r\nGrüße through Postfix %d\r\n.leading dot\r\n")
 
 
-class Milter:
-    def __init__(self, socket, keyring, extra=""):
-        self.conf = sandbox.path("milter-pgp-e2e.conf")
-        self.base = ("socket = %s\nkeyring = %s\ntmpdir = %s\nuser = nobody\nsocket_group = postfix\n"
-                     "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\npassword_templates = %s\n%s"
-                     % (socket, keyring, sandbox.mkdir("e2e-spool", mode=0o1777), mptest.TEMPLATES, extra))
-        self.write(self.base)
-        self.log = sandbox.path("milter-pgp-e2e.log")
-        self.proc = sandbox.spawn([mptest.MILTER_PGP, "-f", "-c", self.conf], log=self.log)
-        sandbox.wait_for(lambda: "listening on" in self.text() or self.proc.poll() is not None, 20,
-                         what="milter-pgp to listen")
-        if self.proc.poll() is not None:
-            raise RuntimeError("milter-pgp exited: " + self.text())
-
-    def write(self, text):
-        with open(self.conf, "w") as f:
-            f.write(text)
-
-    def text(self):
-        return sandbox.read_text(self.log)
+def Milter(socket, keyring, extra=""):
+    return mptest.Daemon("e2e", "socket = %s\nkeyring = %s\ntmpdir = %s\nuser = nobody\nsocket_group = postfix\n"
+                         "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\n"
+                         "password_templates = %s\n%s"
+                         % (socket, keyring, sandbox.mkdir("e2e-spool", mode=0o1777), mptest.TEMPLATES, extra))
 
 
 def send(pf, rcpts, data):
@@ -99,7 +84,7 @@ def main(t):
              "require with a keyless recipient: 550 5.7.1 at end of data naming him", e)
 
     # mixed_recipients = reject, after a reload: dave refused at RCPT, bob gets it encrypted
-    mp.write(mp.base + "mixed_recipients = reject\n")
+    mp.write("mixed_recipients = reject\n")
     os.kill(mp.proc.pid, signal.SIGHUP)
     sandbox.wait_for(lambda: "configuration reloaded" in mp.text(), 20, what="reload")
     pf.clear_delivered()

@@ -7,6 +7,7 @@ dave (no key), eve (expired key), frank (revoked key)."""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -99,6 +100,39 @@ def write_conf(text, name="milter-pgp.conf"):
 def base_conf(extra=""):
     return write_conf("keyring = %s\ntmpdir = %s\n%s" % (keyring(), sandbox.mkdir("spool"), extra),
                       "mp-%d.conf" % abs(hash(extra)))
+
+
+
+class Daemon:
+    """milter-pgp in the foreground (-f -c CONF) behind a private MTA: its
+    configuration is self.base (the socket, keyring, spool, user...) plus
+    what a test adds; the log in the sandbox. argv_prefix runs it under a
+    wrapper (unshare ...)."""
+
+    def __init__(self, name, base, extra="", argv_prefix=(), wait=30):
+        self.conf = sandbox.path("milter-pgp-%s.conf" % name)
+        self.base = base
+        self.write(extra)
+        self.log = sandbox.path("milter-pgp-%s.log" % name)
+        self.proc = sandbox.spawn(list(argv_prefix) + [MILTER_PGP, "-f", "-c", self.conf], log=self.log)
+        sandbox.wait_for(lambda: "listening on" in self.text() or self.proc.poll() is not None, wait,
+                         what="milter-pgp to listen")
+        if self.proc.poll() is not None:
+            raise RuntimeError("milter-pgp exited: " + self.text())
+
+    def write(self, extra=""):
+        with open(self.conf, "w") as f:
+            f.write(self.base + extra)
+
+    def reload(self, extra):
+        """The configuration base + extra, applied (SIGHUP; waits for the log to say so)."""
+        n = self.text().count("configuration reloaded")
+        self.write(extra)
+        os.kill(self.proc.pid, signal.SIGHUP)
+        sandbox.wait_for(lambda: self.text().count("configuration reloaded") > n, 30, what="reload")
+
+    def text(self):
+        return sandbox.read_text(self.log)
 
 
 class Outcome:

@@ -54,38 +54,16 @@ def cf_option(cf, name):
     return [x.strip() for x in m.group(1).split(",")] if m else []
 
 
-class Milter:
+def Milter(socket, keyring, extra):
     """milter-pgp -f as nobody, in a UTS namespace named like the mail host."""
-
-    def __init__(self, socket, keyring, extra):
-        self.conf = sandbox.path("milter-pgp-sendmail.conf")
-        self.base = ("socket = %s\nkeyring = %s\ntmpdir = %s\nuser = nobody\nsocket_group = root\n"
-                     "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\n"
-                     "password_templates = %s\n"
-                     % (socket, keyring, sandbox.mkdir("sendmail-spool", mode=0o1777), mptest.TEMPLATES))
-        self.write(extra)
-        self.log = sandbox.path("milter-pgp-sendmail.log")
-        argv = [mptest.MILTER_PGP, "-f", "-c", self.conf]
-        if "." not in os.uname().nodename:
-            argv = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', sendmail.Sendmail.HOSTNAME] + argv
-        self.proc = sandbox.spawn(argv, log=self.log)
-        sandbox.wait_for(lambda: "listening on" in self.text() or self.proc.poll() is not None, 30,
-                         what="milter-pgp to listen")
-        if self.proc.poll() is not None:
-            raise RuntimeError("milter-pgp exited: " + self.text())
-
-    def write(self, extra):
-        with open(self.conf, "w") as f:
-            f.write(self.base + extra)
-
-    def reload(self, extra):
-        n = self.text().count("configuration reloaded")
-        self.write(extra)
-        os.kill(self.proc.pid, signal.SIGHUP)
-        sandbox.wait_for(lambda: self.text().count("configuration reloaded") > n, 30, what="reload")
-
-    def text(self):
-        return sandbox.read_text(self.log)
+    prefix = []
+    if "." not in os.uname().nodename:
+        prefix = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', sendmail.Sendmail.HOSTNAME]
+    return mptest.Daemon("sendmail", "socket = %s\nkeyring = %s\ntmpdir = %s\nuser = nobody\nsocket_group = root\n"
+                                     "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\n"
+                                     "password_templates = %s\n"
+                         % (socket, keyring, sandbox.mkdir("sendmail-spool", mode=0o1777), mptest.TEMPLATES),
+                         extra, argv_prefix=prefix)
 
 
 class MilterAuth:

@@ -19,7 +19,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import smtplib
 import subprocess
 import sys
@@ -113,32 +112,11 @@ def test_mode(t):
     t.ok(o.action == "reject" and "552" in o.action_line, "oversize = plaintext, but require: 552", o.stdout)
 
 
-class Milter:
-    def __init__(self, socket, keyring, extra, user="nobody", name="split"):
-        self.conf = sandbox.path("milter-pgp-%s.conf" % name)
-        self.base = ("socket = %s\nkeyring = %s\ntmpdir = %s\nuser = %s\nsocket_group = postfix\n"
-                     "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\n"
-                     "mixed_recipients = split\n" % (socket, keyring, sandbox.mkdir("split-spool", mode=0o1777), user))
-        self.write(extra)
-        self.log = sandbox.path("milter-pgp-%s.log" % name)
-        self.proc = sandbox.spawn([mptest.MILTER_PGP, "-f", "-c", self.conf], log=self.log)
-        sandbox.wait_for(lambda: "listening on" in self.text() or self.proc.poll() is not None, 30,
-                         what="milter-pgp to listen")
-        if self.proc.poll() is not None:
-            raise RuntimeError("milter-pgp exited: " + self.text())
-
-    def write(self, extra):
-        with open(self.conf, "w") as f:
-            f.write(self.base + extra)
-
-    def reload(self, extra):
-        n = self.text().count("configuration reloaded")
-        self.write(extra)
-        os.kill(self.proc.pid, signal.SIGHUP)
-        sandbox.wait_for(lambda: self.text().count("configuration reloaded") > n, 30, what="reload")
-
-    def text(self):
-        return sandbox.read_text(self.log)
+def Milter(socket, keyring, extra, user="nobody", name="split"):
+    return mptest.Daemon(name, "socket = %s\nkeyring = %s\ntmpdir = %s\nuser = %s\nsocket_group = postfix\n"
+                               "socket_mode = 0660\ntrusted_networks = 127.0.0.1/32\nlog_level = debug\n"
+                               "mixed_recipients = split\n"
+                         % (socket, keyring, sandbox.mkdir("split-spool", mode=0o1777), user), extra)
 
 
 def send(pf, rcpts, data):
