@@ -418,6 +418,38 @@ int mw_sock_read_file(const char *path, struct mw_buf *out, size_t max, struct m
 	return rc;
 }
 
+int mw_sock_write_file(const char *path, const void *data, size_t len, struct mw_buf *err)
+{
+	char tmp[4096];
+	int n = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		mw_buf_printf(err, "%s: path too long", path);
+		return -1;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		mw_buf_printf(err, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	int ok = mw_sock_write_all(fd, data, len) == 0 && fsync(fd) == 0;
+	int saved = errno;
+	if (close(fd) < 0 && ok) {
+		ok = 0;
+		saved = errno;
+	}
+	if (!ok) {
+		mw_buf_printf(err, "%s: %s", tmp, strerror(saved));
+		(void)unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) < 0) {
+		mw_buf_printf(err, "rename %s: %s", tmp, strerror(errno));
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
 int mw_sock_write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;

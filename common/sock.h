@@ -77,4 +77,9 @@ int mw_sock_read_all(int fd, struct mw_buf *out, size_t max);
  * -1 with "path: reason" in err. */
 int mw_sock_read_file(const char *path, struct mw_buf *out, size_t max, struct mw_buf *err);
 
+/* Replaces path with len bytes of data, all or nothing: a temporary file
+ * beside it (mode 0600, never through a symbolic link), fsynced, renamed
+ * over path. 0, or -1 with the reason in err (path unchanged). */
+int mw_sock_write_file(const char *path, const void *data, size_t len, struct mw_buf *err);
+
 #endif

@@ -18,6 +18,7 @@
 #include "keysrc.h"
 #include "log.h"
 #include "milterutil.h"
+#include "sock.h"
 #include "wkd.h"
 
 #define STORE_DIR "mailward-autocrypt"
@@ -107,35 +108,6 @@ static void unlock_store(int fd)
 {
 	if (fd >= 0)
 		close(fd); /* releases the flock */
-}
-
-/* data to path through a temporary file, fsynced, renamed. */
-static int write_atomic(const char *path, const void *data, size_t len, struct mw_buf *err)
-{
-	struct mw_buf tmp = MW_BUF_INIT;
-	mw_buf_printf(&tmp, "%s.%ld.tmp", path, (long)getpid());
-	int fd = open(mw_buf_str(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	int ok = fd >= 0;
-	size_t off = 0;
-	while (ok && off < len) {
-		ssize_t w = write(fd, (const char *)data + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			ok = 0;
-		else
-			off += (size_t)w;
-	}
-	ok = ok && fsync(fd) == 0;
-	if (fd >= 0 && close(fd) < 0)
-		ok = 0;
-	ok = ok && rename(mw_buf_str(&tmp), path) == 0;
-	if (!ok) {
-		mw_buf_printf(err, "cannot write %s: %s", path, strerror(errno));
-		(void)unlink(mw_buf_str(&tmp));
-	}
-	mw_buf_free(&tmp);
-	return ok ? 0 : -1;
 }
 
 static int parse_peer(const char *text, struct mp_ac_peer *p)
@@ -228,9 +200,9 @@ static int write_peer(const char *keyring, const struct mp_ac_peer *p, const uns
 		      p->addr, p->last_seen, p->timestamp, p->mutual ? "mutual" : "nopreference", p->fpr, p->expires);
 	/* the key first: a .peer always names a key file that is there */
 	store_path(&path, keyring, name, ".pgp");
-	if (key == NULL || write_atomic(mw_buf_str(&path), key, len, err) == 0) {
+	if (key == NULL || mw_sock_write_file(mw_buf_str(&path), key, len, err) == 0) {
 		store_path(&path, keyring, name, ".peer");
-		r = write_atomic(mw_buf_str(&path), text.data, mw_buf_len(&text), err);
+		r = mw_sock_write_file(mw_buf_str(&path), text.data, mw_buf_len(&text), err);
 	}
 	mw_buf_free(&path);
 	mw_buf_free(&text);

@@ -97,7 +97,7 @@ static int valid_addr(const char *addr)
    written whole to a temporary file renamed over the list. */
 static int rewrite(const char *dir, const struct mp_atrest *a, const char *addr, int on, struct mw_buf *err)
 {
-	struct mw_buf out = MW_BUF_INIT, tmp = MW_BUF_INIT, path = MW_BUF_INIT;
+	struct mw_buf out = MW_BUF_INIT, path = MW_BUF_INIT;
 	const char *p = mw_buf_str(&a->text), *end = p + mw_buf_len(&a->text);
 	int rc = -1;
 	while (p < end) {
@@ -115,22 +115,11 @@ static int rewrite(const char *dir, const struct mp_atrest *a, const char *addr,
 		mw_buf_putc(&out, '\n');
 	}
 	mw_buf_printf(&path, "%s/%s", dir, ATREST_FILE);
-	mw_buf_printf(&tmp, "%s/%s.tmp", dir, ATREST_FILE);
-	int fd = open(mw_buf_str(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (mw_buf_failed(&out))
 		mw_buf_puts(err, "out of memory");
-	else if (fd < 0 || mw_sock_write_all(fd, out.data, mw_buf_len(&out)) < 0 || fsync(fd) < 0)
-		mw_buf_printf(err, "%s: %s", mw_buf_str(&tmp), strerror(errno));
-	else if (rename(mw_buf_str(&tmp), mw_buf_str(&path)) < 0)
-		mw_buf_printf(err, "rename %s: %s", mw_buf_str(&tmp), strerror(errno));
 	else
-		rc = 0;
-	if (fd >= 0)
-		close(fd);
-	if (rc < 0)
-		(void)unlink(mw_buf_str(&tmp));
+		rc = mw_sock_write_file(mw_buf_str(&path), out.data, mw_buf_len(&out), err);
 	mw_buf_free(&out);
-	mw_buf_free(&tmp);
 	mw_buf_free(&path);
 	return rc;
 }

@@ -91,25 +91,11 @@ int mp_pins_get(const char *dir, const char *addr, char pinned[MP_FPR_MAX + 1], 
 	return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Under the lock: text with addr's line replaced, written whole. */
 static int rewrite(const char *dir, const char *text, const char *addr, const char *pinned, const char *changed,
 		   struct mw_buf *err)
 {
-	struct mw_buf out = MW_BUF_INIT, tmp = MW_BUF_INIT, path = MW_BUF_INIT;
+	struct mw_buf out = MW_BUF_INIT, path = MW_BUF_INIT;
 	size_t s, l;
 	int rc = -1;
 	if (find_line(text, addr, &s, &l, NULL, NULL) == 0) {
@@ -124,23 +110,11 @@ static int rewrite(const char *dir, const char *text, const char *addr, const ch
 		mw_buf_printf(&out, "%s %s%s%s\n", addr, pinned, changed != NULL && changed[0] ? " " : "",
 			      changed != NULL ? changed : "");
 	mw_buf_printf(&path, "%s/%s", dir, PINS);
-	mw_buf_printf(&tmp, "%s/%s.tmp", dir, PINS);
-	int fd = open(mw_buf_str(&tmp), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (mw_buf_failed(&out)) {
+	if (mw_buf_failed(&out))
 		mw_buf_puts(err, "out of memory");
-	} else if (fd < 0 || write_all(fd, out.data, mw_buf_len(&out)) < 0 || fsync(fd) < 0) {
-		mw_buf_printf(err, "%s: %s", mw_buf_str(&tmp), strerror(errno));
-	} else if (rename(mw_buf_str(&tmp), mw_buf_str(&path)) < 0) {
-		mw_buf_printf(err, "rename %s: %s", mw_buf_str(&tmp), strerror(errno));
-	} else {
-		rc = 0;
-	}
-	if (fd >= 0)
-		close(fd);
-	if (rc < 0)
-		(void)unlink(mw_buf_str(&tmp));
+	else
+		rc = mw_sock_write_file(mw_buf_str(&path), out.data, mw_buf_len(&out), err);
 	mw_buf_free(&out);
-	mw_buf_free(&tmp);
 	mw_buf_free(&path);
 	return rc;
 }
