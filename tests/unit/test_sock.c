@@ -221,8 +221,9 @@ static void test_inet_listen_connect(void **state)
 	mw_buf_free(&err);
 }
 
-/* mw_sock_read_file: what the state files (opt-ins, pins) rely on. */
-static void test_read_file(void **state)
+/* mw_sock_read_file and mw_sock_write_file: what the state files (opt-ins,
+   pins, Autocrypt peers) rely on. */
+static void test_state_file(void **state)
 {
 	(void)state;
 	char dir[] = "/tmp/mw-test-readfile-XXXXXX";
@@ -257,6 +258,21 @@ static void test_read_file(void **state)
 	assert_int_equal(mw_sock_read_file(link, &out, 100000, &err), -1);
 	assert_non_null(strstr(mw_buf_str(&err), link));
 
+	/* written whole, replacing; nothing left beside it */
+	mw_buf_reset(&err);
+	assert_int_equal(mw_sock_write_file(path, "new\n", 4, &err), 0);
+	mw_buf_reset(&out);
+	assert_int_equal(mw_sock_read_file(path, &out, 100, &err), 0);
+	assert_string_equal(mw_buf_str(&out), "new\n");
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* a directory that does not exist: refused, path untouched elsewhere */
+	char bad[160];
+	snprintf(bad, sizeof(bad), "%s/nodir/f", dir);
+	assert_int_equal(mw_sock_write_file(bad, "x", 1, &err), -1);
+	assert_non_null(strstr(mw_buf_str(&err), "nodir"));
+
 	unlink(link);
 	unlink(path);
 	rmdir(dir);
@@ -271,7 +287,7 @@ int main(void)
 		cmocka_unit_test(test_parse_bad),
 		cmocka_unit_test(test_unix_listen_connect_and_stale),
 		cmocka_unit_test(test_inet_listen_connect),
-		cmocka_unit_test(test_read_file),
+		cmocka_unit_test(test_state_file),
 	};
 	return cmocka_run_group_tests_name("sock", tests, setup, teardown);
 }
