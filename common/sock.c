@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -418,11 +419,14 @@ int mw_sock_read_file(const char *path, struct mw_buf *out, size_t max, struct m
 	return rc;
 }
 
-int mw_sock_write_file(const char *path, const void *data, size_t len, struct mw_buf *err)
+/* len bytes of data in a new temporary file beside path (mode 0600, never
+   through a symbolic link), fsynced and closed; its name in tmp. */
+static int write_temp(const char *path, char *tmp, size_t tmpsz, const void *data, size_t len,
+		      struct mw_buf *err)
 {
-	char tmp[4096];
-	int n = snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+	static atomic_uint seq;
+	int n = snprintf(tmp, tmpsz, "%s.%ld.%u.tmp", path, (long)getpid(), atomic_fetch_add(&seq, 1));
+	if (n < 0 || (size_t)n >= tmpsz) {
 		mw_buf_printf(err, "%s: path too long", path);
 		return -1;
 	}
@@ -442,12 +446,34 @@ int mw_sock_write_file(const char *path, const void *data, size_t len, struct mw
 		(void)unlink(tmp);
 		return -1;
 	}
+	return 0;
+}
+
+int mw_sock_write_file(const char *path, const void *data, size_t len, struct mw_buf *err)
+{
+	char tmp[4096];
+	if (write_temp(path, tmp, sizeof(tmp), data, len, err) < 0)
+		return -1;
 	if (rename(tmp, path) < 0) {
 		mw_buf_printf(err, "rename %s: %s", tmp, strerror(errno));
 		(void)unlink(tmp);
 		return -1;
 	}
 	return 0;
+}
+
+int mw_sock_create_file(const char *path, const void *data, size_t len, struct mw_buf *err)
+{
+	char tmp[4096];
+	if (write_temp(path, tmp, sizeof(tmp), data, len, err) < 0)
+		return -1;
+	/* link(), unlike rename(), never replaces: of two processes creating
+	   path at once one wins, and the other reads the winner's whole file */
+	int rc = link(tmp, path) == 0 ? 0 : errno == EEXIST ? 1 : -1;
+	if (rc < 0)
+		mw_buf_printf(err, "%s: %s", path, strerror(errno));
+	(void)unlink(tmp);
+	return rc;
 }
 
 int mw_sock_write_all(int fd, const void *p, size_t n)

@@ -82,4 +82,10 @@ int mw_sock_read_file(const char *path, struct mw_buf *out, size_t max, struct m
  * over path. 0, or -1 with the reason in err (path unchanged). */
 int mw_sock_write_file(const char *path, const void *data, size_t len, struct mw_buf *err);
 
+/* Creates path with len bytes of data unless it exists, never replacing it:
+ * written to a temporary file beside it first, so that path is either
+ * absent or whole, even to a process reading it at that moment. 0 if made,
+ * 1 if path was there already (left as it is), -1 with the reason in err. */
+int mw_sock_create_file(const char *path, const void *data, size_t len, struct mw_buf *err);
+
 #endif

@@ -25,6 +25,7 @@
 
 #include "inject.h"
 #include "log.h"
+#include "sock.h"
 
 #define SECRET_MIN 32
 #define SECRET_MAX 4096
@@ -155,23 +156,11 @@ static int create_secret(const char *path, struct mw_buf *err)
 		snprintf(hex + 2 * i, 3, "%02x", r[i]);
 	hex[2 * sizeof(r)] = '\n';
 	OPENSSL_cleanse(r, sizeof(r));
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		OPENSSL_cleanse(hex, sizeof(hex));
-		if (errno == EEXIST)
-			return 0; /* another process made it first: read that one */
-		mw_buf_printf(err, "%s: cannot create it: %s", path, strerror(errno));
-		return -1;
-	}
-	ssize_t w = write(fd, hex, 2 * sizeof(r) + 1);
+	/* whole or absent: a milter-pgp starting beside this one reads it */
+	int rc = mw_sock_create_file(path, hex, 2 * sizeof(r) + 1, err);
 	OPENSSL_cleanse(hex, sizeof(hex));
-	if (w != (ssize_t)(2 * sizeof(r) + 1) || fsync(fd) < 0) {
-		mw_buf_printf(err, "%s: cannot write it: %s", path, strerror(errno));
-		close(fd);
-		(void)unlink(path);
-		return -1;
-	}
-	close(fd);
+	if (rc != 0)
+		return rc < 0 ? -1 : 0; /* 1: another process made it first: read that one */
 	mw_msg_info("created the re-injection secret %s", path);
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -280,6 +281,81 @@ static void test_state_file(void **state)
 	mw_buf_free(&err);
 }
 
+/* mw_sock_create_file: whole or absent, never replaced. Processes started
+   together (as two milter-pgp making their re-injection secret did) each
+   read back a whole file, and exactly one of them made it. */
+#define CREATE_PROCS 6
+#define CREATE_ROUNDS 40
+#define CREATE_LEN 65536
+static void test_create_file(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mw-test-createfile-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[128];
+	snprintf(path, sizeof(path), "%s/key", dir);
+	struct mw_buf err = MW_BUF_INIT, out = MW_BUF_INIT;
+
+	assert_int_equal(mw_sock_create_file(path, "first\n", 6, &err), 0);
+	assert_int_equal(mw_sock_create_file(path, "second\n", 7, &err), 1);
+	assert_int_equal(mw_sock_read_file(path, &out, 100, &err), 0);
+	assert_string_equal(mw_buf_str(&out), "first\n");
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	static char data[CREATE_LEN];
+	for (int round = 0; round < CREATE_ROUNDS; round++) {
+		unlink(path);
+		int go[2];
+		assert_int_equal(pipe(go), 0);
+		pid_t kids[CREATE_PROCS];
+		for (int k = 0; k < CREATE_PROCS; k++) {
+			kids[k] = fork();
+			assert_true(kids[k] >= 0);
+			if (kids[k] == 0) {
+				char c;
+				close(go[1]);
+				if (read(go[0], &c, 1) != 0)
+					_exit(9);
+				memset(data, 'a' + k, sizeof(data));
+				struct mw_buf e = MW_BUF_INIT, o = MW_BUF_INIT;
+				int rc = mw_sock_create_file(path, data, sizeof(data), &e);
+				if (rc < 0)
+					_exit(8);
+				/* what this process reads is someone's whole file */
+				if (mw_sock_read_file(path, &o, 2 * CREATE_LEN, &e) < 0 || mw_buf_len(&o) != CREATE_LEN)
+					_exit(7);
+				const char *b = mw_buf_str(&o);
+				for (size_t i = 0; i < CREATE_LEN; i++)
+					if (b[i] != b[0])
+						_exit(6);
+				if (rc == 0 && b[0] != 'a' + k)
+					_exit(5);
+				_exit(rc == 0 ? 0 : 1);
+			}
+		}
+		close(go[0]);
+		close(go[1]); /* all start at once */
+		int made = 0;
+		for (int k = 0; k < CREATE_PROCS; k++) {
+			int ws;
+			assert_int_equal(waitpid(kids[k], &ws, 0), kids[k]);
+			assert_true(WIFEXITED(ws));
+			if (WEXITSTATUS(ws) == 0)
+				made++;
+			else
+				assert_int_equal(WEXITSTATUS(ws), 1);
+		}
+		assert_int_equal(made, 1);
+	}
+	/* no temporary file left beside it */
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+	mw_buf_free(&out);
+	mw_buf_free(&err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_unix_listen_connect_and_stale),
 		cmocka_unit_test(test_inet_listen_connect),
 		cmocka_unit_test(test_state_file),
+		cmocka_unit_test(test_create_file),
 	};
 	return cmocka_run_group_tests_name("sock", tests, setup, teardown);
 }
