@@ -2,8 +2,10 @@
 """Self-test of the sandbox's ports: sandbox.free_port() never hands out a
 port twice, not even to two test processes running at once (make -j), and
 never one of the kernel's ephemeral ports; a server whose port another
-program took (Redis, Postfix and its next hop, Dovecot) starts again on new
-ports instead of failing the test."""
+program took (Redis, Postfix and its next hop, Dovecot, the DNS server)
+starts again on new ports instead of failing the test, and the DNS server
+stopped and started again (the soak tests' "DNS gone and back") gets its own
+port back: the registry's, which no client socket can take meanwhile."""
 import os
 import socket
 import subprocess
@@ -93,9 +95,35 @@ def dovecot_retries(t):
     dc.stop()
 
 
+def dns_port(t):
+    from mwtest.dns import DnsServer
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low, high = map(int, f.read().split())
+    dns = DnsServer("a.test A 192.0.2.1\n")
+    port = dns.port
+    t.ok(not low <= port <= high, "DNS server: its port from the registry, not the ephemeral range", port)
+    dns.stop()
+    dns.start()
+    t.eq(dns.port, port, "started again on the same port")
+    dns.stop()
+    s, taken = occupied()
+    d2 = DnsServer("a.test A 192.0.2.1\n", start=False)
+    d2.port = None
+    real = sandbox.free_port
+    given = iter([taken])
+    sandbox.free_port = lambda host="127.0.0.1": next(given, None) or real(host)
+    try:
+        d2.start()
+    finally:
+        sandbox.free_port = real
+    t.ok(d2.port not in (None, taken), "DNS server: its port taken, it starts on another one", d2.port)
+    d2.stop()
+
+
 t = Tap()
 t.run(unique)
 t.run(redis_retries)
+t.run(dns_port)
 if os.geteuid() == 0:
     t.run(postfix_retries)
     t.run(dovecot_retries)

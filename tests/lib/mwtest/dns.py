@@ -25,7 +25,7 @@ class DnsServer:
             self.set_zone(text)
         self.ttl = ttl
         self.addr = addr
-        self.port = port  # None: a free one
+        self.port = port  # None: one from sandbox.free_port()
         self.proc = None
         if start:
             self.start()
@@ -39,11 +39,21 @@ class DnsServer:
             f.write(text)
 
     def start(self):
+        """Starts the server: on its port again after a stop, else on a
+        port from the sandbox's registry (below the kernel's ephemeral
+        range, so that no client socket of another test can take it while
+        the server is stopped), a new one if another program holds it."""
+        if self.port:
+            self._start(self.port)
+        else:
+            self.port, _ = sandbox.with_free_port(self._start)
+
+    def _start(self, port):
         ready = os.path.join(self.dir, "ready")
         if os.path.exists(ready):
             os.unlink(ready)
         argv = ["/usr/bin/python3", os.path.join(sandbox.top_srcdir(), "tests/lib/dnsserver.py"),
-                "--addr", self.addr, "--port", str(self.port or 0), "--ttl", str(self.ttl),
+                "--addr", self.addr, "--port", str(port), "--ttl", str(self.ttl),
                 "--ready-file", ready, "--log", os.path.join(self.dir, "queries.log")]
         for f in self.files:
             argv += ["--zone", f]
